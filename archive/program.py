@@ -1,0 +1,99 @@
+"""The Program record: one program evaluated at one fidelity, with its lineage and results."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("ok", "crash", "timeout", "oom", "nan", "invalid_result", "duplicate", "rejected")
+"""Every status a program can end in; only ``ok`` programs can become elites."""
+
+PENDING = "pending"
+"""Status of a program that has been proposed but whose evaluation has not finished."""
+
+
+@dataclass
+class SeedRun:
+    """One evaluation of a program with one random seed."""
+
+    seed: int
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    wall_time: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "status": self.status, "metrics": dict(self.metrics),
+                "wall_time": self.wall_time}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SeedRun:
+        return cls(seed=int(d["seed"]), status=str(d["status"]),
+                   metrics={k: float(v) for k, v in d.get("metrics", {}).items()},
+                   wall_time=float(d.get("wall_time", 0.0)))
+
+
+@dataclass
+class Program:
+    """A program variant and everything known about it.
+
+    ``id`` is the hash of the program's canonical source (computed by ``operators``), so two
+    programs that differ only in comments or formatting share an id. A record is keyed by
+    ``(id, fidelity)``: the same program evaluated at two fidelities is two records.
+
+    Example:
+        >>> p = Program(id="ab12", source="x = 1\\n", operator="seed", fidelity="tiny")
+        >>> p.key
+        ('ab12', 'tiny')
+    """
+
+    id: str
+    source: str
+    fidelity: str
+    parents: tuple[str, ...] = ()
+    operator: str = "seed"
+    description: str = ""
+    idea: str = ""
+    birth: int = -1
+    status: str = PENDING
+    runs: list[SeedRun] = field(default_factory=list)
+    fitness: float | None = None
+    fitness_std: float | None = None
+    descriptors: dict[str, Any] = field(default_factory=dict)
+    wall_time: float = 0.0
+    cost: float = 0.0
+    tokens: int = 0
+    reason: str = ""
+    stderr_tail: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.id, self.fidelity)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.fitness is not None and math.isfinite(self.fitness)
+
+    def metrics_mean(self) -> dict[str, float]:
+        """Mean of every metric over the ok seed runs."""
+        sums: dict[str, list[float]] = {}
+        for run in self.runs:
+            if run.status == "ok":
+                for k, v in run.metrics.items():
+                    sums.setdefault(k, []).append(v)
+        return {k: sum(v) / len(v) for k, v in sums.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["parents"] = list(self.parents)
+        d["runs"] = [r.to_dict() for r in self.runs]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Program:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["parents"] = tuple(kw.get("parents", ()))
+        kw["runs"] = [SeedRun.from_dict(r) for r in kw.get("runs", [])]
+        return cls(**kw)

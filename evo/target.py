@@ -1,0 +1,310 @@
+"""Load a target: a folder with ``target.toml``, or an OpenEvolve-style folder.
+
+The contract is documented in ``targets/README.md``. Everything here is validated when the
+target is loaded, so a bad ``target.toml`` is a one-line :class:`TargetError` naming the file
+and key before any evaluation starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+OPENEVOLVE_RUNNER = Path(__file__).with_name("openevolve_runner.py")
+"""Trusted runner copied beside an OpenEvolve-layout program; it calls ``evaluate()``."""
+
+BLOCK_START = "EVOLVE-BLOCK-START"
+BLOCK_END = "EVOLVE-BLOCK-END"
+
+_DIRECTIONS = ("minimize", "maximize")
+
+
+class TargetError(ValueError):
+    """A target folder or its ``target.toml`` is unusable; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """One fidelity level: extra environment, extra arguments and a timeout."""
+
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class DescriptorSpec:
+    """A metric the program reports that is used as a niche descriptor."""
+
+    name: str
+    range: tuple[float, float] | None = None  # numeric descriptor: binned over this range
+    bins: int = 10
+    categories: tuple[str, ...] | None = None  # categorical descriptor
+
+
+@dataclass(frozen=True)
+class Target:
+    """A trusted description of what evolves and how it is scored.
+
+    Attributes:
+        root: the target folder.
+        name: short name, from ``target.toml`` or the folder name.
+        description: the task, in words, for reports and LLM prompts.
+        evolve: the evolving file, relative to ``root`` (one file in this version).
+        harness: trusted files copied read-only beside the child, relative to ``root``.
+        command: argv; ``{python}`` is replaced by the running interpreter, ``{program}`` by
+            the evolving file's name.
+        metric: the fitness metric's key in the result JSON.
+        direction: ``minimize`` or ``maximize``.
+        timeout: seconds per evaluation unless the fidelity or the run overrides it.
+        fidelities: levels by name; ``default_fidelity`` is used when none is asked for.
+        descriptors: reported metrics used as niche descriptors (empty: edit descriptors).
+        ranges: ``NAME -> (low, high)`` bounds for constants the structural operators mutate.
+        choices: ``NAME -> alternatives`` for names/strings the structural operators swap.
+        droppable: top-level statement names the operators may drop or duplicate.
+        block: True when only the ``EVOLVE-BLOCK-START``/``END`` region evolves.
+        seeds: how many seeds the noise floor is measured with (``[noise] seeds``).
+    """
+
+    root: Path
+    name: str
+    description: str
+    evolve: str
+    harness: tuple[str, ...]
+    command: tuple[str, ...]
+    metric: str
+    direction: str
+    timeout: float
+    fidelities: dict[str, Fidelity]
+    default_fidelity: str
+    descriptors: tuple[DescriptorSpec, ...] = ()
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    droppable: tuple[str, ...] = ()
+    block: bool = False
+    extra_harness: tuple[Path, ...] = ()  # absolute trusted files from outside root (runners)
+
+    @property
+    def seed_path(self) -> Path:
+        return self.root / self.evolve
+
+    def seed_source(self) -> str:
+        return self.seed_path.read_text(encoding="utf-8")
+
+    def harness_paths(self) -> list[Path]:
+        """Absolute paths of every trusted file copied beside a child."""
+        return [self.root / h for h in self.harness] + list(self.extra_harness)
+
+    def fidelity(self, name: str | None) -> Fidelity:
+        name = name or self.default_fidelity
+        if name not in self.fidelities:
+            raise TargetError(
+                f"{self.root / 'target.toml'}: unknown fidelity {name!r}; "
+                f"choose one of {sorted(self.fidelities)}")
+        return self.fidelities[name]
+
+    def argv(self, fidelity: Fidelity) -> list[str]:
+        subs = {"{python}": sys.executable, "{program}": Path(self.evolve).name}
+        return [subs.get(a, a) for a in self.command] + list(fidelity.args)
+
+    def checksums(self) -> dict[str, str]:
+        """sha256 of the seed and every harness file, for ``environment.json``."""
+        out = {self.evolve: _sha256(self.seed_path)}
+        for p in self.harness_paths():
+            out[p.name] = _sha256(p)
+        return out
+
+    def better(self, a: float, b: float) -> bool:
+        """True when fitness ``a`` is strictly better than ``b``."""
+        return a < b if self.direction == "minimize" else a > b
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_target(path: str | Path) -> Target:
+    """Load the target in folder ``path`` (or the folder of a ``target.toml`` file).
+
+    Raises:
+        TargetError: the folder is missing, or its description is invalid.
+    """
+    root = Path(path)
+    if root.is_file() and root.name == "target.toml":
+        root = root.parent
+    if not root.is_dir():
+        raise TargetError(f"{root}: no such target folder; pass a folder holding target.toml "
+                          "or an OpenEvolve-style initial_program.py + evaluator.py")
+    root = root.resolve()
+    toml_path = root / "target.toml"
+    if toml_path.is_file():
+        try:
+            data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise TargetError(f"{toml_path}: not valid TOML ({e}); fix the syntax") from None
+        return _from_toml(root, toml_path, data)
+    if (root / "initial_program.py").is_file() and (root / "evaluator.py").is_file():
+        return _from_openevolve(root)
+    raise TargetError(f"{root}: not a target; it needs target.toml, or initial_program.py and "
+                      "evaluator.py (OpenEvolve layout)")
+
+
+class _Reader:
+    """Typed access to one TOML table; every error names the file and the dotted key."""
+
+    def __init__(self, file: Path, table: dict[str, Any], prefix: str = ""):
+        self.file, self.table, self.prefix = file, table, prefix
+
+    def fail(self, key: str, msg: str) -> TargetError:
+        return TargetError(f"{self.file}: key '{self.prefix}{key}' {msg}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise self.fail(key, "is missing")
+            return default
+        value = self.table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise self.fail(key, f"must be {names}, got {type(value).__name__} {value!r}")
+        return value
+
+    def str_list(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, (list, str), default)
+        if isinstance(value, str):
+            value = [value]
+        if not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "must be a list of strings")
+        return tuple(value)
+
+    def sub(self, key: str) -> _Reader:
+        return _Reader(self.file, self.get(key, dict, {}), f"{self.prefix}{key}.")
+
+
+_TOP_KEYS = {"name", "description", "evolve", "harness", "command", "metric", "direction",
+             "timeout", "default_fidelity", "fidelity", "descriptors", "ranges", "choices",
+             "droppable", "block"}
+
+
+def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
+    r = _Reader(file, data)
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise r.fail(unknown[0], f"is not a target key; known keys: {sorted(_TOP_KEYS)}")
+    evolve = r.str_list("evolve")
+    if len(evolve) != 1:
+        raise r.fail("evolve", "must name exactly one evolving file (multi-file is not supported yet)")
+    if not (root / evolve[0]).is_file():
+        raise r.fail("evolve", f"names {evolve[0]!r}, which is not a file in {root}")
+    harness = r.str_list("harness", ())
+    for h in harness:
+        if not (root / h).is_file():
+            raise r.fail("harness", f"names {h!r}, which is missing from {root}; restore it")
+        if h == evolve[0]:
+            raise r.fail("harness", f"names the evolving file {h!r}; a harness file is read-only")
+    command = r.str_list("command", ("{python}", "{program}"))
+    if not command:
+        raise r.fail("command", "must not be empty")
+    direction = r.get("direction", str, "minimize")
+    if direction not in _DIRECTIONS:
+        raise r.fail("direction", f"must be one of {list(_DIRECTIONS)}, got {direction!r}")
+    timeout = r.get("timeout", float, 60.0)
+    if timeout <= 0:
+        raise r.fail("timeout", f"must be > 0 seconds, got {timeout}")
+
+    fid_table = r.sub("fidelity")
+    fidelities: dict[str, Fidelity] = {}
+    for name in fid_table.table:
+        fr = fid_table.sub(name)
+        env = fr.get("env", dict, {})
+        for k, v in env.items():
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise fr.fail(f"env.{k}", "must be a string or number")
+        ftimeout = fr.get("timeout", float, timeout)
+        if ftimeout <= 0:
+            raise fr.fail("timeout", f"must be > 0 seconds, got {ftimeout}")
+        fidelities[name] = Fidelity(name=name, env={k: str(v) for k, v in env.items()},
+                                    args=fr.str_list("args", ()), timeout=ftimeout)
+    if not fidelities:
+        fidelities["default"] = Fidelity(name="default", timeout=timeout)
+    default_fidelity = r.get("default_fidelity", str, next(iter(fidelities)))
+    if default_fidelity not in fidelities:
+        raise r.fail("default_fidelity", f"names {default_fidelity!r}; "
+                                         f"defined fidelities: {sorted(fidelities)}")
+
+    descriptors = []
+    desc_table = r.sub("descriptors")
+    for name in desc_table.table:
+        dr = desc_table.sub(name)
+        cats = dr.get("categories", list, None)
+        rng = dr.get("range", list, None)
+        if (cats is None) == (rng is None):
+            raise dr.fail("range", "or 'categories' must be given (exactly one of them)")
+        if rng is not None:
+            if len(rng) != 2 or not all(isinstance(x, (int, float)) for x in rng):
+                raise dr.fail("range", "must be [low, high]")
+            if rng[0] >= rng[1]:
+                raise dr.fail("range", f"has low >= high ({rng[0]} >= {rng[1]}); swap them")
+        bins = dr.get("bins", int, 10)
+        if bins < 1:
+            raise dr.fail("bins", "must be >= 1")
+        descriptors.append(DescriptorSpec(
+            name=name, range=tuple(map(float, rng)) if rng else None, bins=bins,
+            categories=tuple(map(str, cats)) if cats else None))
+
+    ranges: dict[str, tuple[float, float]] = {}
+    rr = r.sub("ranges")
+    for name, rng in rr.table.items():
+        if (not isinstance(rng, list) or len(rng) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in rng)):
+            raise rr.fail(name, "must be [low, high] numbers")
+        if rng[0] > rng[1]:
+            raise rr.fail(name, f"has low > high ({rng[0]} > {rng[1]}); swap them")
+        ranges[name] = (rng[0], rng[1])
+    choices: dict[str, tuple[str, ...]] = {}
+    cr = r.sub("choices")
+    for name in cr.table:
+        alts = cr.str_list(name)
+        if len(alts) < 2:
+            raise cr.fail(name, "needs at least two alternatives")
+        choices[name] = alts
+
+    return Target(
+        root=root, name=r.get("name", str, root.name),
+        description=r.get("description", str, ""), evolve=evolve[0], harness=harness,
+        command=command, metric=r.get("metric", str), direction=direction, timeout=timeout,
+        fidelities=fidelities, default_fidelity=default_fidelity,
+        descriptors=tuple(descriptors), ranges=ranges, choices=choices,
+        droppable=r.str_list("droppable", ()), block=r.get("block", bool, False))
+
+
+def _from_openevolve(root: Path) -> Target:
+    """An OpenEvolve folder: ``initial_program.py`` + ``evaluator.py`` with ``evaluate(path)``."""
+    seed = (root / "initial_program.py").read_text(encoding="utf-8")
+    block = BLOCK_START in seed and BLOCK_END in seed
+    harness = tuple(p.name for p in sorted(root.iterdir())
+                    if p.is_file() and p.suffix == ".py" and p.name != "initial_program.py")
+    desc = ""
+    for name in ("README.md", "problem.md"):
+        if (root / name).is_file():
+            desc = (root / name).read_text(encoding="utf-8")[:4000]
+            break
+    return Target(
+        root=root, name=root.name, description=desc, evolve="initial_program.py",
+        harness=harness,
+        command=("{python}", OPENEVOLVE_RUNNER.name, "evaluator.py", "{program}"),
+        metric="combined_score", direction="maximize", timeout=300.0,
+        fidelities={"default": Fidelity(name="default", timeout=300.0)},
+        default_fidelity="default", block=block, extra_harness=(OPENEVOLVE_RUNNER,))
