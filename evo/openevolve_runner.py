@@ -1,0 +1,148 @@
+"""Run an OpenEvolve-style ``evaluate(program_path)`` on one program and write evo's result.
+
+Trusted and standalone: the evaluator copies this file, read-only, beside the child in its
+working dir, so it imports nothing from evo and runs under any Python >= 3.10.
+
+Usage::
+
+    python openevolve_runner.py evaluator.py initial_program.py
+
+``evaluate()`` may return a dict or an ``EvaluationResult`` (anything with ``.metrics`` and
+optionally ``.artifacts``). Numbers become metrics; strings, artifacts and other values are
+kept beside them and end up in the evaluation's ``info``. The JSON object goes to the path in
+``$EVO_RESULT`` (stdout when unset). When ``openevolve`` is not installed, a small stand-in
+``openevolve.evaluation_result.EvaluationResult`` is installed first, so evaluators that
+import it run unchanged. An exception in ``evaluate()`` prints its traceback and exits 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import numbers
+import os
+import sys
+import traceback
+import types
+from pathlib import Path
+from typing import Any
+
+_TEXT_LIMIT = 10_000  # characters kept of one non-numeric value (artifacts can be huge)
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """Stand-in for ``openevolve.evaluation_result.EvaluationResult`` (same fields/methods)."""
+
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    artifacts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, metrics: dict[str, Any]) -> EvaluationResult:
+        return cls(metrics=dict(metrics))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": dict(self.metrics), "artifacts": dict(self.artifacts)}
+
+    def has_artifacts(self) -> bool:
+        return bool(self.artifacts)
+
+    def get_artifact_keys(self) -> list[str]:
+        return list(self.artifacts)
+
+
+def install_shim() -> bool:
+    """Make ``openevolve.evaluation_result`` importable; True when the stand-in was installed."""
+    try:
+        import openevolve.evaluation_result  # noqa: F401
+        return False
+    except ImportError:
+        pass
+    package = types.ModuleType("openevolve")
+    package.__path__ = []  # a package, so submodule imports resolve through sys.modules
+    module = types.ModuleType("openevolve.evaluation_result")
+    EvaluationResult.__module__ = module.__name__
+    module.EvaluationResult = EvaluationResult  # type: ignore[attr-defined]
+    package.evaluation_result = module  # type: ignore[attr-defined]
+    sys.modules["openevolve"] = package
+    sys.modules["openevolve.evaluation_result"] = module
+    return True
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value[:_TEXT_LIMIT] if isinstance(value, str) else value
+    if isinstance(value, bytes):
+        return value[:_TEXT_LIMIT].decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value[:1000]]
+    return str(value)[:_TEXT_LIMIT]
+
+
+def to_result(raw: Any) -> dict[str, Any]:
+    """evo's result object from what ``evaluate()`` returned.
+
+    Raises:
+        TypeError: ``raw`` is neither a dict nor has ``.metrics``.
+    """
+    if isinstance(raw, dict):
+        values, artifacts = dict(raw), {}
+    elif hasattr(raw, "metrics"):
+        values = dict(raw.metrics or {})
+        artifacts = dict(getattr(raw, "artifacts", None) or {})
+    else:
+        raise TypeError(f"evaluate() returned {type(raw).__name__}; expected a dict of metrics "
+                        "or an EvaluationResult")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            out[str(key)] = float(value)  # numpy scalars too; NaN stays NaN for evo to classify
+        else:
+            out[str(key)] = _jsonable(value)
+    if artifacts:
+        out["artifacts"] = _jsonable(artifacts)
+    return out
+
+
+def _write(result: dict[str, Any]) -> None:
+    text = json.dumps(result)
+    path = os.environ.get("EVO_RESULT")
+    if not path:
+        print(text)
+        return
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)  # never a half-written result
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: python openevolve_runner.py evaluator.py program.py", file=sys.stderr)
+        return 2
+    evaluator_path, program_path = Path(argv[1]).resolve(), Path(argv[2]).resolve()
+    install_shim()
+    sys.path.insert(0, str(evaluator_path.parent))  # the evaluator may import its siblings
+    try:
+        spec = importlib.util.spec_from_file_location("evaluator", evaluator_path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {evaluator_path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["evaluator"] = module
+        spec.loader.exec_module(module)
+        evaluate = getattr(module, "evaluate", None)
+        if not callable(evaluate):
+            raise AttributeError(f"{evaluator_path.name} defines no evaluate(program_path)")
+        result = to_result(evaluate(str(program_path)))
+    except Exception:
+        traceback.print_exc()
+        return 1
+    _write(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

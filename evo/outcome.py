@@ -1,0 +1,134 @@
+"""Classify a finished child: its exit, its result file and its stderr -> status and metrics.
+
+Precedence, first match wins: killed over the memory limit (``oom``); past the timeout
+(``timeout``); a harness file changed or deleted (``invalid_result``); out-of-memory in
+stderr or an unexplained SIGKILL, which is how the kernel's OOM killer ends a process
+(``oom``); the result says ``"status": "nan"`` or ``"invalid_result"`` (that status); a
+non-zero exit (``crash``, the traceback's last line as reason); then the result itself:
+missing, not JSON, not an object, the metric missing or not a number (``invalid_result``),
+the metric not finite (``nan``), else ``ok``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+from evo.sandbox import read_regular_file, signal_name
+
+RESULT_LIMIT = 8 << 20
+"""Largest result file read; a bigger one is ``invalid_result``."""
+
+OOM_MARKERS = ("MemoryError", "CUDA out of memory", "OutOfMemoryError", "std::bad_alloc",
+               "Cannot allocate memory", "CUBLAS_STATUS_ALLOC_FAILED")
+
+_EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Iteration|Warning)"
+                       r"(: .*)?$|^[A-Za-z_][\w.]*: .*$")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` squeezed onto one line of at most ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def last_error_line(stderr: str) -> str:
+    """The exception line of the last traceback in ``stderr``, else its last non-empty line."""
+    lines = [ln.rstrip() for ln in stderr.splitlines() if ln.strip()]
+    tb = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
+    if tb:
+        after = [ln for ln in lines[tb[-1] + 1:] if not ln[:1].isspace()]
+        matches = [ln for ln in after if _EXC_LINE.match(ln)]
+        if matches or after:
+            return (matches or after)[-1]
+    return lines[-1] if lines else ""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _to_float(v: int | float) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # a JSON integer beyond float range
+        return math.inf if v > 0 else -math.inf
+
+
+def read_result(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """The result object, or None and a one-line reason it is unusable."""
+    try:
+        data = read_regular_file(path, RESULT_LIMIT)
+    except ValueError as e:
+        return None, f"result file is too large ({e})"
+    if data is None:
+        return None, "no result written to $EVO_RESULT"
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        return None, one_line(f"result is not valid JSON: {e}")
+    except RecursionError:
+        return None, "result is not valid JSON: nested too deeply"
+    if not isinstance(obj, dict):
+        return None, f"result is a JSON {type(obj).__name__}, not an object"
+    return obj, ""
+
+
+def split_result(obj: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Finite numbers -> metrics; everything else (strings, lists, NaN extras) -> info."""
+    metrics: dict[str, float] = {}
+    info: dict[str, Any] = {}
+    for k, v in obj.items():
+        k = str(k)
+        if _is_number(v) and math.isfinite(_to_float(v)):
+            metrics[k] = _to_float(v)
+        elif _is_number(v):
+            info[k] = repr(_to_float(v))  # "nan", "inf": keeps info valid JSON
+        else:
+            info[k] = v
+    return metrics, info
+
+
+def classify(*, metric: str, returncode: int | None, killed_for: str | None, timeout: float,
+             memory_mb: int | None, peak_rss: int, tampered: str | None, result_path: Path,
+             stderr_tail: str) -> tuple[str, dict[str, float], dict[str, Any], str]:
+    """Status, metrics, info and reason of one finished run (see the module docstring)."""
+    peak_mb = peak_rss / (1 << 20)
+    if killed_for == "memory":
+        return "oom", {}, {}, f"killed: memory limit {memory_mb} MB (used {peak_mb:.0f} MB)"
+    if killed_for == "timeout":
+        return "timeout", {}, {}, f"timeout after {timeout:g} s"
+    if tampered:
+        return "invalid_result", {}, {}, f"harness file {tampered!r} was modified or deleted"
+    failed = returncode != 0
+    obj, why = read_result(result_path)
+    if (failed or obj is None) and any(m in stderr_tail for m in OOM_MARKERS):
+        return "oom", {}, {}, one_line(last_error_line(stderr_tail) or "out of memory")
+    if returncode == -signal.SIGKILL:
+        return "oom", {}, {}, "killed by SIGKILL from outside (likely the kernel's OOM killer)"
+    metrics, info = split_result(obj) if obj is not None else ({}, {})
+    declared = info.get("status")
+    if declared in ("nan", "invalid_result"):
+        detail = info.get("reason") or info.get("error") or f"the program reported {declared}"
+        return str(declared), metrics, info, one_line(str(detail))
+    if failed:
+        if returncode is not None and returncode < 0:
+            reason = f"killed by {signal_name(returncode)}"
+        else:
+            reason = last_error_line(stderr_tail) or f"exited with status {returncode}"
+        return "crash", metrics, info, one_line(reason)
+    if obj is None:
+        return "invalid_result", {}, {}, why
+    if metric not in obj:
+        return "invalid_result", metrics, info, f"metric {metric!r} missing from result"
+    value = obj[metric]
+    if not _is_number(value):
+        return "invalid_result", metrics, info, one_line(
+            f"metric {metric!r} is not a number: {value!r}")
+    if not math.isfinite(_to_float(value)):
+        return "nan", metrics, info, f"metric {metric!r} is {_to_float(value)!r}"
+    return "ok", metrics, info, ""

@@ -1,0 +1,195 @@
+"""run_job against children that misbehave as processes: hangs, escapes, memory, output floods."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from evo.evaluator import GRACE_SECONDS, EvalJob, run_job
+
+REPORT = ("import json, os, subprocess, sys, time\n"
+          "def report(obj):\n"
+          "    with open(os.environ['EVO_RESULT'], 'w') as f:\n"
+          "        json.dump(obj, f)\n")
+
+
+def make_job(tmp_path: Path, body: str, name: str = "w", **kw) -> EvalJob:
+    kw.setdefault("metric", "score")
+    kw.setdefault("timeout", 10.0)
+    return EvalJob(argv=[sys.executable, "child.py"], workdir=tmp_path / name,
+                   files={"child.py": REPORT + textwrap.dedent(body)}, **kw)
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for init to reap it counts as dead)."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return data[data.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")
+
+
+def wait_for_pids(path: Path, n: int, timeout: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            pids = [int(x) for x in path.read_text().split()]
+            if len(pids) >= n:
+                return pids
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never listed {n} pids")
+
+
+def test_infinite_loop_times_out(tmp_path):
+    t0 = time.monotonic()
+    r = run_job(make_job(tmp_path, "while True:\n    pass\n", timeout=1.0))
+    assert r.status == "timeout" and r.reason == "timeout after 1 s"
+    assert 1.0 <= r.wall_time < 1.0 + GRACE_SECONDS
+    assert time.monotonic() - t0 < 5
+
+
+def test_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
+    t0 = time.monotonic()
+    r = run_job(make_job(tmp_path, """
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ignoring SIGTERM", flush=True)
+        while True:
+            time.sleep(0.1)
+    """, timeout=1.0))
+    elapsed = time.monotonic() - t0
+    assert r.status == "timeout" and r.returncode == -9
+    assert elapsed < 1.0 + GRACE_SECONDS + 1.0
+    assert r.wall_time >= 1.0 + GRACE_SECONDS - 0.2  # SIGTERM really was ignored
+    assert r.stdout_tail == "ignoring SIGTERM"
+
+
+def test_grandchildren_are_killed_when_the_child_exits(tmp_path):
+    pid_file = tmp_path / "pids.txt"
+    r = run_job(make_job(tmp_path, f"""
+        sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+        plain = subprocess.Popen(sleeper)  # same process group, inherits stdout
+        # Double fork + setsid: a new session, reparented to init once the middle one exits.
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv(sys.executable, sleeper)
+            os._exit(0)
+        os.wait()
+        # A grandchild in its own session with the job marker scrubbed from its environment,
+        # started while the child is still alive (the scan that tracks descendants sees it).
+        env = {{k: v for k, v in os.environ.items() if k != "EVO_JOB_ID"}}
+        hidden = subprocess.Popen(sleeper, start_new_session=True, env=env)
+        time.sleep(1.0)
+        with open({str(pid_file)!r}, "w") as f:
+            f.write(f"{{plain.pid}} {{hidden.pid}}")
+        report({{"score": 1.0}})
+    """))
+    assert r.status == "ok", r.reason
+    pids = [int(x) for x in pid_file.read_text().split()]
+    assert "survivors" not in r.info
+    assert not [p for p in pids if alive(p)]
+    # The double-forked one: find it by its command line among all processes.
+    assert not _sleepers_in(tmp_path)
+
+
+def _sleepers_in(tmp_path: Path) -> list[int]:
+    """Live `time.sleep(60)` pythons whose cwd is inside this test's tmp dir."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not alive(int(entry.name)):
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            cwd = str((entry / "cwd").resolve())
+        except OSError:
+            continue
+        if b"time.sleep(60)" in cmd and cwd.startswith(str(tmp_path.resolve())):
+            found.append(int(entry.name))
+    return found
+
+
+def test_grandchild_left_running_after_a_timeout_dies_too(tmp_path):
+    pid_file = tmp_path / "pids.txt"
+    job = make_job(tmp_path, f"""
+        import signal
+        p = subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"],
+            start_new_session=True)
+        open({str(pid_file)!r}, "w").write(str(p.pid))
+        time.sleep(60)
+    """, timeout=1.0)
+    r = run_job(job)
+    assert r.status == "timeout"
+    pids = wait_for_pids(pid_file, 1)
+    assert not alive(pids[0])
+
+
+def test_allocation_past_the_memory_limit_is_oom(tmp_path):
+    r = run_job(make_job(tmp_path, """
+        chunks = []
+        for _ in range(60):  # up to 3 GB, 50 MB at a time
+            chunks.append(b"x" * 50_000_000)
+            time.sleep(0.01)
+        report({"score": 1.0})
+    """, memory_mb=300))
+    assert r.status == "oom"
+    assert r.reason.startswith("killed: memory limit 300 MB")
+    assert r.info["peak_rss_mb"] > 300
+    assert r.wall_time < 5
+
+
+def test_memory_limit_counts_the_whole_process_tree(tmp_path):
+    r = run_job(make_job(tmp_path, """
+        hog = ("import time\\nchunks = []\\n"
+               "for _ in range(60):\\n    chunks.append(b'x' * 50_000_000); time.sleep(0.01)\\n"
+               "time.sleep(30)")
+        subprocess.run([sys.executable, "-c", hog])
+        report({"score": 1.0})
+    """, memory_mb=300))
+    assert r.status == "oom" and "memory limit 300 MB" in r.reason
+
+
+def test_torch_runs_under_a_memory_limit(tmp_path):
+    # RLIMIT_AS at this size would break `import torch`; the RSS watcher does not.
+    r = run_job(make_job(tmp_path, """
+        import torch
+        x = torch.randn(256, 256)
+        report({"score": float((x @ x).abs().mean())})
+    """, memory_mb=1024, timeout=60))
+    assert r.status == "ok", r.reason + r.stderr_tail
+    assert 0 < r.info["peak_rss_mb"] < 1024
+
+
+def test_100_mb_of_output_is_capped_and_the_run_goes_on(tmp_path):
+    cap = 1 << 20
+    t0 = time.monotonic()
+    r = run_job(make_job(tmp_path, """
+        line = b"y" * 999 + b"\\n"
+        block = line * 1000
+        for _ in range(100):  # 100 MB on stdout
+            sys.stdout.buffer.write(block)
+        sys.stderr.write("e" * 5_000_000 + "\\nlast stderr line\\n")
+        sys.stdout.flush()
+        print("last stdout line")
+        report({"score": 1.0})
+    """, output_cap_bytes=cap))
+    assert r.status == "ok", r.reason
+    assert time.monotonic() - t0 < 20
+    out = (tmp_path / "w" / "stdout.log")
+    err = (tmp_path / "w" / "stderr.log")
+    assert cap < out.stat().st_size < cap + 200
+    assert cap < err.stat().st_size < cap + 200
+    assert out.read_text().endswith("more bytes discarded]\n")
+    assert r.stdout_tail.endswith("last stdout line")
+    assert r.stderr_tail.endswith("last stderr line")
+    assert len(r.stdout_tail) <= 4096
+
+
+def test_result_written_then_hang_is_a_timeout(tmp_path):
+    r = run_job(make_job(tmp_path, "report({'score': 1.0})\ntime.sleep(60)\n", timeout=1.0))
+    assert r.status == "timeout"
+    assert json.loads((tmp_path / "w" / "result.json").read_text()) == {"score": 1.0}
