@@ -17,6 +17,7 @@ Three pieces, each used by :mod:`evo.evaluator`:
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import time
@@ -25,6 +26,14 @@ from pathlib import Path
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 """A variable whose upper-cased name contains one of these never reaches a child."""
+
+COUNT_WORDS = ("TOKENS",)
+"""Whole name parts that are counts, not credentials (``TINYGPT_BUDGET_TOKENS``, ``MAX_TOKENS``).
+
+Without this exemption a substring rule would silently drop a target's token budget. The
+exemption cannot leak a secret's value: any variable whose value equals a secret-named parent
+variable's value is dropped as well (see :func:`child_environment`).
+"""
 
 PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED",
                "LD_LIBRARY_PATH", "CUDA_HOME", "CUDA_PATH", "CUDA_DEVICE_ORDER",
@@ -40,8 +49,14 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def is_secret_name(name: str) -> bool:
     """True when ``name`` looks like it holds a credential (``OPENAI_API_KEY``, ``HF_TOKEN``)."""
-    upper = name.upper()
-    return any(word in upper for word in SECRET_WORDS)
+    parts = [p for p in re.split(r"[^A-Z0-9]+", name.upper()) if p not in COUNT_WORDS]
+    joined = "_".join(parts)
+    return any(word in joined for word in SECRET_WORDS)
+
+
+def _secret_values() -> set[str]:
+    """Values of the parent's secret-named variables (long enough not to match by chance)."""
+    return {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8}
 
 
 def child_environment(*, workdir: Path, result_path: Path, seed: int, fidelity: str,
@@ -66,7 +81,8 @@ def child_environment(*, workdir: Path, result_path: Path, seed: int, fidelity: 
         "EVO_RESULT": str(result_path), "EVO_SEED": str(int(seed)), "EVO_FIDELITY": fidelity,
         MARKER_VAR: job_id, "CUDA_VISIBLE_DEVICES": cuda_visible_devices,
     })
-    dropped = sorted(k for k in env if is_secret_name(k))
+    secrets = _secret_values()
+    dropped = sorted(k for k, v in env.items() if is_secret_name(k) or v in secrets)
     for k in dropped:
         del env[k]
     return env, dropped

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from evo.evaluator import EvalJob, EvaluatorError, evaluate_program, remove_workdir, run_job
+from evo.sandbox import is_secret_name
 from evo.slots import Slot
 from evo.target import TargetError, load_target
 
@@ -154,18 +155,32 @@ def test_environment_holds_no_secrets(tmp_path, monkeypatch):
         raw = open("/proc/self/environ", "rb").read().decode()
         report({"score": 1, "env": dict(os.environ), "raw": raw})
     """, env={"TINYGPT_DATA": "/data/corpus", "MY_AUTH_SECRET": "leak-me-not",
-              "EVO_SEED": "999"}))
+              "EVO_SEED": "999", "TINYGPT_BUDGET_TOKENS": "20000",
+              "HF_TOKENS": "hf_should_never_leak", "COPY": "sk-test-should-never-leak"}))
     assert r.status == "ok"
     env, raw = r.info["env"], r.info["raw"]
     for word in ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH"):
-        assert not [k for k in env if word in k.upper()]
+        assert not [k for k in env if word in k.upper() and k != "TINYGPT_BUDGET_TOKENS"]
     for leaked in ("sk-test-should-never-leak", "hf_should_never_leak", "leak-me-not",
                    "/should/not/leak", "unlisted"):
         assert leaked not in raw and leaked not in json.dumps(env)
     assert "PYTHONPATH" not in env
     assert env["TINYGPT_DATA"] == "/data/corpus"  # passed through on purpose
+    assert env["TINYGPT_BUDGET_TOKENS"] == "20000"  # a count of tokens is not a credential
     assert env["EVO_SEED"] == "0"  # the protocol variables cannot be overridden
-    assert r.info["dropped_env"] == ["MY_AUTH_SECRET"]
+    # A secret's value under an innocent name is caught by value.
+    assert r.info["dropped_env"] == ["COPY", "HF_TOKENS", "MY_AUTH_SECRET"]
+
+
+@pytest.mark.parametrize("name, secret", [
+    ("OPENAI_API_KEY", True), ("HF_TOKEN", True), ("GITHUB_TOKEN", True), ("APIKEY", True),
+    ("AWS_SECRET_ACCESS_KEY", True), ("DB_PASSWORD", True), ("AUTHORIZATION", True),
+    ("GOOGLE_APPLICATION_CREDENTIALS", True), ("my_token", True), ("TOKENSECRET", True),
+    ("TINYGPT_BUDGET_TOKENS", False), ("MAX_TOKENS", False), ("PATH", False),
+    ("EVO_SEED", False), ("OMP_NUM_THREADS", False),
+])
+def test_secret_names(name, secret):
+    assert is_secret_name(name) is secret
 
 
 def test_job_validation_and_fresh_workdir(tmp_path):
