@@ -1,0 +1,81 @@
+"""Parent selection: which elites the next children are made from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from archive.program import Program
+
+STRATEGIES = ("uniform", "weighted", "greedy")
+WEIGHTED_SHARPNESS = 10.0
+"""Slope of the sigmoid over rank-normalised fitness: the best elite is weighted ~e^10 times
+the worst before the offspring penalty (ShinkaEvolve uses a sigmoid around the median)."""
+
+
+def _ranked(elites: Sequence[Program], direction: str) -> list[int]:
+    """Indices of ``elites`` from worst to best; ties are broken by id, so the order does not
+    depend on the order of the list."""
+    sign = 1.0 if direction == "maximize" else -1.0
+    return sorted(range(len(elites)),
+                  key=lambda i: (sign * float(elites[i].fitness), elites[i].id))  # type: ignore[arg-type]
+
+
+def weights(elites: Sequence[Program], offspring_counts: Mapping[str, int],
+            direction: str = "minimize") -> np.ndarray:
+    """Selection probabilities of the ``weighted`` strategy, in the order of ``elites``.
+
+    ``w_i = sigmoid(s * (r_i - 0.5)) / (1 + n_i)``, where ``r_i`` is the elite's fitness rank
+    normalised to [0, 1] (1 = best), ``s`` is :data:`WEIGHTED_SHARPNESS` and ``n_i`` is how
+    many children it already has: good parents are favoured, but a parent that has been
+    used often gives way to less explored ones.
+    """
+    n = len(elites)
+    rank = np.empty(n)
+    rank[_ranked(elites, direction)] = np.arange(n) / max(n - 1, 1)
+    fitness_term = 1.0 / (1.0 + np.exp(-WEIGHTED_SHARPNESS * (rank - 0.5)))
+    children = np.array([offspring_counts.get(p.id, 0) for p in elites], dtype=np.float64)
+    w = fitness_term / (1.0 + children)
+    return w / w.sum()
+
+
+def select_parents(strategy: str, elites: Sequence[Program], k: int, rng: np.random.Generator,
+                   offspring_counts: Mapping[str, int] | None = None, *,
+                   direction: str = "minimize") -> list[Program]:
+    """Pick ``k`` parents (with replacement) from ``elites``.
+
+    Args:
+        strategy: ``uniform`` (MAP-Elites: every elite equally likely), ``weighted``
+            (fitness rank with an offspring-count penalty, see :func:`weights`) or
+            ``greedy`` (always the best elite: autoresearch's keep/discard baseline).
+        elites: the candidate parents; all must be ``ok``.
+        k: how many parents to return (>= 1).
+        rng: the random generator; the same seed and inputs give the same parents.
+        offspring_counts: children per program id so far (``RunStore.offspring_counts()``).
+        direction: ``minimize`` or ``maximize`` fitness.
+
+    Raises:
+        ValueError: unknown strategy or direction, no elites, or ``k < 1``.
+
+    Example:
+        >>> ps = [Program(id=i, source="", fidelity="f", status="ok", fitness=f)
+        ...       for i, f in (("a", 2.0), ("b", 1.0))]
+        >>> [p.id for p in select_parents("greedy", ps, 2, np.random.default_rng(0))]
+        ['b', 'b']
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown selection strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    if direction not in ("minimize", "maximize"):
+        raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+    if not elites:
+        raise ValueError("no elites to select parents from; add an ok program first")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if strategy == "greedy":
+        return [elites[_ranked(elites, direction)[-1]]] * k
+    if strategy == "uniform":
+        picks = rng.integers(0, len(elites), size=k)
+    else:
+        picks = rng.choice(len(elites), size=k, p=weights(elites, offspring_counts or {}, direction))
+    return [elites[int(i)] for i in picks]
