@@ -176,9 +176,19 @@ def _tampered(workdir: Path, sums: dict[str, str]) -> str | None:
     return None
 
 
+def _pidfd(pid: int) -> int | None:
+    """A file descriptor that becomes readable when ``pid`` exits (Linux >= 5.3), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def _pump(sel: selectors.BaseSelector, timeout: float) -> None:
     """Move whatever output is ready from the pipes into the captures."""
     for key, _ in sel.select(timeout):
+        if key.data is None:  # the pidfd: the child exited; the caller's poll() sees it
+            continue
         for _ in range(16):  # bounded, so the watchdog runs even under a flood of output
             try:
                 data = os.read(key.fd, 1 << 16)
@@ -251,11 +261,17 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
     for pipe, capture in zip(pipes, (out, err), strict=True):
         os.set_blocking(pipe.fileno(), False)
         sel.register(pipe.fileno(), selectors.EVENT_READ, capture)
+    pidfd = _pidfd(proc.pid)
+    if pidfd is not None:  # wakes the loop the moment the child exits, not at the next poll
+        sel.register(pidfd, selectors.EVENT_READ, None)
     killed_for = None
     try:
         killed_for = _supervise(proc, tree, job, sel, start)
     finally:
         wall = time.monotonic() - start
+        if pidfd is not None:
+            sel.unregister(pidfd)
+            os.close(pidfd)
         # Always: whatever the child started is killed, even when it exited cleanly.
         survivors = tree.kill_all()
         proc.wait()
