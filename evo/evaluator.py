@@ -176,6 +176,18 @@ def _tampered(workdir: Path, sums: dict[str, str]) -> str | None:
     return None
 
 
+def _exited(pid: int) -> bool:
+    """True once ``pid`` has exited, without reaping it.
+
+    The zombie keeps holding its pid, which is also the process group and session id, until
+    ``proc.wait()``; so the final kill sweep can never hit a new process that reused the pid.
+    """
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def _pidfd(pid: int) -> int | None:
     """A file descriptor that becomes readable when ``pid`` exits (Linux >= 5.3), or None."""
     try:
@@ -187,7 +199,7 @@ def _pidfd(pid: int) -> int | None:
 def _pump(sel: selectors.BaseSelector, timeout: float) -> None:
     """Move whatever output is ready from the pipes into the captures."""
     for key, _ in sel.select(timeout):
-        if key.data is None:  # the pidfd: the child exited; the caller's poll() sees it
+        if key.data is None:  # the pidfd: the child exited; _exited() sees it
             continue
         for _ in range(16):  # bounded, so the watchdog runs even under a flood of output
             try:
@@ -209,7 +221,7 @@ def _supervise(proc: subprocess.Popen, tree: ProcessTree, job: EvalJob,
     next_scan = start
     killed_for: str | None = None
     kill_at: float | None = None
-    while proc.poll() is None:
+    while not _exited(proc.pid):
         _pump(sel, _POLL)
         now = time.monotonic()
         if now >= next_scan:
@@ -272,7 +284,8 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
         if pidfd is not None:
             sel.unregister(pidfd)
             os.close(pidfd)
-        # Always: whatever the child started is killed, even when it exited cleanly.
+        # Always: whatever the child started is killed, even when it exited cleanly. Only then
+        # is the child reaped (see _exited).
         survivors = tree.kill_all()
         proc.wait()
         drain_until = time.monotonic() + 1.0
