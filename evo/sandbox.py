@@ -215,21 +215,30 @@ class OutputCapture:
         self.tail_bytes = tail_bytes
         self.total = 0
         self._tail = bytearray()
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        # Unbuffered: every write reaches the file now, so close() never flushes (or fails).
+        self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
 
     def feed(self, data: bytes) -> None:
         room = self.cap - self.total
-        if room > 0:
-            self._file.write(data[:room])
+        if room > 0 and not self._file.closed:
+            try:
+                self._file.write(data[:room])
+            except OSError:  # disk full (perhaps by the child): keep the tail, drop the file
+                self._file.close()
         self.total += len(data)
         self._tail += data[-self.tail_bytes:]
         del self._tail[:-self.tail_bytes]
 
     def close(self) -> None:
-        if self.total > self.cap:
-            self._file.write(f"\n[evo: output capped at {self.cap} bytes; "
-                             f"{self.total - self.cap} more bytes discarded]\n".encode())
-        self._file.close()
+        if self._file.closed:
+            return
+        try:
+            if self.total > self.cap:
+                self._file.write(f"\n[evo: output capped at {self.cap} bytes; "
+                                 f"{self.total - self.cap} more bytes discarded]\n".encode())
+            self._file.close()
+        except OSError:
+            pass
 
     def tail(self, max_lines: int = 40) -> str:
         """The last ``max_lines`` lines (at most ``tail_bytes``) of everything the child wrote."""

@@ -92,22 +92,21 @@ def test_grandchildren_are_killed_when_the_child_exits(tmp_path):
     pids = [int(x) for x in pid_file.read_text().split()]
     assert "survivors" not in r.info
     assert not [p for p in pids if alive(p)]
-    # The double-forked one: find it by its command line among all processes.
-    assert not _sleepers_in(tmp_path)
+    # The double-forked one never told us its pid: look for anything still in the workdir.
+    assert not _processes_in(tmp_path)
 
 
-def _sleepers_in(tmp_path: Path) -> list[int]:
-    """Live `time.sleep(60)` pythons whose cwd is inside this test's tmp dir."""
+def _processes_in(tmp_path: Path) -> list[int]:
+    """Live processes whose working dir is inside this test's tmp dir (any child's leftovers)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or not alive(int(entry.name)):
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes()
             cwd = str((entry / "cwd").resolve())
         except OSError:
             continue
-        if b"time.sleep(60)" in cmd and cwd.startswith(str(tmp_path.resolve())):
+        if cwd.startswith(str(tmp_path.resolve())):
             found.append(int(entry.name))
     return found
 
@@ -193,3 +192,28 @@ def test_result_written_then_hang_is_a_timeout(tmp_path):
     r = run_job(make_job(tmp_path, "report({'score': 1.0})\ntime.sleep(60)\n", timeout=1.0))
     assert r.status == "timeout"
     assert json.loads((tmp_path / "w" / "result.json").read_text()) == {"score": 1.0}
+
+
+def test_a_tree_of_forked_sleepers_is_killed_on_timeout(tmp_path):
+    pid_file = tmp_path / "pids.txt"
+    r = run_job(make_job(tmp_path, f"""
+        pids = []
+        for i in range(20):
+            pid = os.fork()
+            if pid == 0:
+                if i % 2:
+                    os.setsid()
+                if os.fork() == 0:  # and each one has a child of its own
+                    time.sleep(60)
+                    os._exit(0)
+                time.sleep(60)
+                os._exit(0)
+            pids.append(pid)
+        with open({str(pid_file)!r}, "w") as f:
+            f.write(" ".join(map(str, pids)))
+        time.sleep(60)
+    """, timeout=1.0))
+    assert r.status == "timeout"
+    pids = wait_for_pids(pid_file, 20)
+    assert not [p for p in pids if alive(p)]
+    assert not _processes_in(tmp_path)
