@@ -123,11 +123,32 @@ def _all_pids() -> list[int]:
 
 
 def _carries_marker(pid: int, marker: bytes) -> bool:
+    """True when the environment of ``pid`` holds the entry ``marker`` (``NAME=value\\0``)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            return marker in f.read()
+            env = f.read()
     except OSError:  # gone, or another user's process
         return False
+    return env.startswith(marker) or b"\0" + marker in env
+
+
+def kill_marked(value: str, *, var: str = "EVO_RUN_ID", sig: int = signal.SIGKILL) -> int:
+    """Send ``sig`` to every process whose environment has ``var=value``; returns how many.
+
+    The loop passes ``EVO_RUN_ID`` to every child, so this ends all of a run's evaluations at
+    once (a second Ctrl-C), grandchildren included, without knowing their pids.
+    """
+    marker = f"{var}={value}\0".encode()
+    own = {os.getpid(), os.getppid()}
+    hit = 0
+    for pid in _all_pids():
+        if pid not in own and _carries_marker(pid, marker):
+            try:
+                os.kill(pid, sig)
+                hit += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return hit
 
 
 class ProcessTree:

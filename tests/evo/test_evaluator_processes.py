@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from evo.evaluator import GRACE_SECONDS, EvalJob, run_job
+from evo.sandbox import kill_marked
 
 REPORT = ("import json, os, subprocess, sys, time\n"
           "def report(obj):\n"
@@ -217,3 +220,26 @@ def test_a_tree_of_forked_sleepers_is_killed_on_timeout(tmp_path):
     pids = wait_for_pids(pid_file, 20)
     assert not [p for p in pids if alive(p)]
     assert not _processes_in(tmp_path)
+
+
+def test_kill_marked_ends_every_child_of_one_run_only(tmp_path):
+    pid_file = tmp_path / "pids.txt"
+    job = make_job(tmp_path, f"""
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             start_new_session=True)
+        open({str(pid_file)!r}, "w").write(str(p.pid))
+        time.sleep(60)
+    """, env={"EVO_RUN_ID": "run-a"}, timeout=30)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             env={"EVO_RUN_ID": "run-a-but-longer", "PATH": "/usr/bin"})
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(run_job, job)
+        grandchild = wait_for_pids(pid_file, 1)[0]
+        t0 = time.monotonic()
+        assert kill_marked("run-a") == 2  # the child and its grandchild
+        r = future.result(timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert r.returncode == -9 and not alive(grandchild)
+    assert alive(other.pid)  # another run's marker is a different entry
+    other.kill()
+    other.wait()
