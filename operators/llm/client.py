@@ -1,0 +1,323 @@
+"""A thread-safe chat client over any OpenAI-compatible endpoint: retries, budget, accounting.
+
+The ``openai`` package does the HTTP (its own retries are off: ``max_retries=0``); this module
+decides what to retry and how long to wait, caps the requests in flight, keeps the dollar
+budget, and counts tokens, cost and failures per model. Whatever goes wrong, the only
+exception that leaves :meth:`LLMClient.complete` is :class:`LLMFailure`.
+
+The API key is read from the configured environment variable once, in :func:`make_client`, and
+lives only inside the ``openai`` client; nothing here prints, logs or stores it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import openai
+
+from operators.llm.config import LLMConfig, ModelSpec
+
+NO_KEY = "not-needed"
+"""Sent as the key when the configured variable is unset (local servers ignore it)."""
+
+RETRYABLE_STATUS = (429, 500, 502, 503, 504)
+MESSAGE_OVERHEAD_TOKENS = 8
+"""Tokens a chat template adds per message (role markers), on top of the content."""
+
+
+class LLMFailure(Exception):  # noqa: N818 - reads as what happened: the LLM request failed
+    """A request gave no usable reply.
+
+    Attributes:
+        reason: one line.
+        kind: ``rate_limited``, ``server_error``, ``timeout``, ``connection``, ``http_error``,
+            ``malformed``, ``empty``, ``too_large`` or ``budget``.
+    """
+
+    def __init__(self, reason: str, kind: str):
+        super().__init__(f"{kind}: {reason}")
+        self.reason = reason
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A usable reply and what it cost (the attempts that failed before it included)."""
+
+    text: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    attempts: int
+
+
+class DollarBudget:
+    """Dollars the LLM requests may spend in total, shared by every client and thread.
+
+    Before a request, the worst case is reserved; it is refused when spent plus reserved would
+    pass the limit. Afterwards the reservation is settled with the real cost. So the limit is
+    never passed as long as a request costs no more than its worst case, which holds when the
+    server reports at most one token per prompt byte and at most ``max_tokens`` reply tokens.
+
+    Example:
+        >>> b = DollarBudget(1.0)
+        >>> b.reserve(0.4); b.settle(0.4, 0.1); round(b.spent, 2)
+        0.1
+    """
+
+    def __init__(self, limit: float | None):
+        if limit is not None and not limit >= 0:
+            raise ValueError(f"budget limit must be >= 0 dollars, got {limit!r}")
+        self.limit = limit
+        self._lock = threading.Lock()
+        self.spent = 0.0
+        self.reserved = 0.0
+
+    def reserve(self, amount: float) -> None:
+        """Hold ``amount`` dollars for a request.
+
+        Raises:
+            LLMFailure: kind ``budget`` when the limit would be passed.
+        """
+        with self._lock:
+            if self.limit is not None and self.spent + self.reserved + amount > self.limit:
+                raise LLMFailure(
+                    f"the dollar budget of ${self.limit:.4f} would be passed (spent "
+                    f"${self.spent:.4f}, in flight ${self.reserved:.4f}, this request up to "
+                    f"${amount:.4f})", "budget")
+            self.reserved += amount
+
+    def settle(self, reserved: float, actual: float) -> None:
+        """Release a reservation and record what the request really cost."""
+        with self._lock:
+            self.reserved = max(0.0, self.reserved - reserved)
+            self.spent += actual
+
+    @property
+    def remaining(self) -> float | None:
+        """Dollars not yet spent or reserved (``None``: no limit)."""
+        with self._lock:
+            return None if self.limit is None else self.limit - self.spent - self.reserved
+
+
+def estimate_input_tokens(messages: Sequence[dict[str, str]]) -> int:
+    """An upper bound on the prompt's tokens: one per UTF-8 byte plus the template overhead.
+
+    A BPE token covers at least one byte, so this bounds what any endpoint can charge; it is
+    about four times the typical count, which makes the budget conservative, never exceeded.
+    """
+    return sum(len(m.get("content", "").encode("utf-8")) + MESSAGE_OVERHEAD_TOKENS
+               for m in messages) + MESSAGE_OVERHEAD_TOKENS
+
+
+class LLMClient:
+    """Chat completions with retries, a concurrency cap, a dollar budget and usage accounting.
+
+    Build it with :func:`make_client`. Every public method is thread-safe.
+    """
+
+    def __init__(self, config: LLMConfig, api_key: str, budget: DollarBudget | None = None):
+        self.config = config
+        self.budget = budget if budget is not None else DollarBudget(None)
+        self._openai = openai.OpenAI(base_url=config.base_url, api_key=api_key, max_retries=0,
+                                     timeout=config.timeout)
+        self._slots = threading.Semaphore(config.concurrency)
+        self._lock = threading.Lock()
+        self._jitter = random.Random()  # jitter needs no reproducibility, only spread
+        self._usage: dict[str, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:  # never show the openai client (it holds the key)
+        return f"LLMClient(base_url={self.config.base_url!r}, models={self.model_names()})"
+
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.config.models]
+
+    def pick_model(self, rng: np.random.Generator) -> ModelSpec:
+        """A model drawn with probability proportional to its weight (one draw from ``rng``)."""
+        models = self.config.models
+        if not models:
+            raise LLMFailure("no models configured (llm.models is empty)", "http_error")
+        w = np.array([m.weight for m in models], dtype=float)
+        return models[int(rng.choice(len(models), p=w / w.sum()))]
+
+    def complete(self, messages: Sequence[dict[str, str]], model: ModelSpec) -> Completion:
+        """Send one chat request, retrying transient failures.
+
+        Args:
+            messages: chat messages (``{"role": ..., "content": ...}``).
+            model: the model to ask (from :meth:`pick_model`).
+
+        Raises:
+            LLMFailure: the only exception this raises; see its ``kind``.
+        """
+        cfg = self.config
+        worst_in = estimate_input_tokens(messages)
+        worst = model.cost(worst_in, cfg.max_tokens)
+        spent_in = spent_out = 0
+        spent_cost = 0.0
+        for attempt in range(cfg.retries + 1):
+            try:
+                self.budget.reserve(worst)
+            except LLMFailure as e:
+                self._record(model.name, 0, 0, 0.0, e.kind)
+                raise
+            try:
+                text, n_in, n_out = self._request(messages, model, worst_in)
+            except _Retry as r:
+                # A request that died after it was sent may still be billed: charge its worst
+                # case so the budget stays an upper bound. Refused requests (429/5xx) are free.
+                charged = worst if r.failure.kind in ("timeout", "connection") else 0.0
+                self.budget.settle(worst, charged)
+                self._record(model.name, 0, 0, charged, r.failure.kind)
+                spent_cost += charged
+                if attempt == cfg.retries:
+                    raise LLMFailure(f"{r.failure.reason} (after {attempt + 1} attempts)",
+                                     r.failure.kind) from None
+                self._sleep(attempt, r.retry_after)
+                continue
+            except LLMFailure as e:
+                # An unreadable 200 may have been billed; a 4xx was not.
+                charged = worst if e.kind == "malformed" else 0.0
+                self.budget.settle(worst, charged)
+                self._record(model.name, 0, 0, charged, e.kind)
+                raise
+            cost = model.cost(n_in, n_out)
+            self.budget.settle(worst, cost)
+            spent_in, spent_out, spent_cost = n_in, n_out, spent_cost + cost
+            failure = _check_reply(text, cfg.max_reply_chars)
+            self._record(model.name, n_in, n_out, cost, failure.kind if failure else None)
+            if failure is not None:
+                raise failure
+            return Completion(text=text, model=model.name, input_tokens=spent_in,
+                              output_tokens=spent_out, cost=spent_cost, attempts=attempt + 1)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """Per model: ``requests``, ``input_tokens``, ``output_tokens``, ``cost`` (dollars) and
+        ``failures`` (kind -> count). A copy, safe to keep."""
+        with self._lock:
+            return {m: {**u, "failures": dict(u["failures"])} for m, u in self._usage.items()}
+
+    def _request(self, messages: Sequence[dict[str, str]], model: ModelSpec,
+                 worst_in: int) -> tuple[str, int, int]:
+        cfg = self.config
+        try:
+            with self._slots:
+                response = self._openai.chat.completions.create(
+                    model=model.name, messages=list(messages),  # type: ignore[arg-type]
+                    temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+        except openai.APITimeoutError:
+            raise _Retry(LLMFailure(f"no reply within {cfg.timeout:g} s", "timeout")) from None
+        except openai.APIConnectionError as e:
+            raise _Retry(LLMFailure(f"connection failed: {_one_line(e)}", "connection")) from None
+        except openai.APIStatusError as e:
+            code = e.status_code
+            if code in RETRYABLE_STATUS:
+                kind = "rate_limited" if code == 429 else "server_error"
+                after = _retry_after(e.response.headers) if code in (429, 503) else None
+                raise _Retry(LLMFailure(f"HTTP {code}: {_one_line(e)}", kind), after) from None
+            raise LLMFailure(f"HTTP {code}: {_one_line(e)}", "http_error") from None
+        except Exception as e:  # noqa: BLE001 - a non-JSON body, a broken proxy: never a crash
+            raise LLMFailure(f"unreadable response: {type(e).__name__}: {_one_line(e)}",
+                             "malformed") from None
+        try:
+            text = response.choices[0].message.content
+            usage = response.usage
+            n_in = int(usage.prompt_tokens) if usage is not None else worst_in
+            n_out = int(usage.completion_tokens) if usage is not None else None
+        except Exception as e:  # noqa: BLE001 - a JSON body that is not a chat completion
+            raise LLMFailure(f"the response is not a chat completion: {type(e).__name__}: "
+                             f"{_one_line(e)}", "malformed") from None
+        if text is not None and not isinstance(text, str):
+            raise LLMFailure("the reply's content is not text", "malformed")
+        text = text or ""
+        if n_out is None:  # no usage reported: bound it by the reply's bytes
+            n_out = len(text.encode("utf-8"))
+        return text, n_in, n_out
+
+    def _sleep(self, attempt: int, retry_after: float | None) -> None:
+        cfg = self.config
+        if retry_after is not None:
+            # Honour the server's wait, with a little jitter on top so waiters spread out.
+            delay = min(cfg.max_backoff, retry_after) * (1.0 + 0.1 * self._jitter.random())
+        else:
+            delay = min(cfg.max_backoff, cfg.backoff * 2 ** attempt)
+            delay *= 0.5 + 0.5 * self._jitter.random()
+        time.sleep(delay)
+
+    def _record(self, model: str, n_in: int, n_out: int, cost: float, failure: str | None) -> None:
+        with self._lock:
+            u = self._usage.setdefault(model, {"requests": 0, "input_tokens": 0,
+                                               "output_tokens": 0, "cost": 0.0,
+                                               "failures": {}})
+            if failure != "budget":  # a refused request was never sent
+                u["requests"] += 1
+            u["input_tokens"] += n_in
+            u["output_tokens"] += n_out
+            u["cost"] += cost
+            if failure is not None:
+                u["failures"][failure] = u["failures"].get(failure, 0) + 1
+
+
+class _Retry(Exception):  # noqa: N818 - internal signal, never leaves the client
+    def __init__(self, failure: LLMFailure, retry_after: float | None = None):
+        super().__init__(failure.reason)
+        self.failure = failure
+        self.retry_after = retry_after
+
+
+def _check_reply(text: str, max_chars: int) -> LLMFailure | None:
+    if len(text) > max_chars:
+        return LLMFailure(f"the reply has {len(text)} characters, more than llm.max_reply_chars "
+                          f"= {max_chars}", "too_large")
+    if not text.strip():
+        return LLMFailure("the reply is empty", "empty")
+    return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def make_client(config: LLMConfig, budget: DollarBudget | None = None) -> LLMClient:
+    """The client for ``config``; the only place the API key is read (from the environment).
+
+    Args:
+        config: a validated ``[llm]`` table with ``base_url`` set.
+        budget: the run's shared dollar budget (``None``: no limit).
+    """
+    if not config.enabled:
+        raise ValueError("llm.base_url is empty: the LLM operators are off")
+    return LLMClient(config, os.environ.get(config.api_key_env) or NO_KEY, budget)
