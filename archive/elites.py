@@ -136,6 +136,7 @@ class EliteArchive:
         self.dims, self.direction, self.z, self.seed = dims, direction, float(z), seed
         self.mode = ("cvt" if "cvt" in kinds else "grid" if kinds == {"grid"} else "categorical")
         self._offset = None if qd_offset is None else float(qd_offset)
+        self._labels = [d.labels() for d in dims]
         self._archive = self._make_ribs(centroids)
         self._reset()
 
@@ -146,7 +147,7 @@ class EliteArchive:
                                     ranges=[d.bounds() for d in self.dims], seed=self.seed)
         if self.mode == "categorical":
             return ribs.CategoricalArchive(solution_dim=1, seed=self.seed,
-                                           categories=[d.labels() for d in self.dims])
+                                           categories=self._labels)
         (d,) = self.dims
         if centroids is None:
             centroids, _ = ribs.k_means_centroids(
@@ -201,14 +202,14 @@ class EliteArchive:
 
     def _measures(self, descriptors: dict[str, Any]) -> tuple[Any, str]:
         values = []
-        for d in self.dims:
+        for d, labels in zip(self.dims, self._labels, strict=True):
             if d.name not in descriptors:
                 return None, f"descriptor {d.name!r} is missing"
             value, reason = d.measure(descriptors[d.name])
             if reason:
                 return None, reason
             if self.mode == "categorical" and d.kind == "grid":
-                value = d.labels()[d.bin_of(value)]
+                value = labels[d.bin_of(value)]
             values.append(value)
         if self.mode == "cvt":
             return values[0], ""
@@ -230,7 +231,7 @@ class EliteArchive:
         if self.mode == "cvt":
             return (f"c{cell}",)
         idx = np.unravel_index(int(cell), self.shape)
-        return tuple(d.labels()[int(i)] for d, i in zip(self.dims, idx, strict=True))
+        return tuple(labels[int(i)] for labels, i in zip(self._labels, idx, strict=True))
 
     def _check(self, program: Program, cell: bool = True) -> tuple[Any, int, float] | AddResult:
         if not program.ok:
@@ -306,25 +307,33 @@ class EliteArchive:
         if best is None or (elite.score, best.id) > (best.score, elite.id):
             self._best = elite
 
+    def cells_of(self, programs: Sequence[Program]) -> list[int | None]:
+        """Cell of each program (None for one that would be rejected), in one batched call."""
+        checked = [self._check(p, cell=False) for p in programs]
+        valid = [i for i, c in enumerate(checked) if not isinstance(c, AddResult)]
+        out: list[int | None] = [None] * len(programs)
+        if valid:
+            batch = np.stack([checked[i][0] for i in valid])  # type: ignore[index]
+            for i, cell in zip(valid, self._archive.index_of(batch), strict=True):
+                out[i] = int(cell)
+        return out
+
     def rebuild(self, programs: Iterable[Program]) -> None:
         """Empty the archive and re-add ``programs``: the way to lower a re-measured elite.
 
         Each cell gets its best-scoring program; among equal scores the first one in
         ``programs`` wins, as with successive :meth:`add` calls. The QD offset is kept.
         """
+        programs = list(programs)
+        cells = self.cells_of(programs)  # one batched index_of: fast over 100k programs
         self._archive.clear()
         self._reset()
-        checked = [(p, self._check(p, cell=False)) for p in programs]
-        valid = [(p, c) for p, c in checked if not isinstance(c, AddResult)]
-        if not valid:
-            return
-        # One batched index_of: a rebuild over 100k programs must stay well under a second.
-        cells = self._archive.index_of(np.stack([c[0] for _, c in valid]))
         winners: dict[int, tuple[Program, float]] = {}
-        for (p, (_, _, score)), cell in zip(valid, cells, strict=True):
-            cur = winners.get(int(cell))
-            if cur is None or score > cur[1]:
-                winners[int(cell)] = (p, score)
+        for p, cell in zip(programs, cells, strict=True):
+            if cell is not None:
+                score, cur = self.score(p), winners.get(cell)
+                if cur is None or score > cur[1]:
+                    winners[cell] = (p, score)
         for cell in sorted(winners):
             self.add(winners[cell][0])
 

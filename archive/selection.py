@@ -17,9 +17,10 @@ the worst before the offspring penalty (ShinkaEvolve uses a sigmoid around the m
 def _ranked(elites: Sequence[Program], direction: str) -> list[int]:
     """Indices of ``elites`` from worst to best; ties are broken by id, so the order does not
     depend on the order of the list."""
-    sign = 1.0 if direction == "maximize" else -1.0
-    return sorted(range(len(elites)),
-                  key=lambda i: (sign * float(elites[i].fitness), elites[i].id))  # type: ignore[arg-type]
+    sign = -1.0 if direction == "maximize" else 1.0
+    best_first = sorted(range(len(elites)),  # equal fitness: the smaller id ranks higher
+                        key=lambda i: (sign * float(elites[i].fitness), elites[i].id))  # type: ignore[arg-type]
+    return best_first[::-1]
 
 
 def weights(elites: Sequence[Program], offspring_counts: Mapping[str, int],

@@ -77,6 +77,7 @@ class RunStore:
         for p in cp.programs:
             self._note_lineage(p)
         self._archives: dict[str, EliteArchive] = {}
+        self._members: dict[str, dict[int, list[tuple[str, str]]]] = {}
         for fid in cp.fidelities:
             arch = self._archive(fid, cp.qd_offsets.get(fid))
             rows = [r for r in cp.elites if r[0] == fid]
@@ -304,6 +305,8 @@ class RunStore:
             return None
         arch = self._archive(p.fidelity)
         result = self._offer(arch, p)
+        if result.cell is not None and p.fidelity in self._members:
+            self._members[p.fidelity][result.cell].append(p.key)
         s = arch.stats()
         self.history.append(HistoryRow(
             len(self.history), float(record["t"]), p.id, p.fidelity, p.status,
@@ -318,11 +321,30 @@ class RunStore:
         result = arch.would_add(p)
         if result.status == "improved" and result.cell == cell:
             return arch.add(p)  # re-measured better in the same cell: pyribs handles it
-        # An elite re-measured worse (or moved, or failed): pyribs never lowers an elite.
-        arch.rebuild(q for q in self.programs.values()
-                     if q.fidelity == p.fidelity and q.status != PENDING)
+        # An elite re-measured worse (or moved, or failed): pyribs never lowers an elite, so
+        # rebuild from the other cells' elites plus every program of this cell. Candidates
+        # are sorted by score, then id, so the winner does not depend on their order.
+        members = self._members_of(p.fidelity, arch)
+        keys = list(dict.fromkeys(members.get(cell, ())))
+        cands = [self.programs[k] for k in keys]
+        cands = [q for q, c in zip(cands, arch.cells_of(cands), strict=True) if c == cell]
+        cands.sort(key=lambda q: (-arch.score(q), q.id))
+        others = [self.programs[(i, p.fidelity)] for i in arch.elite_ids() if i != p.id]
+        arch.rebuild(others + cands + [p])
         now = arch.cell_of_elite(p.id)
         return AddResult("improved", now, p.id) if now is not None else arch.would_add(p)
+
+    def _members_of(self, fidelity: str, arch: EliteArchive) -> dict[int, list[tuple[str, str]]]:
+        """Keys of the ok programs of each cell (with stale entries; callers re-check the
+        cell). Built on first need, then kept up to date by every add."""
+        members = self._members.get(fidelity)
+        if members is None:
+            ps = [q for q in self.programs.values() if q.fidelity == fidelity and q.ok]
+            members = self._members[fidelity] = collections.defaultdict(list)
+            for q, c in zip(ps, arch.cells_of(ps), strict=True):
+                if c is not None:
+                    members[c].append(q.key)
+        return members
 
     # ---- reading ----
 

@@ -1,0 +1,86 @@
+"""Parent selection: uniform, weighted with offspring penalty, greedy."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+from archive import Program, select_parents
+from archive.selection import weights
+
+
+def elites(n: int = 10) -> list[Program]:
+    # p0 is the best for minimize (lowest fitness), p{n-1} the worst.
+    return [Program(id=f"p{i}", source="", fidelity="f", status="ok", fitness=float(i))
+            for i in range(n)]
+
+
+def picks(strategy, k=4000, seed=0, counts=None, direction="minimize", es=None):
+    chosen = select_parents(strategy, es or elites(), k, np.random.default_rng(seed), counts,
+                            direction=direction)
+    assert len(chosen) == k
+    return collections.Counter(p.id for p in chosen)
+
+
+def test_unknown_strategy_names_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"'tournament'.*\['uniform', 'weighted', 'greedy'\]"):
+        select_parents("tournament", elites(), 1, np.random.default_rng(0))
+
+
+def test_bad_arguments_are_refused():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="no elites"):
+        select_parents("uniform", [], 1, rng)
+    with pytest.raises(ValueError, match="k must be"):
+        select_parents("uniform", elites(), 0, rng)
+    with pytest.raises(ValueError, match="direction"):
+        select_parents("greedy", elites(), 1, rng, direction="down")
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "weighted", "greedy"])
+def test_the_same_seed_gives_the_same_parents(strategy):
+    assert picks(strategy, 50, seed=3) == picks(strategy, 50, seed=3)
+    a = select_parents(strategy, elites(), 20, np.random.default_rng(5), {"p1": 2})
+    b = select_parents(strategy, elites(), 20, np.random.default_rng(5), {"p1": 2})
+    assert [p.id for p in a] == [p.id for p in b]
+
+
+def test_uniform_picks_every_elite_about_equally():
+    counts = picks("uniform", k=10_000)
+    assert set(counts) == {f"p{i}" for i in range(10)}
+    assert all(850 < c < 1150 for c in counts.values()), counts
+    assert picks("uniform", 50, seed=1) != picks("uniform", 50, seed=2)
+
+
+def test_weighted_favours_fit_parents_in_either_direction():
+    counts = picks("weighted")
+    assert counts["p0"] > 5 * counts["p9"]
+    assert counts["p0"] >= counts["p4"] >= counts["p9"]
+    flipped = picks("weighted", direction="maximize")
+    assert flipped["p9"] > 5 * flipped["p0"]
+
+
+def test_weighted_penalises_parents_that_already_have_many_children():
+    base = picks("weighted")
+    tired = picks("weighted", counts={"p0": 9})
+    assert tired["p0"] < base["p0"] / 4
+    w = weights(elites(), {"p0": 9})
+    assert w.sum() == pytest.approx(1.0) and np.all(w > 0)
+    fresh = weights(elites(), {})
+    assert w[0] / w[1] == pytest.approx(fresh[0] / fresh[1] / 10)  # 1 / (1 + 9 children)
+
+
+def test_weighted_ranks_do_not_depend_on_the_list_order():
+    es = elites()
+    w = weights(es, {"p3": 1})
+    rev = weights(es[::-1], {"p3": 1})
+    assert np.allclose(w, rev[::-1])
+
+
+def test_greedy_returns_only_the_best():
+    assert picks("greedy", k=7) == {"p0": 7}
+    assert picks("greedy", k=3, direction="maximize") == {"p9": 3}
+    tie = [Program(id=i, source="", fidelity="f", status="ok", fitness=1.0) for i in "cab"]
+    assert picks("greedy", k=1, es=tie) == {"a": 1}
