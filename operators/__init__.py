@@ -1,1 +1,59 @@
-"""operators."""
+"""Make children from parents: validation and canonical form, structural mutation and
+crossover, edit descriptors.
+
+Every child, from any operator, goes through :func:`validate_child` (syntax, evolve block,
+no-op) and is identified by :func:`canonical_hash`; :func:`edit_descriptors` describes its
+edit relative to the seed for the archive's niches.
+
+Example:
+    >>> import numpy as np
+    >>> from archive.program import Program
+    >>> seed = "LEARNING_RATE = 0.003\\n"
+    >>> ctx = Context(seed_source=seed)
+    >>> ops = build_operators({"constants": 1.0}, ctx)
+    >>> parent = Program(id=canonical_hash(seed), source=seed, fidelity="tiny")
+    >>> child = ops[0][0].propose([parent], ctx, np.random.default_rng(0))
+    >>> child.description.startswith("LEARNING_RATE: 0.003 -> ")
+    True
+"""
+
+from operators.base import Child, Context, Operator
+from operators.descriptors import EditDescriptors, edit_descriptors, regions, size_bin
+from operators.errors import NoChild, OperatorConfigError, ValidationError
+from operators.merge import MergeResult, ThreeWayMerge, three_way_merge
+from operators.mutate_choice import MutateChoice
+from operators.mutate_constants import MutateConstants
+from operators.parsed import clear_cache
+from operators.registry import OPERATORS, build_operators, check_context
+from operators.toggle_flag import ToggleFlag
+from operators.uniform_crossover import UniformCrossover
+from operators.validate import canonical_hash, canonical_source, is_duplicate, parse, validate_child
+
+__all__ = [
+    "OPERATORS",
+    "Child",
+    "Context",
+    "EditDescriptors",
+    "MergeResult",
+    "MutateChoice",
+    "MutateConstants",
+    "NoChild",
+    "Operator",
+    "OperatorConfigError",
+    "ThreeWayMerge",
+    "ToggleFlag",
+    "UniformCrossover",
+    "ValidationError",
+    "build_operators",
+    "canonical_hash",
+    "canonical_source",
+    "check_context",
+    "clear_cache",
+    "edit_descriptors",
+    "is_duplicate",
+    "parse",
+    "regions",
+    "size_bin",
+    "three_way_merge",
+    "validate_child",
+]

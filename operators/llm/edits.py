@@ -12,7 +12,7 @@ lines above a swapped node (``# evo: region=...`` labels survive). The rules:
 - A method alone: a ``def`` preceded by the comment line ``# replaces: C.method`` replaces (or
   adds) that method of top-level class ``C``. Without the comment, a ``def`` whose first
   parameter is ``self`` or ``cls`` and whose name is no top-level name replaces the method of
-  that name when exactly one class has it.
+  that name when exactly one class has it (an error when several have it).
 - ``NAME = value`` (one plain name, annotated or not): replaces the top-level assignment to
   ``NAME``; a new name is added after the parent's last UPPER_CASE constant (else after the
   last definition).
@@ -259,7 +259,11 @@ class _Splicer:
         owners = [s.name.value for s in self.body if isinstance(s, cst.ClassDef)
                   and any(isinstance(m, cst.FunctionDef) and m.name.value == fn.name.value
                           for m in _class_body(s))]
-        return owners[0] if len(owners) == 1 else None
+        if len(owners) > 1:
+            raise EditError(f"method {fn.name.value!r} is defined in classes "
+                            f"{', '.join(owners)}; put `# replaces: ClassName."
+                            f"{fn.name.value}` above the def to say which")
+        return owners[0] if owners else None
 
     def _method(self, n: int, cls: str, method: str, fn: cst.FunctionDef) -> None:
         at = [i for i in self.by_name.get(cls, []) if isinstance(self.body[i], cst.ClassDef)]
