@@ -70,7 +70,7 @@ class Recorded:
     """One request as the server received it."""
 
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     raw: bytes
     json: dict[str, Any] | None
     at: float = field(default_factory=time.monotonic)
@@ -95,7 +95,9 @@ class LLMServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
+                                        daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -145,8 +147,8 @@ class LLMServer:
                 except ValueError:
                     body = None
                 with server._lock:
-                    server.requests.append(Recorded(self.path, dict(self.headers.items()),
-                                                    raw, body))
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    server.requests.append(Recorded(self.path, headers, raw, body))
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, b'{"error": {"message": "not found"}}')
                     return

@@ -71,8 +71,13 @@ def code_blocks(reply: str) -> list[tuple[str, str]]:
 
 
 def python_blocks(reply: str) -> list[str]:
-    """The fenced python blocks (untagged included), dedented."""
-    return [textwrap.dedent(code) for tag, code in code_blocks(reply) if tag in PYTHON_TAGS]
+    """The fenced python blocks (untagged included), without trailing spaces, dedented."""
+    return [textwrap.dedent("\n".join(ln.rstrip() for ln in code.split("\n")))
+            for tag, code in code_blocks(_lf(reply)) if tag in PYTHON_TAGS]
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse_idea(reply: str) -> str:
@@ -92,6 +97,7 @@ def apply_reply(reply: str, parent_source: str, fmt: str, *, block: bool = False
     Raises:
         EditError: the reply holds no usable edit, or an edit does not apply.
     """
+    reply = _lf(reply)
     if fmt == "definitions":
         return apply_definitions(reply, parent_source, block=block)
     if fmt == "search_replace":
@@ -148,7 +154,12 @@ def apply_definitions(reply: str, parent_source: str, *, block: bool = False) ->
             msg = " ".join(e.message.split())
             raise EditError(f"code block {n} is not valid Python (line {e.raw_line}: "
                             f"{msg})") from None
-        new_stmts.extend((n, s) for s in reply_module.body)
+        body = list(reply_module.body)
+        if body and any(line.comment is not None for line in reply_module.header):
+            # Comments at the top of a block (``# replaces: C.m``) belong to its first statement.
+            body[0] = body[0].with_changes(
+                leading_lines=[*reply_module.header, *body[0].leading_lines])
+        new_stmts.extend((n, s) for s in body)
     return _Splicer(module, parent_units, block).apply(new_stmts, p)
 
 

@@ -191,8 +191,8 @@ def test_api_key_goes_only_into_the_authorization_header(monkeypatch, caplog):
         with pytest.raises(LLMFailure) as err:
             c.complete(MESSAGES, c.config.models[0])
     for r in server.requests:
-        assert r.headers["Authorization"] == f"Bearer {key}"
-        others = {k: v for k, v in r.headers.items() if k != "Authorization"}
+        assert r.headers["authorization"] == f"Bearer {key}"
+        others = {k: v for k, v in r.headers.items() if k != "authorization"}
         assert key not in str(others) and key.encode() not in r.raw
     assert key not in repr(c) and key not in repr(c.config) and key not in str(err.value)
     assert key not in str(c.usage())
@@ -204,7 +204,7 @@ def test_a_missing_key_variable_sends_a_placeholder(monkeypatch):
     with LLMServer(["ok"]) as server:
         c = client(server)
         c.complete(MESSAGES, c.config.models[0])
-    assert server.requests[0].headers["Authorization"] == "Bearer not-needed"
+    assert server.requests[0].headers["authorization"] == "Bearer not-needed"
 
 
 def test_model_choice_follows_weights_and_the_callers_rng():
