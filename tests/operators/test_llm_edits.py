@@ -141,12 +141,13 @@ def test_whole_file_takes_the_longest_python_block():
 
 
 def test_block_target_edits_inside_the_block_and_rejects_outside():
-    reply = fenced("SPACING = 0.97\n\ndef jitter(c):\n    return c\n\n"
+    reply = fenced("import math\nSPACING = 0.97\n\ndef jitter(c):\n    return c\n\n"
                    "def construct_packing():\n    centers = jitter(grid_centers(N))\n"
                    "    return centers, radii_for(centers)\n")
     child = apply_reply(reply, PACK, "definitions", block=True)
     validate_child(child, PACK, block=True)
-    assert child.index("def jitter") < child.index("# EVOLVE-BLOCK-END")
+    assert child.index("# EVOLVE-BLOCK-START") < child.index("import math") \
+        < child.index("def jitter") < child.index("# EVOLVE-BLOCK-END")
     with pytest.raises(EditError, match="'main' is outside the EVOLVE-BLOCK"):
         apply_reply(fenced("def main():\n    pass\n"), PACK, "definitions", block=True)
     outside = "<<<<<<< SEARCH\nN = 26\n=======\nN = 30\n>>>>>>> REPLACE\n"
