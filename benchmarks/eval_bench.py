@@ -123,6 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     headers = ["measurement", "median ms", "min ms", "max ms", "n"]
     rows: list[list[object]] = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="evo-eval-bench-") as d:
         tmp = Path(d)
         rows.append(["spawn to first line: `python -c print()`",
@@ -142,7 +143,9 @@ def main() -> None:
             "The round trip includes making the working dir, the allow-listed environment, "
             "output pumping, the final kill sweep over `/proc` (session, process group, "
             "descendants and the job marker) and result parsing. "
-            f"Slots on this machine: {cpu_count()} cores.")
+            f"Cores: {cpu_count()}; 1-minute load average {load_before:.1f} before and "
+            f"{os.getloadavg()[0]:.1f} after (a load above the core count means other work "
+            "shared the CPUs and every row is slower than on an idle machine).")
     print(body)
     if not args.no_write:
         update_section("evaluator", "Evaluator start-up overhead", body,
