@@ -22,6 +22,7 @@ and diffs stay readable: ``LEARNING_RATE: 0.003 -> 0.0047``.
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 
@@ -47,9 +48,12 @@ def round_sig(x: float, digits: int = 2) -> float:
 def format_float(x: float, like: str = "") -> str:
     """Python literal text for float ``x``; exponent notation when ``like`` used it."""
     text = repr(float(x))
-    if "e" in like.lower() and "e" not in text and x != 0:
-        mant, exp = f"{x:.12e}".split("e")
-        text = f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+    if "e" in like.lower() and "e" not in text and x != 0 and math.isfinite(x):
+        # the shortest round-trip digits of repr, moved into exponent notation
+        sign, digits, exp = decimal.Decimal(text).normalize().as_tuple()
+        ds = "".join(map(str, digits))
+        mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+        text = f"{'-' if sign else ''}{mant}e{exp + len(ds) - 1}"
     return text
 
 

@@ -52,7 +52,8 @@ def cases() -> list[Case]:
                                    block=True)),
     ]
     for folder in sorted((ROOT / "targets").iterdir()):
-        if (folder / "target.toml").is_file():
+        openevolve = (folder / "initial_program.py").is_file() and (folder / "evaluator.py").is_file()
+        if (folder / "target.toml").is_file() or openevolve:
             from evo.target import load_target
 
             t = load_target(folder)
