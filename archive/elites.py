@@ -325,17 +325,35 @@ class EliteArchive:
         ``programs`` wins, as with successive :meth:`add` calls. The QD offset is kept.
         """
         programs = list(programs)
-        cells = self.cells_of(programs)  # one batched index_of: fast over 100k programs
+        checked = [self._check(p, cell=False) for p in programs]
+        valid = [(p, c) for p, c in zip(programs, checked, strict=True)
+                 if not isinstance(c, AddResult)]
         self._archive.clear()
         self._reset()
-        winners: dict[int, tuple[Program, float]] = {}
-        for p, cell in zip(programs, cells, strict=True):
-            if cell is not None:
-                score, cur = self.score(p), winners.get(cell)
-                if cur is None or score > cur[1]:
-                    winners[cell] = (p, score)
-        for cell in sorted(winners):
-            self.add(winners[cell][0])
+        if not valid:
+            return
+        # Batched index_of and add: a rebuild costs one pyribs call, not one per elite.
+        cells = self._archive.index_of(np.stack([c[0] for _, c in valid]))
+        winners: dict[int, tuple[Program, Any, float]] = {}
+        for (p, (measures, _, score)), cell in zip(valid, cells, strict=True):
+            cur = winners.get(int(cell))
+            if cur is None or score > cur[2]:
+                winners[int(cell)] = (p, measures, score)
+        order = sorted(winners)
+        for cell in order:
+            pid = winners[cell][0].id
+            if pid not in self._slot:
+                self._slot[pid] = len(self._ids)
+                self._ids.append(pid)
+        info = self._archive.add(
+            np.array([[float(self._slot[winners[c][0].id])] for c in order]),
+            np.array([winners[c][2] for c in order]),
+            np.stack([winners[c][1] for c in order]))
+        if not np.all(info["status"] == 2):
+            raise RuntimeError("pyribs refused an elite while rebuilding an empty archive")
+        for cell in order:
+            p, _, score = winners[cell]
+            self._place(cell, _Elite(p.id, float(p.fitness), score))  # type: ignore[arg-type]
 
     # ---- reading ----
 

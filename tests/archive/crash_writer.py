@@ -5,7 +5,7 @@ writer per trial. Protocol, one line each:
   stdin  ``TRIAL SEED RUN_DIR`` fork a writer for that run
   stdout ``pid PID``           the writer's pid, to kill
   stdout ``J ID FIDELITY STATUS FITNESS``  a record add() returned for (it is journaled)
-  stdout ``C``                 a checkpoint returned
+  stdout ``c`` / ``C``         a checkpoint starts / returned
   stdout ``done TRIAL STATUS`` the writer has been reaped (its pid is free again)
 """
 
@@ -32,6 +32,7 @@ def writer(run_dir: str, trial: int, seed: int) -> None:
     done: list[Program] = []
     for i in range(100_000):
         if i % 25 == 24:
+            say("c")
             store.checkpoint()
             say("C")
             continue

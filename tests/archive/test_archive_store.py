@@ -103,6 +103,21 @@ def test_replay_after_a_checkpoint_and_more_records(tmp_path):
     assert snapshot(RunStore.read(tmp_path / "run")) == before
 
 
+def test_add_many_is_one_group_commit_equal_to_single_adds(tmp_path):
+    ps = [make_program(i) for i in range(60)]
+    with new_store(tmp_path) as s:
+        singles = [s.add(p) for p in ps]
+    with RunStore.create(tmp_path / "batch", dims=DIMS, direction="minimize", meta={}) as b:
+        with pytest.raises(ValueError, match="status 'weird'"):
+            b.add_many([ps[0], Program(id="x", source="", fidelity="tiny", status="weird")])
+        assert b.journal_seq == 0  # a refused batch writes nothing
+        assert b.add_many(ps) == singles
+        seg = next((tmp_path / "batch" / "journal").iterdir())
+        assert len(seg.read_bytes().splitlines()) == 60
+        before = snapshot(b)
+    assert snapshot(RunStore.read(tmp_path / "batch")) == before
+
+
 def test_pending_programs_are_reported_for_requeue(tmp_path):
     with new_store(tmp_path) as s:
         a, b = make_program(1), make_program(2, status="ok")
@@ -136,6 +151,14 @@ def test_re_measured_elite_is_lowered_and_history_records_each_evaluation(tmp_pa
             ("a", "improved", 0.5)]
         before = snapshot(s)
     assert snapshot(RunStore.read(tmp_path / "run")) == before
+
+
+def test_the_journal_record_of_a_program_is_its_to_dict():
+    from archive.store import program_dict
+    for i in range(50):
+        p = make_program(i)
+        assert json.dumps(program_dict(p)) == json.dumps(p.to_dict())
+        assert Program.from_dict(json.loads(json.dumps(program_dict(p)))) == p
 
 
 def test_offspring_counts_count_distinct_children(tmp_path):
