@@ -29,7 +29,7 @@ import numpy as np
 from archive.program import Program
 from operators.base import Child, Context, Operator, parent_parsed, render_body
 from operators.errors import NoChild
-from operators.parsed import parsed
+from operators.parsed import parsed, remember
 from operators.statements import units
 
 ON_CONFLICT = ("random", "reject")
@@ -70,28 +70,28 @@ def three_way_merge(a_source: str, b_source: str, ancestor_source: str, *,
         conflicts.append(f"{key} ({'B' if use_b else 'A'})")
         return use_b
 
-    out: list[tuple[str, cst.BaseStatement]] = []
+    out: list[tuple[str, cst.BaseStatement, str]] = []
     for u in ua:
         key = u.key
         uo_, ub_ = o.get(key), b.get(key)
         a_changed = uo_ is None or not u.same(uo_)
         if uo_ is None:  # added in A
             if ub_ is not None and not u.same(ub_) and pick_b(key, "added differently in both"):
-                out.append((key, b_body[ub_.index]))
+                out.append((key, b_body[ub_.index], ub_.code))
                 taken.append(key)
             else:
-                out.append((key, a_body[u.index]))
+                out.append((key, a_body[u.index], u.code))
         elif ub_ is None:  # removed in B
             if a_changed and not pick_b(key, "changed in A, removed in B"):
-                out.append((key, a_body[u.index]))
+                out.append((key, a_body[u.index], u.code))
             else:
                 taken.append(f"-{key}")
         elif not ub_.same(uo_) and (not a_changed or (not u.same(ub_)
                                                       and pick_b(key, "changed in both"))):
-            out.append((key, b_body[ub_.index]))
+            out.append((key, b_body[ub_.index], ub_.code))
             taken.append(key)
         else:
-            out.append((key, a_body[u.index]))
+            out.append((key, a_body[u.index], u.code))
 
     previous: str | None = None
     for u in ub:
@@ -99,18 +99,25 @@ def three_way_merge(a_source: str, b_source: str, ancestor_source: str, *,
         if key not in a_keys and (key not in o or (not u.same(o[key])
                                                    and pick_b(key, "changed in B, removed in A"))):
             at = _after(out, previous)
-            out.insert(at, (key, b_body[u.index]))
+            out.insert(at, (key, b_body[u.index], u.code))
             taken.append(f"+{key}")
-        if any(k == key for k, _ in out):
+        if any(k == key for k, _, _ in out):
             previous = key
-    source = render_body(pa, [stmt for _, stmt in out])
+    if pa.layout.spliceable and pb.layout.spliceable:
+        # the statements' own text (comments and all): no code generation needed
+        chunks = [chunk for _, _, chunk in out]
+        source = pa.layout.header + "".join(chunks) + pa.layout.footer
+        remember(source, pa.module.with_changes(body=tuple(s for _, s, _ in out)), chunks,
+                 pa.layout)
+    else:
+        source = render_body(pa, [stmt for _, stmt, _ in out])
     return MergeResult(source, tuple(taken), tuple(conflicts))
 
 
-def _after(out: list[tuple[str, cst.BaseStatement]], key: str | None) -> int:
+def _after(out: list[tuple[str, cst.BaseStatement, str]], key: str | None) -> int:
     if key is None:
         return 0
-    for i, (k, _) in enumerate(out):
+    for i, (k, _, _) in enumerate(out):
         if k == key:
             return i + 1
     return len(out)

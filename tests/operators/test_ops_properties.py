@@ -34,6 +34,7 @@ from operators import (
     canonical_hash,
     check_context,
     edit_descriptors,
+    parse,
     validate_child,
 )
 
@@ -46,6 +47,8 @@ def _common(case: Case, parent: str, child) -> None:
     ast.parse(child.source)
     assert canonical_hash(child.source) != canonical_hash(parent)
     assert child.id == canonical_hash(child.source)
+    # the module an operator seeded into the parse cache is the child's, byte for byte
+    assert parse(child.source).code == child.source
     assert validate_child(child.source, parent, block=case.context.block) == child.id
     if case.context.block:
         assert outside_block(child.source) == outside_block(case.context.seed_source)
