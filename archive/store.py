@@ -157,7 +157,12 @@ class RunStore:
                 if attempt == _READ_TRIES - 1:
                     raise
                 continue  # a writer checkpointed and rotated the journal meanwhile
-            return cls(run_dir, cp, replay)
+            try:
+                return cls(run_dir, cp, replay)
+            except (KeyError, TypeError, ValueError) as e:  # records that do not fit together
+                raise StoreError(f"{run_dir}: damaged run ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:100] if str(e) else ''}); restore "
+                                 "archive.h5 and journal/ from a backup") from None
         raise AssertionError("unreachable")
 
     @classmethod
@@ -197,6 +202,7 @@ class RunStore:
 
     def _become_writer(self, lock: RunLock) -> None:
         jdir = self.run_dir / JOURNAL
+        jdir.mkdir(exist_ok=True)
         if self._tail is not None:
             path, good = self._tail
             if path.stat().st_size > good:

@@ -267,6 +267,15 @@ def _corrupt_journal_gap(run: Path) -> None:
     seg.write_bytes(b"\n".join(lines))
 
 
+def _corrupt_record_fields(run: Path) -> None:
+    seg = sorted((run / "journal").iterdir())[-1]
+    lines = seg.read_bytes().split(b"\n")
+    rec = json.loads(lines[1])
+    del rec["program"]["id"]
+    lines[1] = json.dumps(rec).encode()
+    seg.write_bytes(b"\n".join(lines))
+
+
 @pytest.mark.parametrize("corrupt, match", [
     (_corrupt_truncated, "archive.h5: (not a readable HDF5 file|damaged archive)"),
     (_corrupt_garbage, "archive.h5: not a readable HDF5 file"),
@@ -275,6 +284,7 @@ def _corrupt_journal_gap(run: Path) -> None:
     (_corrupt_missing_archive, "archive.h5: missing; .* is not an evo run dir"),
     (_corrupt_journal_middle, r"00000002.jsonl: line 4 is corrupt .*not the torn tail"),
     (_corrupt_journal_gap, r"00000002.jsonl: line 3 has record .*missing"),
+    (_corrupt_record_fields, r"run: damaged run \(TypeError.*restore archive.h5 and journal/"),
 ])
 def test_bad_input_is_a_one_line_store_error_and_changes_nothing(tmp_path, corrupt, match):
     with new_store(tmp_path) as s:
