@@ -1,0 +1,240 @@
+"""The ``evo`` command. Every user error is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from archive import LockError, Program, RunStore, StoreError
+from evo.config import ConfigError, load_config
+from evo.evaluator import EvaluatorError
+from evo.target import TargetError
+from operators import OperatorConfigError, ValidationError
+
+USER_ERRORS = (ConfigError, TargetError, StoreError, LockError, OperatorConfigError,
+               ValidationError, EvaluatorError)
+
+
+class CliError(Exception):
+    """A user error found by the CLI itself."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from evo.loop import RunError
+
+    try:
+        return args.func(args) or 0
+    except (*USER_ERRORS, RunError, CliError) as e:
+        msg = str(e)
+        first, _, rest = msg.partition("\n")
+        print(f"evo {args.command}: error: {first}", file=sys.stderr)
+        if rest:
+            print(rest, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evo: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evo", description="Evolutionary code search for ML "
+                                "training scripts: a MAP-Elites archive of program variants.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run (or resume) a search on a target or a run.toml",
+                       description="Run a search. TARGET is a run.toml, a target folder, or the "
+                       "name of a built-in target (default: tinygpt). An existing run dir is "
+                       "resumed.")
+    r.add_argument("target", nargs="?", help="run.toml, target folder or built-in target name")
+    r.add_argument("--evaluations", type=int, help="budget: evaluation runs")
+    r.add_argument("--hours", type=float, help="budget: wall-clock hours")
+    r.add_argument("--dollars", type=float, help="budget: LLM dollars")
+    r.add_argument("--workers", type=int, help="parallel slots (default: one per GPU or core)")
+    r.add_argument("--run-dir", help="where the run lives (default runs/TARGET)")
+    r.add_argument("--fidelity", help="fidelity level of the target")
+    r.add_argument("--timeout", type=float, help="seconds per evaluation (overrides the target)")
+    r.add_argument("--seed", type=int, help="random seed of the operators and selection")
+    r.add_argument("--selection", help="parent selection: uniform, weighted or greedy")
+    r.add_argument("--force-new", action="store_true",
+                   help="start over in a run dir made for another target or config")
+    r.add_argument("--no-progress", action="store_true", help="no live progress display")
+    r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("seed", help="add hand-written variants, evaluated first by the next run")
+    s.add_argument("run_dir")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--target", help="create the run dir for this target if it does not exist")
+    s.set_defaults(func=_cmd_seed)
+
+    st = sub.add_parser("status", help="evaluations, failures, elites, coverage and best of a run")
+    st.add_argument("run_dir")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    st.set_defaults(func=_cmd_status)
+
+    b = sub.add_parser("best", help="print the best program's source (or its diff to the seed)")
+    b.add_argument("run_dir")
+    b.add_argument("--diff", action="store_true", help="unified diff against the seed")
+    b.set_defaults(func=_cmd_best)
+
+    for name, helptext in (("plot", "write PNG plots of a run's diversity and fitness frontier"),
+                           ("report", "write report.md: best diff, hit rate, saturation, noise"),
+                           ("ablate", "leave-one-out and add-one-in ablation of the best edits")):
+        try:
+            from analysis import cli as analysis_cli
+        except ImportError:
+            break
+        analysis_cli.add_parser(sub, name, helptext)
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from evo.loop import Search
+    from evo.progress import print_summary
+
+    config_path = None
+    overrides: dict[str, Any] = {}
+    if args.target:
+        if args.target.endswith(".toml") and Path(args.target).name != "target.toml":
+            config_path = args.target
+        else:
+            overrides["run.target"] = args.target
+    overrides.update({
+        "run.evaluations": args.evaluations, "run.hours": args.hours,
+        "run.dollars": args.dollars, "backend.workers": args.workers,
+        "run.run_dir": args.run_dir, "run.fidelity": args.fidelity, "run.timeout": args.timeout,
+        "run.seed": args.seed, "archive.selection": args.selection})
+    cfg = load_config(config_path, overrides)
+    search = Search(cfg, force_new=args.force_new,
+                    progress=not args.no_progress and sys.stderr.isatty())
+    summary = search.run()
+    print_summary(summary)
+    return 0
+
+
+def _cmd_seed(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not run_dir.exists():
+        if not args.target:
+            raise CliError(f"{run_dir}: no such run dir; create it with "
+                           f"'evo seed {run_dir} FILE --target TARGET' or 'evo run'")
+        from evo.loop import Search
+
+        cfg = load_config(None, {"run.target": args.target, "run.run_dir": str(run_dir)})
+        Search(cfg, progress=False)._open_store().close()
+    from evo.niches import descriptors_for
+    from evo.target import load_target
+    from operators import canonical_hash, validate_child
+
+    sources = []
+    for f in args.files:
+        path = Path(f)
+        try:
+            sources.append((path, path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as e:
+            raise CliError(f"{path}: cannot read ({e.__class__.__name__}); give a Python file") from None
+    with RunStore.open(run_dir, writer=True) as store:
+        target = load_target(store.meta["target_root"])
+        seed = target.seed_source()
+        fidelity = store.meta["fidelity"]
+        added = []
+        for path, source in sources:
+            try:
+                validate_child(source, seed, block=target.block)
+            except ValidationError as e:
+                if e.kind != "noop":  # the seed itself is reported as a duplicate below
+                    raise CliError(f"{path}: {e}") from None
+        for path, source in sources:
+            pid = canonical_hash(source)
+            if (pid, fidelity) in store.programs or pid in added:
+                print(f"{path}: duplicate of program {pid[:12]} (same code up to comments and "
+                      "formatting); not added")
+                continue
+            store.add(Program(id=pid, source=source, fidelity=fidelity, operator="hand",
+                              description=f"hand-written variant {path.name}",
+                              birth=store.next_birth(),
+                              descriptors=descriptors_for(target, source, seed)))
+            added.append(pid)
+            print(f"{path}: added as {pid[:12]}; the next 'evo run' evaluates it first")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    store = RunStore.read(Path(args.run_dir))
+    info = status_dict(store)
+    if args.json:
+        print(json.dumps(info, sort_keys=True))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"evo status: {args.run_dir}", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value")
+    t.add_row("target / fidelity", f"{info['target']} / {info['fidelity']}")
+    t.add_row("evaluations", str(info["evaluations"]))
+    t.add_row("programs", str(info["programs"]))
+    t.add_row("by status", ", ".join(f"{k} {v}" for k, v in sorted(info["by_status"].items())))
+    t.add_row("elites / coverage", f"{info['elites']} / {info['coverage']:.1%}")
+    t.add_row("QD-score", f"{info['qd_score']:.6g}")
+    best = info["best"]
+    t.add_row(f"best {info['metric']}", "-" if best is None else
+              f"{best['fitness']:.6g} ± {best['fitness_std'] or 0:.3g} ({best['id'][:12]})")
+    t.add_row("cost", f"${info['cost']:.4f}, {info['tokens']} tokens")
+    Console().print(t)
+    return 0
+
+
+def status_dict(store: RunStore) -> dict[str, Any]:
+    """The status of a run as plain data (``evo status --json``)."""
+    fidelity = store.meta.get("fidelity")
+    stats = store.elites(fidelity).stats()
+    best = store.best(fidelity)
+    programs = list(store.programs.values())
+    return {
+        "target": store.meta.get("target"), "fidelity": fidelity,
+        "metric": store.meta.get("metric"), "direction": store.meta.get("direction"),
+        "evaluations": sum(len(p.runs) for p in programs),
+        "programs": len(programs),
+        "by_status": dict(store.counts_by_status()),
+        "elites": stats.elites, "cells": stats.cells, "coverage": stats.coverage,
+        "qd_score": stats.qd_score,
+        "best": None if best is None else {"id": best.id, "fitness": best.fitness,
+                                           "fitness_std": best.fitness_std},
+        "cost": sum(p.cost for p in programs), "tokens": sum(p.tokens for p in programs),
+    }
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    store = RunStore.read(Path(args.run_dir))
+    best = store.best(store.meta.get("fidelity"))
+    if best is None:
+        raise CliError(f"{args.run_dir}: no program has been evaluated ok yet")
+    if not args.diff:
+        sys.stdout.write(best.source)
+        return 0
+    seed = _seed_program(store)
+    seed_src = seed.source if seed else ""
+    diff = difflib.unified_diff(seed_src.splitlines(keepends=True),
+                                best.source.splitlines(keepends=True),
+                                fromfile="seed", tofile=f"best {best.id[:12]}")
+    text = "".join(diff)
+    sys.stdout.write(text if text else "(the best program is the seed)\n")
+    return 0
+
+
+def _seed_program(store: RunStore) -> Program | None:
+    seed_id = store.meta.get("seed_id")
+    return store.programs.get((seed_id, store.meta.get("fidelity")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

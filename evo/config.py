@@ -1,0 +1,208 @@
+"""The run configuration: TOML sections, defaults, validation, and the resolved file.
+
+Every key is listed in ``DEFAULTS`` with its default; the README documents each one. A config is
+validated completely before anything starts: an unknown key, a wrong type or a value out of range
+is a :class:`ConfigError` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_TARGETS = PACKAGE_ROOT / "targets"
+DEFAULT_TARGET = "tinygpt"
+
+OPERATOR_NAMES = ("constants", "choice", "toggle", "uniform_crossover", "merge")
+SELECTIONS = ("uniform", "weighted", "greedy")
+BACKENDS = ("local", "ray")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "run": {
+        "target": DEFAULT_TARGET,  # a target folder, or the name of a built-in target
+        "run_dir": "",  # default: runs/<target name>
+        "fidelity": "",  # default: the target's default_fidelity
+        "evaluations": 24,  # budget: evaluation runs (each seed of each program counts)
+        "hours": 0.0,  # budget: wall-clock hours, 0 = no limit
+        "dollars": 0.0,  # budget: LLM spend, 0 = no limit
+        "seed": 0,  # seeds the operators and parent selection
+        "timeout": 0.0,  # seconds per evaluation, 0 = the fidelity's
+        "memory_mb": 0,  # memory limit per child, 0 = none
+        "pass_env": ["TINYGPT_DATA", "EVO_DEVICE"],  # variables passed on to every child
+    },
+    "archive": {
+        "descriptors": [],  # [] = the target's, else the edit descriptors region x edit_size_bin
+        "edit_size_bins": 8,  # bins of the log2 edit-size descriptor
+        "selection": "uniform",  # uniform | weighted | greedy
+    },
+    "operators": {
+        "constants": 1.0,
+        "choice": 0.5,
+        "toggle": 0.2,
+        "uniform_crossover": 0.3,
+        "merge": 0.5,
+    },
+    "noise": {
+        "seeds": 3,  # seeds the baseline is measured with: its spread is the noise floor
+        "gate": 2.0,  # a would-be elite whose margin is under gate x noise gets more seeds
+        "max_seeds": 3,  # seeds a gated candidate is evaluated with in all
+        "z": 1.0,  # cells compare fitness -/+ z x standard error (a confidence bound)
+    },
+    "backend": {
+        "kind": "local",  # local | ray
+        "workers": 0,  # parallel slots; 0 = one per GPU, else CPU cores / 1 thread each
+    },
+}
+
+# Keys that may change when a run is resumed: budgets and resources, not what is searched.
+RESUMABLE_KEYS = {("run", k) for k in ("evaluations", "hours", "dollars", "run_dir", "timeout",
+                                        "memory_mb", "pass_env")} | {("backend", "workers")}
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message names the file (when there is one) and the key."""
+
+
+def default_config() -> dict[str, dict[str, Any]]:
+    return copy.deepcopy(DEFAULTS)
+
+
+def load_config(path: str | Path | None = None,
+                overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Read ``path`` (TOML; None for the defaults), apply ``overrides`` and validate.
+
+    Args:
+        path: a run.toml, or None.
+        overrides: ``"section.key" -> value`` pairs (from CLI flags); None values are ignored.
+
+    Returns:
+        The resolved config: every section and key, defaults filled in.
+    """
+    where = str(path) if path else "config"
+    cfg = default_config()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such config file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: not valid TOML ({e}); fix the syntax") from None
+        _merge(cfg, data, where)
+        target = cfg["run"]["target"]
+        # A relative target path in a config file is relative to that file.
+        if target and not Path(target).is_absolute() and (p.parent / target).exists():
+            cfg["run"]["target"] = str((p.parent / target).resolve())
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        _merge(cfg, {section: {key: value}}, "command line")
+    validate(cfg, where)
+    return cfg
+
+
+def _merge(cfg: dict, data: dict, where: str) -> None:
+    for section, table in data.items():
+        if section not in DEFAULTS:
+            raise ConfigError(f"{where}: unknown section [{section}]; "
+                              f"sections: {', '.join(DEFAULTS)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        for key, value in table.items():
+            if key not in DEFAULTS[section]:
+                raise ConfigError(f"{where}: unknown key '{section}.{key}'; "
+                                  f"keys of [{section}]: {', '.join(DEFAULTS[section])}")
+            default = DEFAULTS[section][key]
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not type(default):
+                raise ConfigError(f"{where}: '{section}.{key}' must be {type(default).__name__}, "
+                                  f"got {type(value).__name__} {value!r}")
+            cfg[section][key] = value
+
+
+def validate(cfg: dict, where: str = "config") -> None:
+    """Check ranges and allowed values; raise ConfigError naming the key."""
+
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            section, name = key.split(".")
+            raise ConfigError(f"{where}: '{key}' {what}, got {cfg[section][name]!r}")
+
+    run, arch, ops, noise, backend = (cfg[s] for s in ("run", "archive", "operators", "noise",
+                                                         "backend"))
+    need(run["evaluations"] >= 1, "run.evaluations", "must be >= 1")
+    need(run["hours"] >= 0, "run.hours", "must be >= 0 (0 = no limit)")
+    need(run["dollars"] >= 0, "run.dollars", "must be >= 0 (0 = no limit)")
+    need(run["timeout"] >= 0, "run.timeout", "must be >= 0 (0 = the fidelity's)")
+    need(run["memory_mb"] >= 0, "run.memory_mb", "must be >= 0 (0 = no limit)")
+    need(bool(run["target"]), "run.target", "must name a target folder or built-in target")
+    need(all(isinstance(v, str) and v.isidentifier() for v in run["pass_env"]), "run.pass_env",
+         "must be a list of environment variable names")
+    need(arch["selection"] in SELECTIONS, "archive.selection", f"must be one of {list(SELECTIONS)}")
+    need(1 <= arch["edit_size_bins"] <= 32, "archive.edit_size_bins", "must be in 1..32")
+    need(all(isinstance(d, str) for d in arch["descriptors"]), "archive.descriptors",
+         "must be a list of descriptor names")
+    for name in OPERATOR_NAMES:
+        need(ops[name] >= 0, f"operators.{name}", "must be a weight >= 0")
+    need(sum(ops.values()) > 0, "operators.constants", "all operator weights are 0; give one > 0")
+    need(noise["seeds"] >= 1, "noise.seeds", "must be >= 1")
+    need(noise["max_seeds"] >= 1, "noise.max_seeds", "must be >= 1")
+    need(noise["gate"] >= 0, "noise.gate", "must be >= 0 (0 = no re-evaluation)")
+    need(noise["z"] >= 0, "noise.z", "must be >= 0")
+    need(backend["kind"] in BACKENDS, "backend.kind", f"must be one of {list(BACKENDS)}")
+    need(backend["workers"] >= 0, "backend.workers", "must be >= 0 (0 = automatic)")
+
+
+def resolve_target_path(target: str) -> Path:
+    """A folder path, or the name of a built-in target under targets/."""
+    p = Path(target)
+    if p.exists():
+        return p.resolve()
+    builtin = BUILTIN_TARGETS / target
+    if builtin.is_dir():
+        return builtin
+    names = sorted(d.name for d in BUILTIN_TARGETS.iterdir()
+                   if d.is_dir() and (d / "target.toml").is_file())
+    raise ConfigError(f"run.target: {target!r} is neither a folder nor a built-in target "
+                      f"({', '.join(names)})")
+
+
+def to_toml(cfg: dict) -> str:
+    """The resolved config as TOML (every key written out)."""
+    lines = []
+    for section, table in cfg.items():
+        lines.append(f"[{section}]")
+        for key, value in table.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def search_fingerprint(cfg: dict) -> str:
+    """Hash of every key that defines what is searched (budgets and resources excluded)."""
+    kept = {s: {k: v for k, v in t.items() if (s, k) not in RESUMABLE_KEYS}
+            for s, t in cfg.items()}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

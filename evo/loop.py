@@ -1,0 +1,613 @@
+"""The search loop: steady state, every slot busy, budgets honoured, resumable after a crash.
+
+One thread (the caller's) owns the archive: it proposes children, dispatches evaluation runs to
+the backend's slots, and tells the archive each result. Evaluations run in worker threads (each
+supervising one child process). While the slots are busy the loop prepares the next children,
+so a freed slot never waits for an operator.
+
+Durability: a child is journaled as ``pending`` before it is dispatched, and again after every
+seed run; a crash at any instant loses at most the runs in flight, which a resumed run
+re-queues. Every run of every program counts towards ``run.evaluations``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import math
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archive import Program, RunStore, SeedRun, select_parents
+from evo.config import resolve_target_path, search_fingerprint, to_toml
+from evo.environment import describe, write_environment
+from evo.evaluator import EvalResult, evaluate_program, remove_workdir
+from evo.niches import archive_dims, descriptors_for
+from evo.noise import NoisePolicy, aggregate, noise_floor
+from evo.progress import Progress
+from evo.sandbox import kill_marked
+from evo.slots import LocalBackend, make_slots
+from evo.target import Target, load_target
+from operators import (
+    Context,
+    NoChild,
+    OperatorConfigError,
+    ValidationError,
+    build_operators,
+    canonical_hash,
+    check_context,
+)
+
+log = logging.getLogger("evo")
+
+
+class RunError(ValueError):
+    """The run cannot start or cannot go on (bad run dir, seed fails its baseline...)."""
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the CLI's closing table and for scripts."""
+
+    run_dir: Path
+    evaluations: int
+    by_status: dict[str, int]
+    seed_fitness: float | None
+    noise_floor: float
+    best_id: str | None
+    best_fitness: float | None
+    best_std: float | None
+    improved: bool
+    elites: int
+    coverage: float
+    qd_score: float
+    gate_rejected: int
+    gate_reevaluated: int
+    stopped: str
+    operators: dict[str, dict[str, int]] = field(default_factory=dict)
+    direction: str = "minimize"
+    metric: str = ""
+
+
+@dataclass
+class _Work:
+    program: Program
+    seed_index: int
+
+
+class Search:
+    """One run of the search over ``cfg`` (a resolved config from :func:`evo.config.load_config`).
+
+    Example:
+        >>> from evo.config import load_config
+        >>> Search(load_config(overrides={"run.evaluations": 8})).run()  # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: dict, *, force_new: bool = False, progress: bool = True,
+                 backend: Any = None):
+        self.cfg = cfg
+        run = cfg["run"]
+        self.target: Target = load_target(resolve_target_path(run["target"]))
+        self.fidelity = self.target.fidelity(run["fidelity"] or None).name
+        self.run_dir = Path(run["run_dir"] or Path("runs") / self.target.name)
+        self.seed_source = self.target.seed_source()
+        self.context = Context(
+            seed_source=self.seed_source, ranges=self.target.ranges,
+            choices=self.target.choices, droppable=self.target.droppable,
+            block=self.target.block, description=self.target.description)
+        try:
+            check_context(self.context)
+            self.operators = build_operators(cfg["operators"], self.context)
+        except (OperatorConfigError, ValidationError) as e:
+            raise RunError(f"{self.target.seed_path}: {e}") from None
+        self.seed_id = canonical_hash(self.seed_source)
+        self.noise_cfg = cfg["noise"]
+        self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
+        self.force_new = force_new
+        self.show_progress = progress
+        self._backend = backend
+        self.rng = np.random.default_rng(run["seed"])
+        self.run_id = uuid.uuid4().hex
+        self.op_stats: dict[str, Counter] = {}
+        self.gate_rejected = 0
+        self.gate_reevaluated = 0
+        self._gated: set[str] = set()
+        self._scheduled: dict[str, int] = {}  # runs done + queued + in flight, per program
+        self._runs_done: int | None = None
+        self._dollars: float | None = None
+        self._stop_reason = ""
+        self._interrupts = 0
+
+    # ---- run directory -------------------------------------------------------------------
+
+    def _open_store(self) -> RunStore:
+        meta = {"target": self.target.name, "target_root": str(self.target.root),
+                "fidelity": self.fidelity, "metric": self.target.metric,
+                "direction": self.target.direction, "fingerprint": search_fingerprint(self.cfg),
+                "checksums": self.target.checksums(), "seed_id": self.seed_id}
+        d = self.run_dir
+        if d.exists() and any(d.iterdir()):
+            if not ((d / "archive.h5").exists() or (d / "journal").exists()):
+                raise RunError(f"{d}: exists and is not an evo run dir; choose another --run-dir")
+            store = RunStore.open(d, writer=True)
+            old = store.meta
+            clash = [k for k in ("target", "fidelity", "metric", "fingerprint", "checksums")
+                     if old.get(k) != meta[k]]
+            if clash and not self.force_new:
+                store.close()
+                raise RunError(f"{d}: made for another target or config ({', '.join(clash)} "
+                               "differ); use another --run-dir, or --force-new to start over "
+                               "(the old run is kept beside it)")
+            if not clash:
+                return store
+            store.close()
+            aside = d.with_name(f"{d.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+            d.rename(aside)
+            log.warning("moved the old run dir to %s", aside)
+        store = RunStore.create(d, dims=self.dims, direction=self.target.direction,
+                                z=self.noise_cfg["z"], meta=meta)
+        return store
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        store = self._open_store()
+        self.store = store
+        handler = _FileLog(self.run_dir / "evo.log")
+        try:
+            (self.run_dir / "config.toml").write_text(to_toml(self.cfg))
+            write_environment(self.run_dir / "environment.json", describe(self.target))
+            return self._run(store)
+        finally:
+            handler.close()
+            store.close()
+
+    def _run(self, store: RunStore) -> RunSummary:
+        run = self.cfg["run"]
+        budget = run["evaluations"]
+        deadline = time.monotonic() + run["hours"] * 3600 if run["hours"] > 0 else math.inf
+        slots = make_slots(self.cfg["backend"]["workers"] or None)
+        backend = self._backend or LocalBackend(slots)
+        n_slots = len(slots)
+        queue: deque[_Work] = deque()
+        self._requeue(store, queue)
+        ready: deque[Program] = deque()
+        in_flight: dict[cf.Future, _Work] = {}
+        progress = Progress(self, budget, n_slots, enabled=self.show_progress)
+        old_handler = self._install_sigint()
+        try:
+            progress.start()
+            while True:
+                for fut in [f for f in in_flight if f.done()]:
+                    work = in_flight.pop(fut)
+                    self._tell(store, work, fut.result(), queue)
+                    progress.update(len(in_flight))
+                if self._failed_baseline(store):
+                    break
+                used = self._evaluations(store) + len(in_flight)
+                stopping = self._stopping(store, deadline, used, budget)
+                while not stopping and len(in_flight) < n_slots and used < budget:
+                    work = self._next_work(store, queue, ready)
+                    if work is None:
+                        break
+                    in_flight[backend.submit(self._job(work))] = work
+                    used += 1
+                progress.update(len(in_flight))
+                if not in_flight:
+                    if stopping or used >= budget or not self._can_propose(store, queue):
+                        break
+                    continue
+                if not stopping and len(ready) < n_slots and store.best(self.fidelity):
+                    child = self._propose(store)
+                    if child is not None:
+                        ready.append(child)
+                    continue
+                cf.wait(list(in_flight), timeout=0.25, return_when=cf.FIRST_COMPLETED)
+                if self._interrupts >= 2:
+                    kill_marked(self.run_id)
+                    cf.wait(list(in_flight), timeout=10)
+                    in_flight.clear()  # abandoned: still pending in the journal
+                    break
+        finally:
+            signal.signal(signal.SIGINT, old_handler) if old_handler else None
+            if self._backend is None:
+                backend.shutdown(wait=True)
+            progress.stop()
+        store.checkpoint()
+        summary = self.summary(store)
+        self._check_baseline(store)
+        return summary
+
+    def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
+        if self._interrupts:
+            self._stop_reason = "interrupted"
+        elif time.monotonic() > deadline:
+            self._stop_reason = "hours budget reached"
+        elif self.cfg["run"]["dollars"] > 0 and self._spent(store) >= self.cfg["run"]["dollars"]:
+            self._stop_reason = "dollar budget reached"
+        elif used >= budget:
+            self._stop_reason = "evaluation budget reached"
+        else:
+            return False
+        return True
+
+    def _install_sigint(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            self._interrupts += 1
+            if self._interrupts == 1:
+                log.warning("Ctrl-C: finishing the children in flight (Ctrl-C again abandons "
+                            "them; they are re-queued on resume)")
+
+        return signal.signal(signal.SIGINT, on_sigint)
+
+    # ---- work items ----------------------------------------------------------------------
+
+    def _requeue(self, store: RunStore, queue: deque[_Work]) -> None:
+        """Seed first, then hand-written variants, then children in flight at a crash."""
+        seed = store.programs.get((self.seed_id, self.fidelity))
+        if seed is None:
+            seed = Program(id=self.seed_id, source=self.seed_source, fidelity=self.fidelity,
+                           operator="seed", description="the target's seed program",
+                           birth=store.next_birth())
+            store.add(seed)
+        pending = sorted(store.pending(), key=lambda p: (p.id != self.seed_id, p.birth))
+        for p in pending:
+            if p.fidelity != self.fidelity:
+                continue
+            self._scheduled[p.id] = len(p.runs)
+            if not self._schedule(store, p, queue):
+                # every run finished before the crash, but the final record was not written
+                self._finish(store, p, queue)
+
+    def _schedule(self, store: RunStore, p: Program, queue: deque[_Work],
+                  front: bool = False) -> bool:
+        """Queue the runs ``p`` still wants (in parallel); False when it wants none."""
+        have = self._scheduled.get(p.id, len(p.runs))
+        if any(r.status != "ok" for r in p.runs):
+            return len(p.runs) < have  # a run failed: wait for the others, queue no more
+        wanted = self._seeds_wanted(store, p)
+        new = [_Work(p, i) for i in range(have, wanted)]
+        self._scheduled[p.id] = max(have, wanted)
+        if front:
+            queue.extendleft(reversed(new))
+        else:
+            queue.extend(new)
+        return bool(new) or len(p.runs) < have
+
+    def _seeds_wanted(self, store: RunStore, p: Program) -> int:
+        if p.id == self.seed_id:
+            return self.noise_cfg["seeds"]
+        if p.id in self._gated or self._needs_more_seeds(store, p):
+            return self.noise_cfg["max_seeds"]
+        return 1
+
+    def _next_work(self, store: RunStore, queue: deque[_Work],
+                   ready: deque[Program]) -> _Work | None:
+        if queue:
+            return queue.popleft()
+        if store.best(self.fidelity) is None:
+            return None  # the seed's baseline is still running: nothing to mutate yet
+        while ready:
+            child = ready.popleft()
+            if (child.id, self.fidelity) in store.programs:
+                self._count(child.operator, "duplicate")
+                continue
+            return self._dispatchable(store, child)
+        child = self._propose(store)
+        return self._dispatchable(store, child) if child else None
+
+    def _dispatchable(self, store: RunStore, child: Program) -> _Work:
+        child.birth = store.next_birth()
+        store.add(child)  # pending: durable before it runs
+        self._count(child.operator, "evaluated")
+        self._scheduled[child.id] = 1
+        return _Work(child, 0)
+
+    def _can_propose(self, store: RunStore, queue: deque[_Work]) -> bool:
+        return bool(queue) or store.best(self.fidelity) is not None
+
+    def _propose(self, store: RunStore, tries: int = 20) -> Program | None:
+        """A new, valid child that is not a duplicate, or None after ``tries`` misses."""
+        elites = self._elite_programs(store)
+        weights = np.array([w for _, w in self.operators], dtype=float)
+        for _ in range(tries):
+            op, _ = self.operators[self.rng.choice(len(self.operators), p=weights / weights.sum())]
+            if op.arity > len(elites):
+                continue
+            parents = select_parents(self.cfg["archive"]["selection"], elites, op.arity,
+                                     self.rng, store.offspring_counts())
+            ctx = self.context
+            if op.arity == 2:
+                ctx = _with_ancestor(ctx, store, parents, self.seed_source)
+            try:
+                child = op.propose(parents, ctx, self.rng)
+                cid = canonical_hash(child.source)
+            except NoChild as e:
+                self._count(op.name, "no_child")
+                log.debug("%s made no child: %s", op.name, e)
+                continue
+            except ValidationError as e:
+                self._count(op.name, "rejected")
+                log.debug("%s child rejected: %s", op.name, e)
+                continue
+            if (cid, self.fidelity) in store.programs:
+                self._count(op.name, "duplicate")
+                continue
+            return Program(id=cid, source=child.source, fidelity=self.fidelity,
+                           parents=tuple(child.parents), operator=child.operator,
+                           description=child.description,
+                           descriptors=descriptors_for(self.target, child.source,
+                                                       self.seed_source))
+        return None
+
+    def _elite_programs(self, store: RunStore) -> list[Program]:
+        elites = store.elites(self.fidelity)
+        return [store.programs[(i, self.fidelity)] for i in elites.elite_ids()]
+
+    def _job(self, work: _Work):
+        p, i = work.program, work.seed_index
+        child_dir = self.run_dir / "children" / f"{p.birth:06d}-{p.id[:10]}-s{i}"
+        if child_dir.exists():  # a run in flight at a crash left it behind
+            remove_workdir(child_dir)
+        child_dir.parent.mkdir(parents=True, exist_ok=True)
+        run = self.cfg["run"]
+        pass_env = {k: os.environ[k] for k in run["pass_env"] if k in os.environ}
+
+        def job(slot: Any) -> EvalResult:
+            return evaluate_program(
+                self.target, p.source, workdir=child_dir, fidelity=self.fidelity, seed=i,
+                slot=slot, timeout=run["timeout"] or None, memory_mb=run["memory_mb"] or None,
+                extra_env={"EVO_RUN_ID": self.run_id, **pass_env})
+
+        return job
+
+    # ---- telling the archive -------------------------------------------------------------
+
+    def _tell(self, store: RunStore, work: _Work, result: EvalResult,
+              queue: deque[_Work]) -> None:
+        p = work.program
+        self._runs_done = self._evaluations(store) + 1
+        p.runs.append(SeedRun(seed=work.seed_index, status=result.status,
+                              metrics=dict(result.metrics), wall_time=result.wall_time))
+        if result.status != "ok":
+            p.reason = result.reason
+            p.stderr_tail = result.stderr_tail[-2000:]
+        if p.id == self.seed_id and result.info.get("corpus_sha256"):
+            self._record_corpus(result.info["corpus_sha256"])
+        self._prune(result, keep=result.status != "ok")
+        if self._schedule(store, p, queue, front=True):
+            store.add(p)  # still pending, with this run durable
+            return
+        self._scheduled.pop(p.id, None)
+        self._finish(store, p, queue)
+
+    def _finish(self, store: RunStore, p: Program, queue: deque[_Work]) -> None:
+        floor = self._floor(store, p)
+        aggregate(p, self.target.metric, floor)
+        if not p.descriptors:
+            p.descriptors = descriptors_for(self.target, p.source, self.seed_source)
+        p.descriptors.update(_metric_descriptors(self.target, p))
+        if p.status != "ok":
+            self._count(p.operator, p.status)
+        gated = p.id in self._gated
+        outcome = store.add(p)
+        status = getattr(outcome, "status", "")
+        if status in ("new", "improved"):
+            self._count(p.operator, status)
+        if gated and status not in ("new", "improved"):
+            self.gate_rejected += 1
+        log.info("%s %s %s fitness=%s %s", p.id[:10], p.operator, p.status,
+                 _fmt(p.fitness), status)
+
+    def _needs_more_seeds(self, store: RunStore, p: Program) -> bool:
+        """The noise gate: would this single draw take a cell or beat the best by a thin margin?"""
+        policy = self._policy(store)
+        if policy.gate <= 0 or len(p.runs) >= policy.max_seeds:
+            return False
+        if not p.runs or any(r.status != "ok" for r in p.runs) or p.id == self.seed_id:
+            return False
+        probe = Program(**{**p.__dict__, "runs": list(p.runs)})
+        aggregate(probe, self.target.metric, policy.floor)
+        if probe.status != "ok":
+            return False
+        if not probe.descriptors:
+            probe.descriptors = descriptors_for(self.target, p.source, self.seed_source)
+        probe.descriptors.update(_metric_descriptors(self.target, probe))
+        elites = store.elites(self.fidelity)
+        verdict = elites.would_add(probe)
+        margins = []
+        if verdict.status == "improved" and verdict.previous is not None:
+            inc = store.programs[(verdict.previous, self.fidelity)]
+            margins.append(abs(probe.fitness - inc.fitness))
+        best = store.best(self.fidelity)
+        if best is not None and self.target.better(probe.fitness, best.fitness):
+            margins.append(abs(probe.fitness - best.fitness))
+        if margins and policy.within_noise(min(margins)):
+            if p.id not in self._gated:
+                self._gated.add(p.id)
+                self.gate_reevaluated += 1
+            return True
+        return False
+
+    def _policy(self, store: RunStore) -> NoisePolicy:
+        seed = store.programs.get((self.seed_id, self.fidelity))
+        floor = noise_floor(seed, self.target.metric) if seed else 0.0
+        n = self.noise_cfg
+        return NoisePolicy(floor=floor, gate=n["gate"], max_seeds=n["max_seeds"], z=n["z"])
+
+    def _floor(self, store: RunStore, p: Program) -> float:
+        if p.id == self.seed_id:
+            return noise_floor(p, self.target.metric)
+        return self._policy(store).floor
+
+    # ---- bookkeeping ---------------------------------------------------------------------
+
+    def _count(self, operator: str, what: str) -> None:
+        self.op_stats.setdefault(operator, Counter())[what] += 1
+
+    def _evaluations(self, store: RunStore) -> int:
+        if self._runs_done is None:  # counted once, then kept up to date by _tell
+            self._runs_done = sum(len(p.runs) for p in store.programs.values())
+        return self._runs_done
+
+    def _spent(self, store: RunStore) -> float:
+        if self._dollars is None:
+            self._dollars = sum(p.cost for p in store.programs.values())
+        return self._dollars
+
+    def _record_corpus(self, sha: str) -> None:
+        path = self.run_dir / "environment.json"
+        env = describe(self.target, {"corpus_sha256": sha})
+        write_environment(path, env)
+
+    def _prune(self, result: EvalResult, keep: bool) -> None:
+        """Keep a failed run's logs (not its files); drop a successful run's working dir."""
+        wd = result.workdir
+        if wd is None or not wd.exists():
+            return
+        if not keep:
+            remove_workdir(wd)
+            return
+        for entry in wd.iterdir():
+            if entry.name not in ("stdout.log", "stderr.log", "result.json"):
+                if entry.is_dir() and not entry.is_symlink():
+                    remove_workdir(entry)
+                else:
+                    entry.unlink(missing_ok=True)
+
+    def _failed_baseline(self, store: RunStore) -> bool:
+        seed = store.programs.get((self.seed_id, self.fidelity))
+        return seed is not None and seed.status not in ("pending", "ok")
+
+    def _check_baseline(self, store: RunStore) -> None:
+        seed = store.programs.get((self.seed_id, self.fidelity))
+        if seed is not None and seed.status not in ("pending", "ok"):
+            tail = "\n".join(seed.stderr_tail.strip().splitlines()[-8:])
+            raise RunError(f"{self.target.seed_path}: the seed program fails its baseline "
+                           f"evaluation: {seed.status}: {seed.reason}"
+                           + (f"\n--- stderr tail ---\n{tail}" if tail else ""))
+
+    def summary(self, store: RunStore) -> RunSummary:
+        seed = store.programs.get((self.seed_id, self.fidelity))
+        best = store.best(self.fidelity)
+        stats = store.elites(self.fidelity).stats()
+        improved = bool(best and seed and seed.ok and best.id != seed.id
+                        and self.target.better(best.fitness, seed.fitness))
+        return RunSummary(
+            run_dir=self.run_dir, evaluations=self._evaluations(store),
+            by_status=dict(store.counts_by_status()),
+            seed_fitness=seed.fitness if seed and seed.ok else None,
+            noise_floor=noise_floor(seed, self.target.metric) if seed else 0.0,
+            best_id=best.id if best else None, best_fitness=best.fitness if best else None,
+            best_std=best.fitness_std if best else None, improved=improved,
+            elites=stats.elites, coverage=stats.coverage, qd_score=stats.qd_score,
+            gate_rejected=self.gate_rejected, gate_reevaluated=self.gate_reevaluated,
+            stopped=self._stop_reason or "nothing left to evaluate",
+            operators={k: dict(v) for k, v in self.op_stats.items()},
+            direction=self.target.direction, metric=self.target.metric)
+
+
+def _with_ancestor(ctx: Context, store: RunStore, parents: list[Program], seed: str) -> Context:
+    """The nearest common ancestor of two parents (by lineage), else the seed."""
+    fid = parents[0].fidelity
+
+    def ancestors(p: Program) -> dict[str, int]:
+        seen, frontier, depth = {}, [p.id], 0
+        while frontier and depth < 64:
+            nxt = []
+            for pid in frontier:
+                if pid in seen:
+                    continue
+                seen[pid] = depth
+                rec = store.programs.get((pid, fid))
+                if rec is not None:
+                    nxt.extend(rec.parents)
+            frontier, depth = nxt, depth + 1
+        return seen
+
+    a, b = ancestors(parents[0]), ancestors(parents[1])
+    common = [(a[i] + b[i], i) for i in a.keys() & b.keys()]
+    source = seed
+    if common:
+        rec = store.programs.get((min(common)[1], fid))
+        if rec is not None:
+            source = rec.source
+    return Context(**{**ctx.__dict__, "ancestor_source": source})
+
+
+def _metric_descriptors(target: Target, p: Program) -> dict[str, Any]:
+    means = p.metrics_mean()
+    return {d.name: means[d.name] for d in target.descriptors if d.name in means}
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.6g}"
+
+
+class _FileLog:
+    """Attach the run's log file to the ``evo`` logger for the duration of a run."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handler = logging.FileHandler(path)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(self.handler)
+        log.setLevel(logging.INFO)
+
+    def close(self) -> None:
+        log.removeHandler(self.handler)
+        self.handler.close()
+
+
+def run(config: str | Path | dict | None = None, *, force_new: bool = False,
+        progress: bool = False, **overrides: Any) -> RunSummary:
+    """Run a search from a script.
+
+    Args:
+        config: a run.toml path, a resolved config dict, or None for the defaults.
+        force_new: start over in a run dir made for another target or config.
+        progress: show the live progress display.
+        **overrides: ``section_key=value``, or the short names ``target``, ``run_dir``,
+            ``evaluations``, ``hours``, ``workers``, ``fidelity``, ``timeout``, ``seed``.
+
+    Example:
+        >>> import evo
+        >>> summary = evo.run(target="circle_packing", evaluations=20)  # doctest: +SKIP
+    """
+    from evo.config import load_config
+
+    short = {"workers": "backend.workers"}
+    dotted = {}
+    for k, v in overrides.items():
+        if k in short:
+            dotted[short[k]] = v
+        elif "__" in k:
+            dotted[k.replace("__", ".", 1)] = v
+        else:
+            dotted[f"run.{k}"] = v
+    if isinstance(config, dict):
+        from evo.config import validate
+
+        cfg = config
+        for k, v in dotted.items():
+            s, key = k.split(".", 1)
+            cfg[s][key] = v
+        validate(cfg)
+    else:
+        cfg = load_config(config, dotted)
+    return Search(cfg, force_new=force_new, progress=progress).run()
+
+
+__all__ = ["RunError", "RunSummary", "Search", "run"]

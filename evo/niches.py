@@ -1,0 +1,61 @@
+"""Which niches the archive has: the edit descriptors by default, or metrics the target names.
+
+By default a program's niche is (edited region x log2 edit size) relative to the seed, so a
+search cannot collapse onto one small safe edit: a big rewrite of the model and a one-constant
+tweak of the optimizer never compete for the same cell. ``[descriptors]`` in ``target.toml``
+(or ``archive.descriptors`` in the run config) picks reported metrics instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archive import Dim
+from evo.config import ConfigError
+from evo.target import Target
+from operators import edit_descriptors, regions
+
+EDIT_DESCRIPTORS = ("region", "edit_size_bin")
+OTHER = "other"  # region of a statement the seed does not have (a new top-level def)
+
+
+def region_labels(seed_source: str) -> tuple[str, ...]:
+    labels = sorted(set(regions(seed_source).values()))
+    return tuple(labels) + ("multi", "none", OTHER)
+
+
+def archive_dims(target: Target, seed_source: str, archive_cfg: dict[str, Any]) -> list[Dim]:
+    """The niche dimensions of a run (validated: unknown names are a ConfigError)."""
+    names = list(archive_cfg["descriptors"]) or (
+        [d.name for d in target.descriptors] or list(EDIT_DESCRIPTORS))
+    by_name = {d.name: d for d in target.descriptors}
+    dims = []
+    for name in names:
+        if name == "region":
+            dims.append(Dim(name="region", kind="category",
+                            categories=region_labels(seed_source)))
+        elif name == "edit_size_bin":
+            bins = archive_cfg["edit_size_bins"]
+            dims.append(Dim(name="edit_size_bin", kind="grid", low=0.0, high=float(bins),
+                            bins=bins))
+        elif name in by_name:
+            spec = by_name[name]
+            if spec.categories:
+                dims.append(Dim(name=name, kind="category", categories=spec.categories))
+            else:
+                low, high = spec.range
+                dims.append(Dim(name=name, kind="grid", low=low, high=high, bins=spec.bins))
+        else:
+            allowed = list(EDIT_DESCRIPTORS) + list(by_name)
+            raise ConfigError(f"archive.descriptors: unknown descriptor {name!r}; allowed: "
+                              f"{allowed} (metrics need a [descriptors.NAME] table in "
+                              f"{target.root / 'target.toml'})")
+    return dims
+
+
+def descriptors_for(target: Target, source: str, seed_source: str) -> dict[str, Any]:
+    """Edit descriptors of ``source`` against the seed, with unknown regions as 'other'."""
+    d = edit_descriptors(source, seed_source).to_dict()
+    if d["region"] not in region_labels(seed_source):
+        d["region"] = OTHER
+    return d

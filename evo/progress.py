@@ -1,0 +1,125 @@
+"""The live progress line of a run (rich), and its closing summary table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from evo.loop import RunSummary, Search
+
+_FAILED = ("crash", "timeout", "oom", "nan", "invalid_result")
+
+
+class Progress:
+    """Done, in flight, best, coverage, failures and ETA, redrawn as results arrive."""
+
+    def __init__(self, search: Search, budget: int, slots: int, enabled: bool = True):
+        self.search, self.budget, self.slots = search, budget, slots
+        self.enabled = enabled
+        self.console = Console(stderr=True)
+        self.live: Live | None = None
+        self.t0 = time.monotonic()
+        self.done0: int | None = None
+        self._last = 0.0
+
+    def start(self) -> None:
+        if self.enabled:
+            self.live = Live(self._render(0), console=self.console, refresh_per_second=4,
+                             transient=False)
+            self.live.start()
+
+    def update(self, in_flight: int) -> None:
+        if self.live is None or time.monotonic() - self._last < 0.2:
+            return
+        self._last = time.monotonic()
+        self.live.update(self._render(in_flight))
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.update(self._render(0))
+            self.live.stop()
+            self.live = None
+
+    def _render(self, in_flight: int) -> Table:
+        s = self.search
+        store = getattr(s, "store", None)
+        done = s._evaluations(store) if store else 0
+        if self.done0 is None:
+            self.done0 = done
+        best = store.best(s.fidelity) if store else None
+        stats = store.elites(s.fidelity).stats() if store else None
+        counts = store.counts_by_status() if store else {}
+        failed = sum(counts.get(k, 0) for k in _FAILED)
+        elapsed = time.monotonic() - self.t0
+        rate = (done - self.done0) / elapsed if elapsed > 0 else 0.0
+        eta = (self.budget - done) / rate if rate > 0 else float("nan")
+        t = Table.grid(padding=(0, 2))
+        t.add_row(
+            f"[bold]{s.target.name}[/] {s.fidelity}",
+            f"done {done}/{self.budget}", f"in flight {in_flight}/{self.slots}",
+            f"best {s.target.metric} {_fmt(best.fitness if best else None)}",
+            f"coverage {stats.coverage:.1%}" if stats else "",
+            f"failures {failed}", f"ETA {_duration(eta)}")
+        return t
+
+
+def summary_table(summary: RunSummary) -> Table:
+    """The closing table of ``evo run``."""
+    t = Table(title=f"evo run: {summary.run_dir}", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value")
+    t.add_row("stopped", summary.stopped)
+    t.add_row("evaluations", str(summary.evaluations))
+    t.add_row("by status", ", ".join(f"{k} {v}" for k, v in sorted(summary.by_status.items())))
+    t.add_row("elites / coverage", f"{summary.elites} / {summary.coverage:.1%}")
+    t.add_row("QD-score", f"{summary.qd_score:.6g}")
+    t.add_row(f"seed {summary.metric}", _fmt(summary.seed_fitness))
+    t.add_row("noise floor (1 eval)", _fmt(summary.noise_floor))
+    t.add_row(f"best {summary.metric}", f"{_fmt(summary.best_fitness)} ± {_fmt(summary.best_std)}"
+              f" ({(summary.best_id or '-')[:12]})")
+    t.add_row("noise gate", f"{summary.gate_reevaluated} re-evaluated, "
+                            f"{summary.gate_rejected} would-be elites rejected")
+    for op, counts in sorted(summary.operators.items()):
+        t.add_row(f"operator {op}", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return t
+
+
+def verdict(summary: RunSummary) -> str:
+    """One plain sentence: did anything beat the seed, by how much, against the noise?"""
+    if summary.seed_fitness is None:
+        return "The seed has no baseline yet: nothing to compare."
+    if not summary.improved or summary.best_fitness is None:
+        return (f"Nothing beat the seed: seed {summary.metric} {_fmt(summary.seed_fitness)} "
+                f"(noise floor {_fmt(summary.noise_floor)}).")
+    delta = summary.best_fitness - summary.seed_fitness
+    if summary.noise_floor > 0:
+        noise = (f"{abs(delta) / summary.noise_floor:.1f}x the noise floor "
+                 f"{_fmt(summary.noise_floor)}")
+    else:
+        noise = "the seed measured no noise over its seeds"
+    return (f"Best {summary.metric} {_fmt(summary.best_fitness)} against the seed's "
+            f"{_fmt(summary.seed_fitness)}: {delta:+.4g} ({noise}); program "
+            f"{summary.best_id[:12]}, see it with: evo best {summary.run_dir} --diff")
+
+
+def print_summary(summary: RunSummary, file: Any = None) -> None:
+    console = Console(file=file or sys.stdout)
+    console.print(summary_table(summary))
+    console.print(verdict(summary))
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.5g}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "-"
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
