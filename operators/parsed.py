@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,18 +152,20 @@ class Parsed:
 
 
 _CACHE: OrderedDict[str, Parsed] = OrderedDict()
+_CACHE_LOCK = threading.Lock()  # LLM operators propose from worker threads
 
 
 def parsed(source: str) -> Parsed:
     """The cached :class:`Parsed` for ``source`` (created, unparsed, on a miss)."""
     p = Parsed(source)
-    hit = _CACHE.get(p.key)
-    if hit is not None:
-        _CACHE.move_to_end(p.key)
-        return hit
-    _CACHE[p.key] = p
-    if len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(p.key)
+        if hit is not None:
+            _CACHE.move_to_end(p.key)
+            return hit
+        _CACHE[p.key] = p
+        if len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return p
 
 
@@ -178,4 +181,5 @@ def remember(source: str, module: cst.Module, chunks: Sequence[str] | None = Non
 
 def clear_cache() -> None:
     """Forget every parsed source (benchmarks use it to time a cold cache)."""
-    _CACHE.clear()
+    with _CACHE_LOCK:
+        _CACHE.clear()
