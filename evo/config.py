@@ -22,7 +22,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_TARGETS = PACKAGE_ROOT / "targets"
 DEFAULT_TARGET = "tinygpt"
 
-OPERATOR_NAMES = ("constants", "choice", "toggle", "uniform_crossover", "merge")
+OPERATOR_NAMES = ("constants", "choice", "toggle", "uniform_crossover", "merge", "llm_mutation",
+                  "llm_crossover")
 SELECTIONS = ("uniform", "weighted", "greedy")
 BACKENDS = ("local", "ray")
 
@@ -50,6 +51,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "toggle": 0.2,
         "uniform_crossover": 0.3,
         "merge": 0.5,
+        "llm_mutation": 1.0,  # used only when [llm] base_url is set
+        "llm_crossover": 0.5,
     },
     "noise": {
         "seeds": 3,  # seeds the baseline is measured with: its spread is the noise floor
@@ -57,6 +60,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_seeds": 3,  # seeds a gated candidate is evaluated with in all
         "z": 1.0,  # cells compare fitness -/+ z x standard error (a confidence bound)
     },
+    "llm": {},  # validated by operators.llm.LLMConfig: see the README's [llm] keys
     "backend": {
         "kind": "local",  # local | ray
         "workers": 0,  # parallel slots; 0 = one per GPU, else CPU cores / 1 thread each
@@ -118,6 +122,10 @@ def _merge(cfg: dict, data: dict, where: str) -> None:
                               f"sections: {', '.join(DEFAULTS)}")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{section}] must be a table")
+        if section == "llm":
+            cfg["llm"] = {**cfg["llm"], **table}
+            _llm_config(cfg, where)
+            continue
         for key, value in table.items():
             if key not in DEFAULTS[section]:
                 raise ConfigError(f"{where}: unknown key '{section}.{key}'; "
@@ -162,6 +170,16 @@ def validate(cfg: dict, where: str = "config") -> None:
     need(noise["z"] >= 0, "noise.z", "must be >= 0")
     need(backend["kind"] in BACKENDS, "backend.kind", f"must be one of {list(BACKENDS)}")
     need(backend["workers"] >= 0, "backend.workers", "must be >= 0 (0 = automatic)")
+    cfg["llm"] = _llm_config(cfg, where).to_dict()
+
+
+def _llm_config(cfg: dict, where: str) -> Any:
+    from operators.llm import LLMConfig, LLMConfigError
+
+    try:
+        return LLMConfig.from_dict(cfg["llm"])
+    except LLMConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def resolve_target_path(target: str) -> Path:
@@ -190,6 +208,8 @@ def to_toml(cfg: dict) -> str:
 
 
 def _toml_value(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):

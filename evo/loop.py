@@ -13,6 +13,7 @@ re-queues. Every run of every program counts towards ``run.evaluations``.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import logging
 import math
 import os
@@ -25,29 +26,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from archive import Program, RunStore, SeedRun, select_parents
+from archive import Program, RunStore, SeedRun
 from evo.config import resolve_target_path, search_fingerprint, to_toml
 from evo.environment import describe, write_environment
 from evo.evaluator import EvalResult, evaluate_program, remove_workdir
 from evo.niches import archive_dims, descriptors_for
 from evo.noise import NoisePolicy, aggregate, noise_floor
 from evo.progress import Progress
+from evo.proposals import Proposer
 from evo.sandbox import kill_marked
 from evo.slots import LocalBackend, make_slots
 from evo.target import Target, load_target
-from operators import (
-    Context,
-    NoChild,
-    OperatorConfigError,
-    ValidationError,
-    build_operators,
-    canonical_hash,
-    check_context,
-)
+from operators import OperatorConfigError, ValidationError, canonical_hash
 
 log = logging.getLogger("evo")
+
+CHECKPOINT_SECONDS = 300.0
 
 
 class RunError(ValueError):
@@ -100,24 +94,18 @@ class Search:
         self.fidelity = self.target.fidelity(run["fidelity"] or None).name
         self.run_dir = Path(run["run_dir"] or Path("runs") / self.target.name)
         self.seed_source = self.target.seed_source()
-        self.context = Context(
-            seed_source=self.seed_source, ranges=self.target.ranges,
-            choices=self.target.choices, droppable=self.target.droppable,
-            block=self.target.block, description=self.target.description)
+        self.seed_id = canonical_hash(self.seed_source)
+        self.op_stats: dict[str, Counter] = {}
         try:
-            check_context(self.context)
-            self.operators = build_operators(cfg["operators"], self.context)
+            self.proposer = Proposer(cfg, self.target, self.fidelity, self.op_stats)
         except (OperatorConfigError, ValidationError) as e:
             raise RunError(f"{self.target.seed_path}: {e}") from None
-        self.seed_id = canonical_hash(self.seed_source)
         self.noise_cfg = cfg["noise"]
         self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
         self.force_new = force_new
         self.show_progress = progress
         self._backend = backend
-        self.rng = np.random.default_rng(run["seed"])
         self.run_id = uuid.uuid4().hex
-        self.op_stats: dict[str, Counter] = {}
         self.gate_rejected = 0
         self.gate_reevaluated = 0
         self._gated: set[str] = set()
@@ -126,6 +114,7 @@ class Search:
         self._dollars: float | None = None
         self._stop_reason = ""
         self._interrupts = 0
+        self._last_checkpoint = time.monotonic()
 
     # ---- run directory -------------------------------------------------------------------
 
@@ -175,6 +164,8 @@ class Search:
         run = self.cfg["run"]
         budget = run["evaluations"]
         deadline = time.monotonic() + run["hours"] * 3600 if run["hours"] > 0 else math.inf
+        self._load_counters()
+        self.proposer.set_spent(self._spent(store))
         slots = make_slots(self.cfg["backend"]["workers"] or None)
         backend = self._backend or LocalBackend(slots)
         n_slots = len(slots)
@@ -182,15 +173,15 @@ class Search:
         self._requeue(store, queue)
         ready: deque[Program] = deque()
         in_flight: dict[cf.Future, _Work] = {}
+        misses = 0
         progress = Progress(self, budget, n_slots, enabled=self.show_progress)
         old_handler = self._install_sigint()
         try:
             progress.start()
             while True:
                 for fut in [f for f in in_flight if f.done()]:
-                    work = in_flight.pop(fut)
-                    self._tell(store, work, fut.result(), queue)
-                    progress.update(len(in_flight))
+                    self._tell(store, in_flight.pop(fut), fut.result(), queue)
+                ready.extend(self.proposer.collect(store))
                 if self._failed_baseline(store):
                     break
                 used = self._evaluations(store) + len(in_flight)
@@ -202,30 +193,75 @@ class Search:
                     in_flight[backend.submit(self._job(work))] = work
                     used += 1
                 progress.update(len(in_flight))
-                if not in_flight:
-                    if stopping or used >= budget or not self._can_propose(store, queue):
-                        break
-                    continue
-                if not stopping and len(ready) < n_slots and store.best(self.fidelity):
-                    child = self._propose(store)
+                self._maybe_checkpoint(store)
+                idle = not in_flight and not self.proposer.in_flight
+                if idle and (stopping or not self._can_propose(store, queue)):
+                    break
+                if (not stopping and len(ready) + self.proposer.in_flight < n_slots
+                        and store.best(self.fidelity) is not None):
+                    child = self.proposer.propose(store)
                     if child is not None:
                         ready.append(child)
-                    continue
-                cf.wait(list(in_flight), timeout=0.25, return_when=cf.FIRST_COMPLETED)
+                        misses = 0
+                        continue
+                    misses += 1
+                    if idle and misses >= 50:
+                        self._stop_reason = ("the operators made no new valid child in "
+                                             f"{misses * 20} tries")
+                        break
+                    if not in_flight and not self.proposer.in_flight:
+                        continue
+                waiting = list(in_flight) + self.proposer.futures
+                if waiting:
+                    cf.wait(waiting, timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 if self._interrupts >= 2:
                     kill_marked(self.run_id)
                     cf.wait(list(in_flight), timeout=10)
                     in_flight.clear()  # abandoned: still pending in the journal
                     break
         finally:
-            signal.signal(signal.SIGINT, old_handler) if old_handler else None
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
             if self._backend is None:
                 backend.shutdown(wait=True)
+            self.proposer.shutdown()
+            ready.extend(self.proposer.collect(store))  # counted, then dropped
             progress.stop()
-        store.checkpoint()
+        self._checkpoint(store)
         summary = self.summary(store)
+        _write_json(self.run_dir / "summary.json", _summary_dict(summary))
         self._check_baseline(store)
         return summary
+
+    def _maybe_checkpoint(self, store: RunStore) -> None:
+        """archive.h5 on a timer: the journal already makes every record durable."""
+        if time.monotonic() - self._last_checkpoint > CHECKPOINT_SECONDS:
+            self._checkpoint(store)
+
+    def _checkpoint(self, store: RunStore) -> None:
+        store.checkpoint()
+        self._save_counters()
+        self._last_checkpoint = time.monotonic()
+
+    def _save_counters(self) -> None:
+        _write_json(self.run_dir / "operators.json",
+                    {k: dict(v) for k, v in sorted(self.op_stats.items())})
+        _write_json(self.run_dir / "counters.json", {
+            "gate_rejected": self.gate_rejected, "gate_reevaluated": self.gate_reevaluated,
+            "gated": sorted(self._gated), "failed_proposal_cost": self.proposer.failed_cost,
+            "llm_usage": self.proposer.usage()})
+
+    def _load_counters(self) -> None:
+        """Counters kept beside the store (a crash may lose the last few: they are not
+        evaluations)."""
+        ops = _read_json(self.run_dir / "operators.json")
+        for name, counts in ops.items():
+            self.op_stats.setdefault(name, Counter()).update(counts)
+        c = _read_json(self.run_dir / "counters.json")
+        self.gate_rejected = c.get("gate_rejected", 0)
+        self.gate_reevaluated = c.get("gate_reevaluated", 0)
+        self._gated = set(c.get("gated", []))
+        self.proposer.failed_cost = c.get("failed_proposal_cost", 0.0)
 
     def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
         if self._interrupts:
@@ -305,10 +341,11 @@ class Search:
                 self._count(child.operator, "duplicate")
                 continue
             return self._dispatchable(store, child)
-        child = self._propose(store)
+        child = self.proposer.propose(store)
         return self._dispatchable(store, child) if child else None
 
     def _dispatchable(self, store: RunStore, child: Program) -> _Work:
+        self._dollars = self._spent(store) + child.cost
         child.birth = store.next_birth()
         store.add(child)  # pending: durable before it runs
         self._count(child.operator, "evaluated")
@@ -317,44 +354,6 @@ class Search:
 
     def _can_propose(self, store: RunStore, queue: deque[_Work]) -> bool:
         return bool(queue) or store.best(self.fidelity) is not None
-
-    def _propose(self, store: RunStore, tries: int = 20) -> Program | None:
-        """A new, valid child that is not a duplicate, or None after ``tries`` misses."""
-        elites = self._elite_programs(store)
-        weights = np.array([w for _, w in self.operators], dtype=float)
-        for _ in range(tries):
-            op, _ = self.operators[self.rng.choice(len(self.operators), p=weights / weights.sum())]
-            if op.arity > len(elites):
-                continue
-            parents = select_parents(self.cfg["archive"]["selection"], elites, op.arity,
-                                     self.rng, store.offspring_counts())
-            ctx = self.context
-            if op.arity == 2:
-                ctx = _with_ancestor(ctx, store, parents, self.seed_source)
-            try:
-                child = op.propose(parents, ctx, self.rng)
-                cid = canonical_hash(child.source)
-            except NoChild as e:
-                self._count(op.name, "no_child")
-                log.debug("%s made no child: %s", op.name, e)
-                continue
-            except ValidationError as e:
-                self._count(op.name, "rejected")
-                log.debug("%s child rejected: %s", op.name, e)
-                continue
-            if (cid, self.fidelity) in store.programs:
-                self._count(op.name, "duplicate")
-                continue
-            return Program(id=cid, source=child.source, fidelity=self.fidelity,
-                           parents=tuple(child.parents), operator=child.operator,
-                           description=child.description,
-                           descriptors=descriptors_for(self.target, child.source,
-                                                       self.seed_source))
-        return None
-
-    def _elite_programs(self, store: RunStore) -> list[Program]:
-        elites = store.elites(self.fidelity)
-        return [store.programs[(i, self.fidelity)] for i in elites.elite_ids()]
 
     def _job(self, work: _Work):
         p, i = work.program, work.seed_index
@@ -463,9 +462,10 @@ class Search:
         return self._runs_done
 
     def _spent(self, store: RunStore) -> float:
+        """Dollars spent on LLM requests: children's costs plus failed proposals'."""
         if self._dollars is None:
             self._dollars = sum(p.cost for p in store.programs.values())
-        return self._dollars
+        return self._dollars + self.proposer.failed_cost
 
     def _record_corpus(self, sha: str) -> None:
         path = self.run_dir / "environment.json"
@@ -519,37 +519,29 @@ class Search:
             direction=self.target.direction, metric=self.target.metric)
 
 
-def _with_ancestor(ctx: Context, store: RunStore, parents: list[Program], seed: str) -> Context:
-    """The nearest common ancestor of two parents (by lineage), else the seed."""
-    fid = parents[0].fidelity
-
-    def ancestors(p: Program) -> dict[str, int]:
-        seen, frontier, depth = {}, [p.id], 0
-        while frontier and depth < 64:
-            nxt = []
-            for pid in frontier:
-                if pid in seen:
-                    continue
-                seen[pid] = depth
-                rec = store.programs.get((pid, fid))
-                if rec is not None:
-                    nxt.extend(rec.parents)
-            frontier, depth = nxt, depth + 1
-        return seen
-
-    a, b = ancestors(parents[0]), ancestors(parents[1])
-    common = [(a[i] + b[i], i) for i in a.keys() & b.keys()]
-    source = seed
-    if common:
-        rec = store.programs.get((min(common)[1], fid))
-        if rec is not None:
-            source = rec.source
-    return Context(**{**ctx.__dict__, "ancestor_source": source})
-
-
 def _metric_descriptors(target: Target, p: Program) -> dict[str, Any]:
     means = p.metrics_mean()
     return {d.name: means[d.name] for d in target.descriptors if d.name in means}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _summary_dict(summary: RunSummary) -> dict[str, Any]:
+    d = dict(summary.__dict__)
+    d["run_dir"] = str(summary.run_dir)
+    return d
 
 
 def _fmt(x: float | None) -> str:

@@ -1,0 +1,267 @@
+"""Making children: pick an operator by weight and parents from the archive, check the child.
+
+Structural operators take milliseconds and run inline on the loop's thread. LLM operators take
+seconds and run on a small thread pool (``llm.concurrency``), so the loop keeps dispatching and
+telling results while a model thinks. Every child, from any operator, is deduplicated against
+every program the run has seen before it is handed to the loop.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from archive import Program, RunStore, select_parents
+from evo.niches import EDIT_DESCRIPTORS, descriptors_for
+from evo.target import Target
+from operators import (
+    Context,
+    NoChild,
+    OperatorConfigError,
+    ValidationError,
+    build_operators,
+    canonical_hash,
+    check_context,
+)
+
+log = logging.getLogger("evo")
+
+STRUCTURAL = ("constants", "choice", "toggle", "uniform_crossover", "merge")
+LLM = ("llm_mutation", "llm_crossover")
+_FAILED = ("crash", "timeout", "oom", "nan", "invalid_result")
+
+
+class Proposer:
+    """Proposes new children for a run.
+
+    Args:
+        cfg: the resolved run config.
+        target: the run's target.
+        fidelity: the fidelity children are made for.
+        stats: per-operator counters, shared with the loop (``evaluated``, ``duplicate``...).
+    """
+
+    def __init__(self, cfg: dict, target: Target, fidelity: str,
+                 stats: dict[str, Counter]):
+        self.cfg, self.target, self.fidelity, self.stats = cfg, target, fidelity, stats
+        self.seed_source = target.seed_source()
+        self.context = Context(
+            seed_source=self.seed_source, ranges=target.ranges, choices=target.choices,
+            droppable=target.droppable, block=target.block, description=target.description)
+        self.rng = np.random.default_rng(cfg["run"]["seed"])
+        weights = cfg["operators"]
+        structural = {k: weights[k] for k in STRUCTURAL if weights[k] > 0}
+        self.operators: list[tuple[Any, float]] = []
+        if structural:
+            check_context(self.context)
+            self.operators += build_operators(structural, self.context)
+        self.client = None
+        self._pool: cf.ThreadPoolExecutor | None = None
+        self._futures: dict[cf.Future, Any] = {}
+        self._llm_concurrency = 0
+        self._init_llm(cfg)
+        if not self.operators:
+            raise OperatorConfigError("operators: no operator has a weight > 0; give "
+                                      "'constants' a weight, or set [llm] base_url")
+        self.failed_cost = 0.0
+
+    def _init_llm(self, cfg: dict) -> None:
+        from operators.llm import DollarBudget, LLMConfig, build_llm_operators, make_client
+
+        llm = LLMConfig.from_dict(cfg["llm"])
+        weights = {k: cfg["operators"][k] for k in LLM if cfg["operators"][k] > 0}
+        if not llm.enabled or not weights:
+            return
+        self.budget = DollarBudget(cfg["run"]["dollars"] or None)
+        self.client = make_client(llm, self.budget)
+        self.operators += build_llm_operators(llm, weights, client=self.client)
+        self._llm_concurrency = llm.concurrency
+        self._inspirations = llm.inspirations
+        self._pool = cf.ThreadPoolExecutor(llm.concurrency, thread_name_prefix="evo-llm")
+
+    # ---- the loop's interface ------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    @property
+    def futures(self) -> list[cf.Future]:
+        return list(self._futures)
+
+    def set_spent(self, dollars: float) -> None:
+        """Dollars already spent by this run (on resume), so the budget is never passed."""
+        if self.client is not None:
+            self.budget.spent = dollars
+
+    def propose(self, store: RunStore, tries: int = 20) -> Program | None:
+        """A new, valid, unseen child; None when every try missed or an LLM request started."""
+        elites = store.elite_programs(self.fidelity)
+        for _ in range(tries):
+            if not self.operators:
+                return None
+            op = self._pick()
+            if op.arity > len(elites):
+                continue
+            parents = select_parents(self.cfg["archive"]["selection"], elites, op.arity,
+                                     self.rng, store.offspring_counts(),
+                                     direction=self.target.direction)
+            ctx = self._context(store, op, parents)
+            if getattr(op, "slow", False):
+                if len(self._futures) >= self._llm_concurrency:
+                    continue
+                rng = np.random.default_rng(self.rng.integers(2**63))
+                self._futures[self._pool.submit(op.propose, parents, ctx, rng)] = op
+                return None
+            try:
+                child = op.propose(parents, ctx, self.rng)
+            except (NoChild, ValidationError) as e:
+                self._miss(op, e)
+                continue
+            program = self._admit(store, op, child)
+            if program is not None:
+                return program
+        return None
+
+    def collect(self, store: RunStore) -> list[Program]:
+        """Children from LLM requests that have finished."""
+        out = []
+        for fut in [f for f in self._futures if f.done()]:
+            op = self._futures.pop(fut)
+            try:
+                child = fut.result()
+            except (NoChild, ValidationError) as e:
+                self._miss(op, e)
+                continue
+            except Exception as e:  # an operator bug must not take the run down
+                log.exception("%s failed: %s", op.name, e)
+                self._count(op.name, "error")
+                continue
+            program = self._admit(store, op, child)
+            if program is not None:
+                out.append(program)
+        return out
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def usage(self) -> dict[str, Any]:
+        return self.client.usage() if self.client is not None else {}
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _pick(self) -> Any:
+        w = np.array([w for _, w in self.operators], dtype=float)
+        return self.operators[self.rng.choice(len(self.operators), p=w / w.sum())][0]
+
+    def _miss(self, op: Any, e: Exception) -> None:
+        kind = getattr(e, "kind", None)
+        what = "rejected" if isinstance(e, ValidationError) else "no_child"
+        self._count(op.name, f"{what}_{kind}" if kind else what)
+        self.failed_cost += getattr(e, "cost", 0.0)
+        log.debug("%s made no child: %s", op.name, e)
+        if kind == "budget":  # the dollar budget is spent: no more LLM requests
+            self.operators = [(o, w) for o, w in self.operators if not getattr(o, "slow", 0)]
+            log.warning("dollar budget reached: the LLM operators stop")
+
+    def _admit(self, store: RunStore, op: Any, child: Any) -> Program | None:
+        try:
+            cid = getattr(child, "id", None) or canonical_hash(child.source)
+        except ValidationError as e:
+            self._miss(op, e)
+            return None
+        if (cid, self.fidelity) in store.programs:
+            self._count(op.name, "duplicate")
+            self.failed_cost += getattr(child, "cost", 0.0)
+            return None
+        return Program(
+            id=cid, source=child.source, fidelity=self.fidelity, parents=tuple(child.parents),
+            operator=child.operator, description=child.description,
+            idea=getattr(child, "idea", ""), cost=getattr(child, "cost", 0.0),
+            tokens=getattr(child, "tokens", 0),
+            descriptors=descriptors_for(self.target, child.source, self.seed_source))
+
+    def _count(self, operator: str, what: str) -> None:
+        self.stats.setdefault(operator, Counter())[what] += 1
+
+    def _context(self, store: RunStore, op: Any, parents: list[Program]) -> Context:
+        extra: dict[str, Any] = {}
+        if op.arity == 2:
+            extra["ancestor_source"] = common_ancestor(store, parents, self.seed_source)
+        if getattr(op, "slow", False):
+            extra["feedback"] = self._feedback(store, parents[0])
+            extra["archive_sample"] = self._inspirations_for(store, parents)
+            extra["niche"] = self._niche(store)
+        if not extra:
+            return self.context
+        return Context(**{**self.context.__dict__, **extra})
+
+    def _feedback(self, store: RunStore, parent: Program, n: int = 3) -> tuple[str, ...]:
+        """Why the parent and its most recent failed children failed (stderr tails)."""
+        out = []
+        if parent.status in _FAILED:
+            out.append(f"the parent itself: {parent.status}: {parent.reason}\n"
+                       f"{parent.stderr_tail[-800:]}")
+        failed = [p for p in store.programs.values()
+                  if parent.id in p.parents and p.status in _FAILED]
+        for p in sorted(failed, key=lambda p: -p.birth)[:n]:
+            out.append(f"a child ({p.description}): {p.status}: {p.reason}\n"
+                       f"{p.stderr_tail[-800:]}")
+        return tuple(out)
+
+    def _inspirations_for(self, store: RunStore, parents: list[Program]) -> tuple[Program, ...]:
+        ids = {p.id for p in parents}
+        others = [p for p in store.elite_programs(self.fidelity) if p.id not in ids]
+        if not others:
+            return ()
+        k = min(self._inspirations, len(others))
+        picks = self.rng.choice(len(others), size=k, replace=False)
+        return tuple(others[i] for i in picks)
+
+    def _niche(self, store: RunStore) -> dict[str, Any] | None:
+        """An empty cell of the edit-descriptor grid to aim for (a weak one when all are full)."""
+        elites = store.elites(self.fidelity)
+        names = [d.name for d in elites.dims] if hasattr(elites, "dims") else []
+        if tuple(names) != EDIT_DESCRIPTORS:
+            return None
+        region_dim, size_dim = elites.dims
+        regions = [r for r in region_dim.categories if r not in ("none", "other")]
+        occupied = {tuple(c.labels) for c in elites.cells()}
+        empty = [(r, b) for r in regions for b in range(1, size_dim.bins)
+                 if (r, size_dim.labels()[b]) not in occupied]
+        pool = empty or [(r, b) for r in regions for b in range(1, size_dim.bins)]
+        region, size_bin = pool[self.rng.integers(len(pool))]
+        return {"region": region, "edit_size_bin": int(size_bin)}
+
+
+def common_ancestor(store: RunStore, parents: list[Program], seed_source: str) -> str:
+    """Source of the nearest common ancestor of two parents (by lineage), else the seed."""
+    fid = parents[0].fidelity
+
+    def ancestors(p: Program) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        frontier, depth = [p.id], 0
+        while frontier and depth < 64:
+            nxt = []
+            for pid in frontier:
+                if pid in seen:
+                    continue
+                seen[pid] = depth
+                rec = store.programs.get((pid, fid))
+                if rec is not None:
+                    nxt.extend(rec.parents)
+            frontier, depth = nxt, depth + 1
+        return seen
+
+    a, b = ancestors(parents[0]), ancestors(parents[1])
+    common = sorted((a[i] + b[i], i) for i in a.keys() & b.keys())
+    if common:
+        rec = store.programs.get((common[0][1], fid))
+        if rec is not None:
+            return rec.source
+    return seed_source
