@@ -177,7 +177,7 @@ class Run:
         if self.budget_tokens and self.budget_seconds:
             raise HarnessError("set only one of TINYGPT_BUDGET_TOKENS and TINYGPT_BUDGET_SECONDS")
         if not (self.budget_tokens or self.budget_seconds):
-            self.budget_tokens = 250_000.0
+            self.budget_tokens = 300_000.0  # the tiny fidelity
         self.warmup_steps = _env_int("TINYGPT_WARMUP_STEPS", 2 if self.budget_seconds else 0,
                                      low=0)
         val_tokens = _env_int("TINYGPT_VAL_TOKENS", 32_768, low=self.eval_seq_len + 1)

@@ -45,6 +45,8 @@ def apply_rope(x, cos, sin):
 
 # evo: region=model
 class CausalSelfAttention(nn.Module):
+    """Multi-head attention where position t attends to positions <= t only."""
+
     def __init__(self, n_embd: int, n_head: int):
         super().__init__()
         self.n_head = n_head
@@ -65,6 +67,8 @@ class CausalSelfAttention(nn.Module):
 
 # evo: region=model
 class MLP(nn.Module):
+    """Two linear layers with a pointwise activation between them."""
+
     def __init__(self, n_embd: int, hidden: int, activation: str):
         super().__init__()
         self.fc = nn.Linear(n_embd, hidden, bias=False)
@@ -77,6 +81,8 @@ class MLP(nn.Module):
 
 # evo: region=model
 class Block(nn.Module):
+    """Pre-norm transformer block: attention, then MLP, each added to the residual stream."""
+
     def __init__(self, n_embd: int, n_head: int, hidden: int, activation: str):
         super().__init__()
         self.norm1 = RMSNorm(n_embd)
