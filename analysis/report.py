@@ -1,0 +1,234 @@
+"""``evo report``: what a run found and how it got there, as Markdown (terminal and file).
+
+Every number is computed from the store snapshot (and the counters the loop keeps beside it)
+into a :class:`Report`; the Markdown is only a rendering of those facts, so tests can check
+them against the archive directly.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis import metrics
+from analysis.edits import Edit, edit_set
+from analysis.errors import AnalysisError
+from analysis.rundata import RunData, load_run
+from archive import Program
+
+
+@dataclass
+class Rejected:
+    """A would-be elite the noise gate re-measured and then kept out of the archive."""
+
+    id: str
+    first_draw: float | None
+    fitness: float | None
+    seeds: int
+    status: str
+
+
+@dataclass
+class Report:
+    """The facts of a report (see :func:`build_report`)."""
+
+    run: RunData
+    seed_runs: int
+    evaluations: int
+    by_status: dict[str, int]
+    elites: int
+    cells: int
+    coverage: float
+    qd_score: float
+    seed: Program | None
+    best: Program | None
+    edits: tuple[Edit, ...]
+    hit: metrics.HitRate
+    windows: list[metrics.Window]
+    noise_floor: float
+    noise_seeds: int
+    gated: int
+    rejected: list[Rejected]
+    failures: dict[str, tuple[int, str]]  # status -> (count, an example reason)
+    cost: float
+    tokens: int
+    eval_seconds: float
+    elapsed_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def gain(self) -> float | None:
+        """Best minus seed fitness, signed so that positive is better."""
+        if self.best is None or self.seed is None or self.seed.fitness is None:
+            return None
+        return self.run.gain(self.best.fitness, self.seed.fitness)
+
+
+def build_report(run: RunData) -> Report:
+    """Compute every fact of the report from ``run``."""
+    store, fid = run.store, run.fidelity
+    programs = run.programs
+    stats = store.elites(fid).stats()
+    seed, best = run.seed, run.best
+    edits: tuple[Edit, ...] = ()
+    notes = []
+    if best is not None and seed is not None and best.id != seed.id:
+        try:
+            edits = edit_set(seed.source, best.source).edits
+        except AnalysisError as e:
+            notes.append(str(e))
+    floor = _noise_floor(seed, run.metric)
+    gated_ids = set((run.counters or {}).get("gated", [])) or {
+        p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1}
+    last_added = {h.id: h.added for h in run.history}
+    rejected = []
+    for p in run.finished:
+        if p.id in gated_ids and last_added.get(p.id) not in metrics.INSERTED:
+            first = p.runs[0].metrics.get(run.metric) if p.runs else None
+            rejected.append(Rejected(p.id, first, p.fitness, len(p.runs), p.status))
+    failures: dict[str, tuple[int, str]] = {}
+    for p in run.finished:
+        if p.status != "ok":
+            n, why = failures.get(p.status, (0, ""))
+            failures[p.status] = (n + 1, why or p.reason)
+    times = [h.time for h in run.history]
+    return Report(
+        run=run, seed_runs=sum(len(p.runs) for p in programs), evaluations=len(run.history),
+        by_status=dict(store.counts_by_status()) if len(store.fidelities) <= 1 else
+        _count(p.status for p in programs),
+        elites=stats.elites, cells=stats.cells, coverage=stats.coverage,
+        qd_score=stats.qd_score, seed=seed, best=best, edits=edits, hit=metrics.hit_rate(run),
+        windows=metrics.saturation(run), noise_floor=floor,
+        noise_seeds=len(seed.runs) if seed else 0, gated=len(gated_ids),
+        rejected=rejected, failures=dict(sorted(failures.items())),
+        cost=sum(p.cost for p in programs), tokens=sum(p.tokens for p in programs),
+        eval_seconds=sum(r.wall_time for p in programs for r in p.runs),
+        elapsed_seconds=max(times) - min(times) if times else 0.0, notes=notes)
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in items:
+        out[s] = out.get(s, 0) + 1
+    return out
+
+
+def _noise_floor(seed: Program | None, metric: str) -> float:
+    # The same definition as evo.noise.noise_floor (std of the seed's ok runs), computed here
+    # so that reading a report never needs the run machinery.
+    if seed is None:
+        return 0.0
+    values = [r.metrics[metric] for r in seed.runs if r.status == "ok" and metric in r.metrics]
+    return statistics.stdev(values) if len(values) >= 2 else 0.0
+
+
+def _f(x: float | None, digits: int = 6) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def _lineage_notes(run: RunData, best: Program, key: str) -> list[str]:
+    """The descriptions along the best's first-parent line that mention statement ``key``."""
+    out = []
+    word = re.compile(rf"(?<![\w.]){re.escape(key)}(?!\w)")
+    for p in metrics.main_line(run, best)[1:]:
+        for part in p.description.split("; "):
+            if word.search(part):
+                out.append(f"{p.operator} (birth {p.birth}): {part.strip()}")
+    return out
+
+
+def render(rep: Report) -> str:
+    """The report as Markdown."""
+    run = rep.run
+    m = [f"# evo report: {run.run_dir}", "",
+         f"Target `{run.store.meta.get('target', '?')}`, fidelity `{run.fidelity}`, metric "
+         f"`{run.metric}` ({run.direction}).", ""]
+    m += ["## Summary", "", "| what | value |", "| --- | --- |",
+          f"| evaluations (finished programs) | {rep.evaluations} |",
+          f"| seed runs (every seed of every program) | {rep.seed_runs} |",
+          f"| programs by status | {', '.join(f'{k} {v}' for k, v in sorted(rep.by_status.items()))} |",
+          f"| elites / cells | {rep.elites} / {rep.cells} ({rep.coverage:.1%} coverage) |",
+          f"| QD-score | {rep.qd_score:.6g} |",
+          f"| seed {run.metric} | {_f(rep.seed.fitness if rep.seed else None)} |",
+          f"| best {run.metric} | {_f(rep.best.fitness if rep.best else None)} ± "
+          f"{_f(rep.best.fitness_std if rep.best else None, 3)} |", ""]
+    m += _best_section(rep)
+    h = rep.hit
+    m += ["## Hit rate", "",
+          f"{h.inserted} of {h.children} child evaluations took an empty cell or beat a "
+          f"cell's elite: hit rate **{h.rate:.1%}**. {h.new_best} of them became the best.", ""]
+    m += ["## Saturation", "", "Improvements per 100 evaluations, window by window (a search "
+          "that has saturated shows rates falling towards 0).", "",
+          "| evaluations | entered the archive /100 | new best /100 |", "| --- | --- | --- |"]
+    m += [f"| {w.start}-{w.end - 1} | {w.inserted_per_100:.1f} | {w.new_best_per_100:.1f} |"
+          for w in rep.windows]
+    m += ["", "## Noise", "",
+          f"Noise floor: **{rep.noise_floor:.4g}** (standard deviation of one evaluation, from "
+          f"the seed's {rep.noise_seeds} seeds). The gate re-measured {rep.gated} would-be "
+          f"elites whose margin was within noise; rejected after re-measuring (the first draw "
+          f"was luck): **{len(rep.rejected)}**.", ""]
+    if rep.rejected:
+        m += ["| program | first draw | after re-measuring | seeds | status |",
+              "| --- | --- | --- | --- | --- |"]
+        m += [f"| `{r.id[:12]}` | {_f(r.first_draw)} | {_f(r.fitness)} | {r.seeds} | "
+              f"{r.status} |" for r in rep.rejected]
+        m.append("")
+    m += ["## Failures by status", ""]
+    if rep.failures:
+        total = sum(rep.by_status.values()) or 1
+        m += ["| status | programs | share | example |", "| --- | --- | --- | --- |"]
+        m += [f"| {s} | {n} | {n / total:.1%} | {why[:100].replace('|', '/') or '-'} |"
+              for s, (n, why) in rep.failures.items()]
+    else:
+        m.append("No failures.")
+    m += ["", "## Cost", "",
+          f"LLM cost ${rep.cost:.4f} ({rep.tokens} tokens); {rep.eval_seconds:.1f} s of "
+          f"evaluation time over {rep.seed_runs} seed runs; {rep.elapsed_seconds:.1f} s from "
+          "the first to the last finished evaluation.", ""]
+    if rep.notes:
+        m += ["## Notes", ""] + [f"- {n}" for n in rep.notes] + [""]
+    return "\n".join(m)
+
+
+def _best_section(rep: Report) -> list[str]:
+    run, best, seed = rep.run, rep.best, rep.seed
+    m = ["## Best program", ""]
+    if best is None:
+        return m + ["No program has been evaluated ok yet.", ""]
+    chain = metrics.main_line(run, best)
+    m.append(f"`{best.id[:12]}` ({best.operator}, birth {best.birth}, {len(best.runs)} seed "
+             f"runs): {run.metric} {_f(best.fitness)} ± {_f(best.fitness_std, 3)}, "
+             f"{len(chain) - 1} steps from the seed.")
+    if seed is None or best.id == seed.id:
+        return m + ["", "The best program is the seed: no edit beat it.", ""]
+    if rep.gain is not None:
+        rel = f" ({rep.gain / abs(seed.fitness):+.1%})" if seed.fitness else ""
+        m.append(f"Gain over the seed: {rep.gain:+.6g}{rel} (positive = better).")
+    m += ["", f"### Diff against the seed: {len(rep.edits)} hunk(s), one per changed "
+          "top-level statement", ""]
+    for i, e in enumerate(rep.edits, 1):
+        m.append(f"**{i}. {e.summary}** ({e.kind} `{e.key}`)")
+        for line in _lineage_notes(run, best, e.key.split("#")[0]):
+            m.append(f"- {line}")
+        m += ["", "```diff", e.diff().rstrip("\n"), "```", ""]
+    return m
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Report, Path]:
+    """Build the report of ``run_dir`` and write it (default ``RUN_DIR/report.md``).
+
+    Raises:
+        AnalysisError: the run dir is missing, empty, damaged or of a newer schema, or the
+            output file cannot be written.
+    """
+    run = load_run(run_dir)
+    rep = build_report(run)
+    path = Path(out) if out is not None else run.run_dir / "report.md"
+    try:
+        path.write_text(render(rep), encoding="utf-8")
+    except OSError as e:
+        raise AnalysisError(f"{path}: cannot write the report ({e.strerror}); choose another "
+                            "--out") from None
+    return rep, path
