@@ -117,41 +117,52 @@ def diversity(run: RunData, points: int = 30) -> Diversity:
 
 @dataclass
 class OperatorRow:
-    """One operator's record. ``duplicates``/``no_child``/``invalid`` are None when the run
-    dir has no ``operators.json`` (the loop's in-memory counters were never saved)."""
+    """One operator's record.
+
+    ``evaluated``, ``ok``, ``new``, ``improved``, ``gate_rejected`` (kept out by the noise
+    gate) and ``failures`` come from the store. ``duplicates`` (children already evaluated,
+    or identical to their parent), ``no_child`` (the operator made nothing, or raised) and
+    ``invalid`` (children failing validation) come from ``operators.json``, the loop's
+    counters; they are None when the run dir has none.
+    """
 
     operator: str
-    evaluated: int
-    ok: int
-    new: int
-    improved: int
-    failures: int
+    evaluated: int = 0
+    ok: int = 0
+    new: int = 0
+    improved: int = 0
+    gate_rejected: int = 0
+    failures: int = 0
     duplicates: int | None = None
     no_child: int | None = None
     invalid: int | None = None
 
 
 def operator_table(run: RunData) -> list[OperatorRow]:
-    """Per operator: finished evaluations, ok, new and improved cells (from the store), and
-    duplicates, children not made, children failing validation (from ``operators.json``)."""
+    """Per operator: what its children did (see :class:`OperatorRow`), seed and hand first."""
     op_of = {p.id: p.operator for p in run.finished}
     rows: dict[str, OperatorRow] = {}
     for p in run.finished:
-        r = rows.setdefault(p.operator, OperatorRow(p.operator, 0, 0, 0, 0, 0))
+        r = rows.setdefault(p.operator, OperatorRow(p.operator))
         r.evaluated += 1
         r.ok += p.status == "ok"
+        r.gate_rejected += p.status == "rejected"
         r.failures += p.status in FAILURES
     for h in run.history:
         r = rows.get(op_of.get(h.id, ""))
         if r is not None and h.added in INSERTED:
             setattr(r, h.added, getattr(r, h.added) + 1)
-    counts = run.operators
-    if counts is not None:
-        for name, c in counts.items():
-            r = rows.setdefault(name, OperatorRow(name, 0, 0, 0, 0, 0))
-            r.duplicates = int(c.get("duplicate", 0))
-            r.no_child = int(c.get("no_child", 0))
-            r.invalid = int(c.get("rejected", 0))
+    if run.operators is not None:
+        for name, c in run.operators.items():
+            r = rows.setdefault(name, OperatorRow(name))
+            # keys as the loop writes them: duplicate, no_child[_KIND], error,
+            # rejected_KIND (validation; noop = identical to the parent), and statuses
+            # (a bare "rejected" is the noise gate's status, counted from the store)
+            r.duplicates = int(c.get("duplicate", 0)) + int(c.get("rejected_noop", 0))
+            r.no_child = sum(int(v) for k, v in c.items()
+                             if k == "error" or k.startswith("no_child"))
+            r.invalid = sum(int(v) for k, v in c.items()
+                            if k.startswith("rejected_") and k != "rejected_noop")
         for r in rows.values():
             if r.duplicates is None:
                 r.duplicates = r.no_child = r.invalid = 0

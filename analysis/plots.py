@@ -102,9 +102,7 @@ def plot_heatmap(runs: Sequence[RunData]) -> Figure:
 def _cmap(name: str):
     import matplotlib
 
-    cmap = matplotlib.colormaps[name].copy()
-    cmap.set_bad(EMPTY)  # empty cells stay visible as grey squares
-    return cmap
+    return matplotlib.colormaps[name].with_extremes(bad=EMPTY)  # empty cells: grey squares
 
 
 def _dark(cmap, masked: np.ma.MaskedArray, v: float) -> bool:
@@ -136,7 +134,7 @@ def plot_frontier(runs: Sequence[RunData]) -> Figure:
     seen: set[str] = set()
     for k, run in enumerate(runs):
         xs = np.arange(len(run.history))
-        fit = np.array([np.nan if h.fitness is None else h.fitness for h in run.history])
+        fit = np.array([_fitness(run, h) for h in run.history])
         status = [h.status for h in run.history]
         for st in dict.fromkeys(status):
             m = np.array([s == st for s in status])
@@ -144,9 +142,9 @@ def plot_frontier(runs: Sequence[RunData]) -> Figure:
             label = (st if single else f"{run.name}: {st}") if st not in seen or not single \
                 else None
             seen.add(st)
-            if st == "ok":
-                ax.scatter(xs[m], fit[m], s=14, color=color, alpha=0.7, label=label,
-                           zorder=2)
+            if st in ("ok", "rejected"):  # rejected by the noise gate: it has a fitness
+                ax.scatter(xs[m], fit[m], s=14 if st == "ok" else 22, color=color,
+                           alpha=0.7, label=label, zorder=2, marker="o" if st == "ok" else "x")
             else:
                 ax.scatter(xs[m], np.full(m.sum(), floor_y), s=22, marker="x",
                            color=STATUS_COLORS.get(st, "#333333"), label=label, zorder=2)
@@ -156,13 +154,20 @@ def plot_frontier(runs: Sequence[RunData]) -> Figure:
         best = np.array([np.nan if h.best is None else h.best for h in run.history])
         ax.step(xs, best, where="post", color="black" if single else _color(k), linewidth=1.8,
                 label="best so far" if single else f"{run.name}: best so far", zorder=4)
-    ax.set_xlabel("evaluation (finished programs, in order)")
+    ax.set_xlabel("evaluation (finished programs, in order); failures along the bottom")
     ax.set_ylabel(_metric_label(runs[0]))
     ax.set_title("fitness frontier" + ("" if single else ": " + " vs ".join(r.name
                                                                            for r in runs)))
     ax.legend(fontsize=7, loc="best", ncol=2 if len(seen) > 4 or not single else 1)
     ax.grid(alpha=0.3)
     return fig
+
+
+def _fitness(run: RunData, h) -> float:
+    if h.fitness is not None:
+        return h.fitness
+    p = run.program(h.id) if h.status == "rejected" else None
+    return p.fitness if p is not None and p.fitness is not None else np.nan
 
 
 # ---- QD-score and coverage ------------------------------------------------------------------
@@ -212,8 +217,8 @@ def plot_diversity(runs: Sequence[RunData], divs: Sequence[metrics.Diversity] | 
 
 # ---- operator table -------------------------------------------------------------------------
 
-OPERATOR_COLUMNS = ("evaluated", "ok", "new cell", "improved cell", "duplicates", "no child",
-                    "invalid", "failures")
+OPERATOR_COLUMNS = ("evaluated", "ok", "new\ncell", "improved\ncell", "gate\nrejected",
+                    "failures", "duplicates", "no child", "invalid")
 
 
 def operator_cells(rows: Sequence[metrics.OperatorRow]) -> list[list[str]]:
@@ -221,13 +226,14 @@ def operator_cells(rows: Sequence[metrics.OperatorRow]) -> list[list[str]]:
     def n(v: int | None) -> str:
         return "n/a" if v is None else str(v)
     return [[r.operator, str(r.evaluated), str(r.ok), str(r.new), str(r.improved),
-             n(r.duplicates), n(r.no_child), n(r.invalid), str(r.failures)] for r in rows]
+             str(r.gate_rejected), str(r.failures), n(r.duplicates), n(r.no_child),
+             n(r.invalid)] for r in rows]
 
 
 def plot_operators(runs: Sequence[RunData]) -> Figure:
     """One table per run: what each operator's children did."""
     tables = [metrics.operator_table(r) for r in runs]
-    heights = [0.55 + 0.26 * (len(t) + 1) for t in tables]
+    heights = [0.75 + 0.26 * (len(t) + 2) for t in tables]
     fig = _figure(sum(heights))
     axes = fig.subplots(len(runs), 1, squeeze=False, height_ratios=heights)[:, 0]
     for ax, run, rows in zip(axes, runs, tables, strict=True):
@@ -241,6 +247,7 @@ def plot_operators(runs: Sequence[RunData]) -> Figure:
         table.scale(1.0, 1.25)
         for (r, _), cell in table.get_celld().items():
             if r == 0:
+                cell.set_height(cell.get_height() * 1.8)  # two-line headers
                 cell.set_facecolor("#dde6f0")
                 cell.set_text_props(fontweight="bold")
         note = "" if run.operators is not None else " (no operators.json: duplicates n/a)"

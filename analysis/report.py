@@ -90,7 +90,7 @@ def build_report(run: RunData) -> Report:
             rejected.append(Rejected(p.id, first, p.fitness, len(p.runs), p.status))
     failures: dict[str, tuple[int, str]] = {}
     for p in run.finished:
-        if p.status != "ok":
+        if p.status not in ("ok", "rejected", "duplicate"):  # rejected: see the noise gate
             n, why = failures.get(p.status, (0, ""))
             failures[p.status] = (n + 1, why or p.reason)
     times = [h.time for h in run.history]
