@@ -145,7 +145,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
         target = load_target(store.meta["target_root"])
         seed = target.seed_source()
         fidelity = store.meta["fidelity"]
-        added = []
+        added = [canonical_hash(seed)]  # the target's seed is evaluated anyway
         for path, source in sources:
             try:
                 validate_child(source, seed, block=target.block)

@@ -31,7 +31,7 @@ from evo.config import resolve_target_path, search_fingerprint, to_toml
 from evo.environment import describe, write_environment
 from evo.evaluator import EvalResult, evaluate_program, remove_workdir
 from evo.niches import archive_dims, descriptors_for
-from evo.noise import NoisePolicy, aggregate, noise_floor
+from evo.noise import NoiseGate, noise_floor
 from evo.progress import Progress
 from evo.proposals import Proposer
 from evo.sandbox import kill_marked
@@ -100,15 +100,13 @@ class Search:
             self.proposer = Proposer(cfg, self.target, self.fidelity, self.op_stats)
         except (OperatorConfigError, ValidationError) as e:
             raise RunError(f"{self.target.seed_path}: {e}") from None
-        self.noise_cfg = cfg["noise"]
         self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
         self.force_new = force_new
         self.show_progress = progress
         self._backend = backend
         self.run_id = uuid.uuid4().hex
-        self.gate_rejected = 0
-        self.gate_reevaluated = 0
-        self._gated: set[str] = set()
+        self.gate = NoiseGate(self.target, self.fidelity, self.seed_id, cfg["noise"],
+                              self._describe)
         self._scheduled: dict[str, int] = {}  # runs done + queued + in flight, per program
         self._runs_done: int | None = None
         self._dollars: float | None = None
@@ -143,7 +141,7 @@ class Search:
             d.rename(aside)
             log.warning("moved the old run dir to %s", aside)
         store = RunStore.create(d, dims=self.dims, direction=self.target.direction,
-                                z=self.noise_cfg["z"], meta=meta)
+                                z=self.cfg["noise"]["z"], meta=meta)
         return store
 
     # ---- the loop ------------------------------------------------------------------------
@@ -247,8 +245,8 @@ class Search:
         _write_json(self.run_dir / "operators.json",
                     {k: dict(v) for k, v in sorted(self.op_stats.items())})
         _write_json(self.run_dir / "counters.json", {
-            "gate_rejected": self.gate_rejected, "gate_reevaluated": self.gate_reevaluated,
-            "gated": sorted(self._gated), "failed_proposal_cost": self.proposer.failed_cost,
+            "gate_rejected": self.gate.rejected, "gate_reevaluated": self.gate.reevaluated,
+            "gated": sorted(self.gate.gated), "failed_proposal_cost": self.proposer.failed_cost,
             "llm_usage": self.proposer.usage()})
 
     def _load_counters(self) -> None:
@@ -258,9 +256,9 @@ class Search:
         for name, counts in ops.items():
             self.op_stats.setdefault(name, Counter()).update(counts)
         c = _read_json(self.run_dir / "counters.json")
-        self.gate_rejected = c.get("gate_rejected", 0)
-        self.gate_reevaluated = c.get("gate_reevaluated", 0)
-        self._gated = set(c.get("gated", []))
+        self.gate.rejected = c.get("gate_rejected", 0)
+        self.gate.reevaluated = c.get("gate_reevaluated", 0)
+        self.gate.gated = set(c.get("gated", []))
         self.proposer.failed_cost = c.get("failed_proposal_cost", 0.0)
 
     def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
@@ -313,7 +311,7 @@ class Search:
         have = self._scheduled.get(p.id, len(p.runs))
         if any(r.status != "ok" for r in p.runs):
             return len(p.runs) < have  # a run failed: wait for the others, queue no more
-        wanted = self._seeds_wanted(store, p)
+        wanted = self.gate.seeds_wanted(store, p)
         new = [_Work(p, i) for i in range(have, wanted)]
         self._scheduled[p.id] = max(have, wanted)
         if front:
@@ -321,13 +319,6 @@ class Search:
         else:
             queue.extend(new)
         return bool(new) or len(p.runs) < have
-
-    def _seeds_wanted(self, store: RunStore, p: Program) -> int:
-        if p.id == self.seed_id:
-            return self.noise_cfg["seeds"]
-        if p.id in self._gated or self._needs_more_seeds(store, p):
-            return self.noise_cfg["max_seeds"]
-        return 1
 
     def _next_work(self, store: RunStore, queue: deque[_Work],
                    ready: deque[Program]) -> _Work | None:
@@ -393,65 +384,25 @@ class Search:
         self._finish(store, p, queue)
 
     def _finish(self, store: RunStore, p: Program, queue: deque[_Work]) -> None:
-        floor = self._floor(store, p)
-        aggregate(p, self.target.metric, floor)
-        if not p.descriptors:
-            p.descriptors = descriptors_for(self.target, p.source, self.seed_source)
-        p.descriptors.update(_metric_descriptors(self.target, p))
+        self.gate.finish(store, p)
         if p.status != "ok":
             self._count(p.operator, p.status)
-        gated = p.id in self._gated
         outcome = store.add(p)
         status = getattr(outcome, "status", "")
         if status in ("new", "improved"):
             self._count(p.operator, status)
-        if gated and status not in ("new", "improved"):
-            self.gate_rejected += 1
         log.info("%s %s %s fitness=%s %s", p.id[:10], p.operator, p.status,
                  _fmt(p.fitness), status)
 
-    def _needs_more_seeds(self, store: RunStore, p: Program) -> bool:
-        """The noise gate: would this single draw take a cell or beat the best by a thin margin?"""
-        policy = self._policy(store)
-        if policy.gate <= 0 or len(p.runs) >= policy.max_seeds:
-            return False
-        if not p.runs or any(r.status != "ok" for r in p.runs) or p.id == self.seed_id:
-            return False
-        probe = Program(**{**p.__dict__, "runs": list(p.runs)})
-        aggregate(probe, self.target.metric, policy.floor)
-        if probe.status != "ok":
-            return False
-        if not probe.descriptors:
-            probe.descriptors = descriptors_for(self.target, p.source, self.seed_source)
-        probe.descriptors.update(_metric_descriptors(self.target, probe))
-        elites = store.elites(self.fidelity)
-        verdict = elites.would_add(probe)
-        margins = []
-        if verdict.status == "improved" and verdict.previous is not None:
-            inc = store.programs[(verdict.previous, self.fidelity)]
-            margins.append(abs(probe.fitness - inc.fitness))
-        best = store.best(self.fidelity)
-        if best is not None and self.target.better(probe.fitness, best.fitness):
-            margins.append(abs(probe.fitness - best.fitness))
-        if margins and policy.within_noise(min(margins)):
-            if p.id not in self._gated:
-                self._gated.add(p.id)
-                self.gate_reevaluated += 1
-            return True
-        return False
-
-    def _policy(self, store: RunStore) -> NoisePolicy:
-        seed = store.programs.get((self.seed_id, self.fidelity))
-        floor = noise_floor(seed, self.target.metric) if seed else 0.0
-        n = self.noise_cfg
-        return NoisePolicy(floor=floor, gate=n["gate"], max_seeds=n["max_seeds"], z=n["z"])
-
-    def _floor(self, store: RunStore, p: Program) -> float:
-        if p.id == self.seed_id:
-            return noise_floor(p, self.target.metric)
-        return self._policy(store).floor
-
     # ---- bookkeeping ---------------------------------------------------------------------
+
+    def _describe(self, p: Program) -> None:
+        """Edit descriptors against the seed, plus any metric descriptors the target names."""
+        if "region" not in p.descriptors:
+            p.descriptors.update(descriptors_for(self.target, p.source, self.seed_source))
+        means = p.metrics_mean()
+        p.descriptors.update({d.name: means[d.name] for d in self.target.descriptors
+                              if d.name in means})
 
     def _count(self, operator: str, what: str) -> None:
         self.op_stats.setdefault(operator, Counter())[what] += 1
@@ -513,15 +464,10 @@ class Search:
             best_id=best.id if best else None, best_fitness=best.fitness if best else None,
             best_std=best.fitness_std if best else None, improved=improved,
             elites=stats.elites, coverage=stats.coverage, qd_score=stats.qd_score,
-            gate_rejected=self.gate_rejected, gate_reevaluated=self.gate_reevaluated,
+            gate_rejected=self.gate.rejected, gate_reevaluated=self.gate.reevaluated,
             stopped=self._stop_reason or "nothing left to evaluate",
             operators={k: dict(v) for k, v in self.op_stats.items()},
             direction=self.target.direction, metric=self.target.metric)
-
-
-def _metric_descriptors(target: Target, p: Program) -> dict[str, Any]:
-    means = p.metrics_mean()
-    return {d.name: means[d.name] for d in target.descriptors if d.name in means}
 
 
 def _write_json(path: Path, data: Any) -> None:

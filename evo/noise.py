@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from archive import Program
 
@@ -65,3 +67,102 @@ def noise_floor(program: Program, metric: str) -> float:
     """Standard deviation of one evaluation, from the seed program's runs (0 with one run)."""
     values = [r.metrics[metric] for r in program.runs if r.status == "ok" and metric in r.metrics]
     return statistics.stdev(values) if len(values) >= 2 else 0.0
+
+
+class NoiseGate:
+    """Decides, for each finished seed run, whether a candidate needs more seeds, and whether
+    a re-evaluated candidate's win is real enough to make it an elite.
+
+    A child whose first draw would take a cell from its elite, or beat the best, by less than
+    ``gate`` x the noise floor is re-evaluated up to ``max_seeds`` seeds. It is then admitted
+    only if its margin over each incumbent exceeds ``z`` standard errors of the difference
+    (a one-sided test); otherwise it is recorded as ``rejected`` with the reason, and counted
+    as a would-be elite the gate rejected.
+
+    Args:
+        target: the run's target (metric, direction).
+        fidelity: the archive's fidelity.
+        seed_id: the seed program, whose spread over seeds is the noise floor.
+        noise_cfg: the ``[noise]`` table.
+        describe: fills a program's descriptors (needed to find its cell).
+    """
+
+    def __init__(self, target: Any, fidelity: str, seed_id: str, noise_cfg: dict,
+                 describe: Callable[[Program], None]):
+        self.target, self.fidelity, self.seed_id = target, fidelity, seed_id
+        self.cfg, self.describe = noise_cfg, describe
+        self.gated: set[str] = set()
+        self.reevaluated = 0
+        self.rejected = 0
+
+    def policy(self, store: Any) -> NoisePolicy:
+        seed = store.programs.get((self.seed_id, self.fidelity))
+        floor = noise_floor(seed, self.target.metric) if seed else 0.0
+        return NoisePolicy(floor=floor, gate=self.cfg["gate"], max_seeds=self.cfg["max_seeds"],
+                           z=self.cfg["z"])
+
+    def seeds_wanted(self, store: Any, p: Program) -> int:
+        if p.id == self.seed_id:
+            return self.cfg["seeds"]
+        if p.id in self.gated or self._needs_more(store, p):
+            return max(self.cfg["max_seeds"], 1)
+        return 1
+
+    def finish(self, store: Any, p: Program) -> None:
+        """Aggregate ``p``'s runs (in place); a gated win within the noise becomes rejected."""
+        floor = (noise_floor(p, self.target.metric) if p.id == self.seed_id
+                 else self.policy(store).floor)
+        aggregate(p, self.target.metric, floor)
+        self.describe(p)
+        if p.id not in self.gated or p.status != "ok":
+            return
+        z = self.cfg["z"]
+        for margin, inc in self._challenges(store, p):
+            se = math.hypot(p.fitness_std or 0.0, inc.fitness_std or 0.0)
+            if margin <= z * se:
+                p.status = "rejected"
+                p.reason = (f"noise gate: beats {inc.id[:12]} by {margin:.4g}, within "
+                            f"{z:g} x {se:.4g} (the standard error of the difference) "
+                            f"after {len(p.runs)} seeds")
+                self.rejected += 1
+                return
+
+    def _challenges(self, store: Any, probe: Program) -> list[tuple[float, Program]]:
+        """(margin, incumbent) for the cell elite it would replace and the best it would beat,
+        on the archive's own comparison (confidence bounds); the margin is the signed gain in
+        mean fitness, which a thin lead in score can leave at or below zero."""
+        elites = store.elites(self.fidelity)
+        sign = -1.0 if self.target.direction == "minimize" else 1.0
+        out = []
+        verdict = elites.would_add(probe)
+        if verdict.status == "improved" and verdict.previous is not None:
+            inc = store.programs[(verdict.previous, self.fidelity)]
+            out.append((sign * (probe.fitness - inc.fitness), inc))
+        best = store.best(self.fidelity)
+        if best is not None and best.id != probe.id and elites.score(probe) > elites.score(best):
+            out.append((sign * (probe.fitness - best.fitness), best))
+        return out
+
+    def _needs_more(self, store: Any, p: Program) -> bool:
+        policy = self.policy(store)
+        if policy.gate <= 0 or len(p.runs) >= policy.max_seeds or p.id == self.seed_id:
+            return False
+        if not p.runs or any(r.status != "ok" for r in p.runs):
+            return False
+        probe = Program(**{**p.__dict__, "runs": list(p.runs),
+                           "descriptors": dict(p.descriptors)})
+        aggregate(probe, self.target.metric, policy.floor)
+        if probe.status != "ok":
+            return False
+        self.describe(probe)
+        challenges = self._challenges(store, probe)
+        best = store.best(self.fidelity)
+        # A would-be new best is always confirmed: it is the decision users act on, it is
+        # rare, and a lucky draw among many children beats any fixed margin (winner's curse).
+        new_best = any(inc is best for _, inc in challenges)
+        if new_best or (challenges and policy.within_noise(min(m for m, _ in challenges))):
+            if p.id not in self.gated:
+                self.gated.add(p.id)
+                self.reevaluated += 1
+            return True
+        return False

@@ -72,7 +72,6 @@ class Target:
         choices: ``NAME -> alternatives`` for names/strings the structural operators swap.
         droppable: top-level statement names the operators may drop or duplicate.
         block: True when only the ``EVOLVE-BLOCK-START``/``END`` region evolves.
-        seeds: how many seeds the noise floor is measured with (``[noise] seeds``).
     """
 
     root: Path
@@ -192,6 +191,12 @@ class _Reader:
     def sub(self, key: str) -> _Reader:
         return _Reader(self.file, self.get(key, dict, {}), f"{self.prefix}{key}.")
 
+    def only(self, *known: str) -> None:
+        """Refuse keys of this table that are not ``known`` (a typo must not pass silently)."""
+        unknown = sorted(set(self.table) - set(known))
+        if unknown:
+            raise self.fail(unknown[0], f"is not a known key here; known keys: {list(known)}")
+
 
 _TOP_KEYS = {"name", "description", "evolve", "harness", "command", "metric", "direction",
              "timeout", "default_fidelity", "fidelity", "descriptors", "ranges", "choices",
@@ -228,6 +233,7 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
     fidelities: dict[str, Fidelity] = {}
     for name in fid_table.table:
         fr = fid_table.sub(name)
+        fr.only("env", "args", "timeout")
         env = fr.get("env", dict, {})
         for k, v in env.items():
             if not isinstance(v, (str, int, float)) or isinstance(v, bool):
@@ -248,10 +254,13 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
     desc_table = r.sub("descriptors")
     for name in desc_table.table:
         dr = desc_table.sub(name)
+        dr.only("range", "bins", "categories")
         cats = dr.get("categories", list, None)
         rng = dr.get("range", list, None)
         if (cats is None) == (rng is None):
             raise dr.fail("range", "or 'categories' must be given (exactly one of them)")
+        if cats is not None and (len(cats) < 2 or not all(isinstance(c, str) for c in cats)):
+            raise dr.fail("categories", "must list at least two labels (strings)")
         if rng is not None:
             if len(rng) != 2 or not all(isinstance(x, (int, float)) for x in rng):
                 raise dr.fail("range", "must be [low, high]")
