@@ -7,7 +7,7 @@ Example:
     >>> rep = analysis.build_report(run)                 # doctest: +SKIP
 """
 
-from analysis.ablate import Ablation, Estimate, ablate, write_ablation
+from analysis.ablation import Ablation, Estimate, ablate, render_ablation, write_ablation
 from analysis.edits import Edit, EditSet, edit_set
 from analysis.errors import AnalysisError
 from analysis.metrics import (
@@ -23,7 +23,7 @@ from analysis.metrics import (
     saturation,
 )
 from analysis.plots import PLOTS, make_figures, write_plots
-from analysis.report import Report, build_report, render, write_report
+from analysis.report import Report, build_report, render_report, write_report
 from analysis.rundata import RunData, load_run
 
 __all__ = [
@@ -49,7 +49,8 @@ __all__ = [
     "load_run",
     "make_figures",
     "operator_table",
-    "render",
+    "render_ablation",
+    "render_report",
     "saturation",
     "write_ablation",
     "write_plots",

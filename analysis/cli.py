@@ -70,17 +70,17 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     """Print the report and write report.md."""
-    from analysis.report import render, write_report
+    from analysis.report import render_report, write_report
 
     rep, path = write_report(args.run_dir, args.out)
-    sys.stdout.write(render(rep))
+    sys.stdout.write(render_report(rep))
     print(f"\n(written to {path})")
     return 0
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
     """Run the ablation, print it and write ablation.md/.json."""
-    from analysis.ablate import ablate, render, write_ablation
+    from analysis.ablation import ablate, render_ablation, write_ablation
 
     def progress(done: int, total: int) -> None:
         print(f"\revo ablate: {done}/{total} evaluations", end="", file=sys.stderr, flush=True)
@@ -89,6 +89,6 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
                 on_result=progress)
     print(file=sys.stderr)
     md, js = write_ablation(ab)
-    sys.stdout.write(render(ab))
+    sys.stdout.write(render_ablation(ab))
     print(f"\n(written to {md} and {js})")
     return 0

@@ -50,7 +50,8 @@ class Report:
     noise_floor: float
     noise_seeds: int
     gated: int
-    rejected: list[Rejected]
+    rejected: list[Rejected]  # status ``rejected``: the gate's verdict, margin within noise
+    faded: list[Rejected]  # passed the gate but no longer beat the cell's elite
     failures: dict[str, tuple[int, str]]  # status -> (count, an example reason)
     cost: float
     tokens: int
@@ -83,11 +84,12 @@ def build_report(run: RunData) -> Report:
     gated_ids = set((run.counters or {}).get("gated", [])) or {
         p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1}
     last_added = {h.id: h.added for h in run.history}
-    rejected = []
+    rejected, faded = [], []
     for p in run.finished:
         if p.id in gated_ids and last_added.get(p.id) not in metrics.INSERTED:
             first = p.runs[0].metrics.get(run.metric) if p.runs else None
-            rejected.append(Rejected(p.id, first, p.fitness, len(p.runs), p.status))
+            entry = Rejected(p.id, first, p.fitness, len(p.runs), p.status)
+            (rejected if p.status == "rejected" else faded).append(entry)
     failures: dict[str, tuple[int, str]] = {}
     for p in run.finished:
         if p.status not in ("ok", "rejected", "duplicate"):  # rejected: see the noise gate
@@ -102,7 +104,7 @@ def build_report(run: RunData) -> Report:
         qd_score=stats.qd_score, seed=seed, best=best, edits=edits, hit=metrics.hit_rate(run),
         windows=metrics.saturation(run), noise_floor=floor,
         noise_seeds=len(seed.runs) if seed else 0, gated=len(gated_ids),
-        rejected=rejected, failures=dict(sorted(failures.items())),
+        rejected=rejected, faded=faded, failures=dict(sorted(failures.items())),
         cost=sum(p.cost for p in programs), tokens=sum(p.tokens for p in programs),
         eval_seconds=sum(r.wall_time for p in programs for r in p.runs),
         elapsed_seconds=max(times) - min(times) if times else 0.0, notes=notes)
@@ -139,7 +141,7 @@ def _lineage_notes(run: RunData, best: Program, key: str) -> list[str]:
     return out
 
 
-def render(rep: Report) -> str:
+def render_report(rep: Report) -> str:
     """The report as Markdown."""
     run = rep.run
     m = [f"# evo report: {run.run_dir}", "",
@@ -166,14 +168,16 @@ def render(rep: Report) -> str:
           for w in rep.windows]
     m += ["", "## Noise", "",
           f"Noise floor: **{rep.noise_floor:.4g}** (standard deviation of one evaluation, from "
-          f"the seed's {rep.noise_seeds} seeds). The gate re-measured {rep.gated} would-be "
-          f"elites whose margin was within noise; rejected after re-measuring (the first draw "
-          f"was luck): **{len(rep.rejected)}**.", ""]
-    if rep.rejected:
-        m += ["| program | first draw | after re-measuring | seeds | status |",
+          f"the seed's {rep.noise_seeds} seeds). The noise gate re-measured {rep.gated} "
+          "would-be elites whose first draw won by less than the noise; it rejected "
+          f"**{len(rep.rejected)}** (still within noise after re-measuring), and "
+          f"{len(rep.faded)} more no longer beat their cell's elite.", ""]
+    if rep.rejected or rep.faded:
+        m += ["| program | first draw | after re-measuring | seeds | outcome |",
               "| --- | --- | --- | --- | --- |"]
         m += [f"| `{r.id[:12]}` | {_f(r.first_draw)} | {_f(r.fitness)} | {r.seeds} | "
-              f"{r.status} |" for r in rep.rejected]
+              f"{'rejected by the gate' if r.status == 'rejected' else 'not better'} |"
+              for r in rep.rejected + rep.faded]
         m.append("")
     m += ["## Failures by status", ""]
     if rep.failures:
@@ -227,7 +231,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Re
     rep = build_report(run)
     path = Path(out) if out is not None else run.run_dir / "report.md"
     try:
-        path.write_text(render(rep), encoding="utf-8")
+        path.write_text(render_report(rep), encoding="utf-8")
     except OSError as e:
         raise AnalysisError(f"{path}: cannot write the report ({e.strerror}); choose another "
                             "--out") from None

@@ -295,7 +295,7 @@ def _evaluate(run: RunData, variants: list[Variant], n_seeds: int, workers: int 
     return notes
 
 
-def render(ab: Ablation) -> str:
+def render_ablation(ab: Ablation) -> str:
     """The ablation as Markdown."""
     def cell(e: Estimate | None, v: Any) -> str:
         return e.text() if e is not None else f"failed ({v.failure()[:60]})"
@@ -333,7 +333,7 @@ def write_ablation(ab: Ablation) -> tuple[Path, Path]:
     store)."""
     md, js = ab.run_dir / "ablation.md", ab.run_dir / "ablation.json"
     try:
-        md.write_text(render(ab), encoding="utf-8")
+        md.write_text(render_ablation(ab), encoding="utf-8")
         js.write_text(json.dumps(ab.to_dict(), indent=1) + "\n", encoding="utf-8")
     except OSError as e:
         raise AnalysisError(f"{ab.run_dir}: cannot write the ablation ({e.strerror})") from None
