@@ -233,7 +233,7 @@ def operator_cells(rows: Sequence[metrics.OperatorRow]) -> list[list[str]]:
 def plot_operators(runs: Sequence[RunData]) -> Figure:
     """One table per run: what each operator's children did."""
     tables = [metrics.operator_table(r) for r in runs]
-    heights = [0.75 + 0.26 * (len(t) + 2) for t in tables]
+    heights = [0.45 + 0.3 * (len(t) + 1.8) for t in tables]
     fig = _figure(sum(heights))
     axes = fig.subplots(len(runs), 1, squeeze=False, height_ratios=heights)[:, 0]
     for ax, run, rows in zip(axes, runs, tables, strict=True):
@@ -241,13 +241,11 @@ def plot_operators(runs: Sequence[RunData]) -> Figure:
         cells = operator_cells(rows)
         widths = [0.19] + [0.81 / len(OPERATOR_COLUMNS)] * len(OPERATOR_COLUMNS)
         table = ax.table(cellText=cells, colLabels=("operator",) + OPERATOR_COLUMNS,
-                         loc="upper center", cellLoc="center", colWidths=widths)
+                         cellLoc="center", colWidths=widths, bbox=(0, 0, 1, 1))
         table.auto_set_font_size(False)
         table.set_fontsize(8)
-        table.scale(1.0, 1.25)
         for (r, _), cell in table.get_celld().items():
             if r == 0:
-                cell.set_height(cell.get_height() * 1.8)  # two-line headers
                 cell.set_facecolor("#dde6f0")
                 cell.set_text_props(fontweight="bold")
         note = "" if run.operators is not None else " (no operators.json: duplicates n/a)"
