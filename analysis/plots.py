@@ -63,7 +63,7 @@ def _grid(run: RunData) -> tuple[np.ndarray, list[str], list[str], str, str, str
 def plot_heatmap(runs: Sequence[RunData]) -> Figure:
     """The archive of each run as a 2-D grid: colour = the elite's fitness, grey = empty."""
     grids = [_grid(r) for r in runs]
-    heights = [max(2.2, 0.32 * len(g[1]) + 1.4) for g in grids]
+    heights = [min(9.0, max(2.2, 0.32 * len(g[1]) + 1.4)) for g in grids]
     fig = _figure(sum(heights))
     axes = fig.subplots(len(runs), 1, squeeze=False, height_ratios=heights)[:, 0]
     for ax, run, (grid, rows_l, cols_l, name0, name1, note) in zip(axes, runs, grids,
@@ -154,7 +154,8 @@ def plot_frontier(runs: Sequence[RunData]) -> Figure:
         best = np.array([np.nan if h.best is None else h.best for h in run.history])
         ax.step(xs, best, where="post", color="black" if single else _color(k), linewidth=1.8,
                 label="best so far" if single else f"{run.name}: best so far", zorder=4)
-    ax.set_xlabel("evaluation (finished programs, in order); failures along the bottom")
+    ax.set_xlabel("evaluation (finished programs, in order); crosses on the worst edge: "
+                  "failed, no fitness")
     ax.set_ylabel(_metric_label(runs[0]))
     ax.set_title("fitness frontier" + ("" if single else ": " + " vs ".join(r.name
                                                                            for r in runs)))

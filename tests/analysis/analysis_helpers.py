@@ -2,7 +2,7 @@
 
 Real small runs shared by the analysis tests are made once per session by conftest.py:
 
-- ``cp_run``: circle_packing, 40 seed runs, with a planted hand-written variant holding two
+- ``cp_run``: circle_packing, 30 seed runs, with a planted hand-written variant holding two
   constant edits that each improve sum_radii (STEP_SIZE 0.03 -> 0.1, STEP_DECAY 0.99 ->
   0.999), added through ``evo seed`` as a user would.
 - ``quad_run``: noisy_quadratic (deterministic at its default fidelity), with two planted

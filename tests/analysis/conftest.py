@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from analysis_helpers import CIRCLE, QUAD, Planted, evo_cli, substitute
+from analysis_helpers import CIRCLE, QUAD, Planted, substitute
 
 import evo
+from evo.cli import main
 
 
 def _seed_files(run_dir: Path, target: str, files: dict[str, str]) -> dict[str, str]:
@@ -18,8 +19,7 @@ def _seed_files(run_dir: Path, target: str, files: dict[str, str]) -> dict[str, 
         path = run_dir.parent / f"{name}.py"
         path.write_text(source)
         paths.append(str(path))
-    r = evo_cli("seed", str(run_dir), *paths, "--target", target)
-    assert r.returncode == 0, r.stderr
+    assert main(["seed", str(run_dir), *paths, "--target", target]) == 0  # as a user adds them
     return {name: canonical_hash(source) for name, source in files.items()}
 
 
@@ -30,7 +30,7 @@ def cp_run(tmp_path_factory) -> Planted:
     seed = (CIRCLE / "pack.py").read_text()
     ids = _seed_files(run_dir, "circle_packing",
                       {"planted": substitute(seed, STEP_SIZE="0.1", STEP_DECAY="0.999")})
-    evo.run(target="circle_packing", run_dir=str(run_dir), evaluations=40, workers=2, seed=0)
+    evo.run(target="circle_packing", run_dir=str(run_dir), evaluations=30, workers=2, seed=0)
     return Planted(run_dir, ids)
 
 

@@ -7,7 +7,7 @@ import shutil
 
 import h5py
 import pytest
-from analysis_helpers import QUAD
+from analysis_helpers import QUAD, evo_cli
 
 import analysis
 import evo
@@ -81,3 +81,10 @@ def test_a_run_of_one_program(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "The best program is the seed" in out and "hit rate **0.0%**" in out
     one_line_error(capsys, ["ablate", str(run_dir)], "nothing to ablate")
+
+
+def test_the_evo_command_itself_prints_one_line(tmp_path):
+    r = evo_cli("plot", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == (f"evo plot: error: {tmp_path / 'nope'}: no such run dir; check "
+                                "the path (a run dir is made by 'evo run')")
