@@ -32,7 +32,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "target": DEFAULT_TARGET,  # a target folder, or the name of a built-in target
         "run_dir": "",  # default: runs/<target name>
         "fidelity": "",  # default: the target's default_fidelity
-        "evaluations": 24,  # budget: evaluation runs (each seed of each program counts)
+        "evaluations": 16,  # budget: evaluation runs (each seed of each program counts)
         "hours": 0.0,  # budget: wall-clock hours, 0 = no limit
         "dollars": 0.0,  # budget: LLM spend, 0 = no limit
         "seed": 0,  # seeds the operators and parent selection

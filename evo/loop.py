@@ -113,6 +113,7 @@ class Search:
         self._stop_reason = ""
         self._interrupts = 0
         self._last_checkpoint = time.monotonic()
+        self._run_marker = str(self.run_dir.resolve())
 
     # ---- run directory -------------------------------------------------------------------
 
@@ -164,6 +165,11 @@ class Search:
         deadline = time.monotonic() + run["hours"] * 3600 if run["hours"] > 0 else math.inf
         self._load_counters()
         self.proposer.set_spent(self._spent(store))
+        # Children of an earlier process of this run that died without cleaning up (SIGKILL,
+        # power loss) may still run: we hold the lock now, so every marked process is theirs.
+        orphans = kill_marked(self._run_marker, var="EVO_RUN_DIR")
+        if orphans:
+            log.warning("killed %d processes left running by an earlier crash", orphans)
         slots = make_slots(self.cfg["backend"]["workers"] or None)
         backend = self._backend or LocalBackend(slots)
         n_slots = len(slots)
@@ -219,7 +225,8 @@ class Search:
                     break
         finally:
             if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+                signal.signal(signal.SIGINT, old_handler[0])
+                signal.signal(signal.SIGTERM, old_handler[1])
             if self._backend is None:
                 backend.shutdown(wait=True)
             self.proposer.shutdown()
@@ -275,6 +282,8 @@ class Search:
         return True
 
     def _install_sigint(self) -> Any:
+        """Ctrl-C finishes the children in flight, a second abandons them; SIGTERM abandons
+        at once. Either way the checkpoint is written and nothing is left running."""
         if threading.current_thread() is not threading.main_thread():
             return None
 
@@ -284,7 +293,11 @@ class Search:
                 log.warning("Ctrl-C: finishing the children in flight (Ctrl-C again abandons "
                             "them; they are re-queued on resume)")
 
-        return signal.signal(signal.SIGINT, on_sigint)
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self._interrupts = 2
+
+        old = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigterm)
+        return old
 
     # ---- work items ----------------------------------------------------------------------
 
@@ -359,7 +372,8 @@ class Search:
             return evaluate_program(
                 self.target, p.source, workdir=child_dir, fidelity=self.fidelity, seed=i,
                 slot=slot, timeout=run["timeout"] or None, memory_mb=run["memory_mb"] or None,
-                extra_env={"EVO_RUN_ID": self.run_id, **pass_env})
+                extra_env={"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker,
+                           **pass_env})
 
         return job
 

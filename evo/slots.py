@@ -93,9 +93,9 @@ def make_slots(workers: int | None = None, *, gpus: list[int] | None = None) -> 
     """The local slots: one per GPU when there are GPUs, else ``workers`` CPU slots.
 
     Threads are split so the slots together never use more threads than there are cores:
-    ``threads = max(1, cores // slots)``. Without GPUs ``workers`` defaults to half the cores,
-    so each child gets two threads (small-model CPU training still scales to two threads, and
-    two children per four cores evaluate more programs per hour than one with four).
+    ``threads = max(1, cores // slots)``. Without GPUs ``workers`` defaults to one slot per
+    core with one thread each: the small CPU fidelities (tinygpt ``tiny``) are sized for one
+    core, and independent children scale better than threads inside one small model.
 
     Args:
         workers: how many slots; with GPUs, at most one per GPU (extra workers are ignored).
@@ -112,7 +112,7 @@ def make_slots(workers: int | None = None, *, gpus: list[int] | None = None) -> 
         chosen = gpu_list[:workers] if workers else gpu_list
         threads = max(1, cores // len(chosen))
         return [Slot(index=i, gpu=g, threads=threads) for i, g in enumerate(chosen)]
-    n = workers if workers is not None else max(1, cores // 2)
+    n = workers if workers is not None else cores
     threads = max(1, cores // n)
     return [Slot(index=i, gpu=None, threads=threads) for i in range(n)]
 

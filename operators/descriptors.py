@@ -2,11 +2,13 @@
 
 **Regions.** Each top-level statement of the seed gets a label. A comment line
 ``# evo: region=NAME`` among the comment lines directly above a statement (between it and
-the previous statement) labels that statement only. Unlabelled statements get a default:
+the previous statement) labels that statement, and, when it is a constant, the constants that
+follow it in the same paragraph (no blank line between them), so a block of constants can be
+split into the regions its constants configure. Unlabelled statements get a default:
 a ``def``/``class`` its own name, an UPPER_CASE constant ``"constants"``, an import
-``"imports"``, anything else (setup code, the training loop) ``"main"``. Labelling one
-statement per comment keeps a label from silently spreading over the constants block that
-usually follows the optimizer code.
+``"imports"``, anything else (setup code, the training loop) ``"main"``. A label on a
+``def`` never spreads to the constants after it, and a blank line ends a paragraph of
+constants.
 
 **Edit size.** The number of AST nodes inserted, deleted or changed between the seed and the
 child, summed over the changed top-level statements: a changed literal counts 1, a new

@@ -149,6 +149,11 @@ def units(p: Parsed) -> tuple[Unit, ...]:
             m = REGION_COMMENT.search(line)
             if m:
                 region = m.group(1)
+        prev = out[-1] if out else None
+        if (region is None and prev is not None and prev.region_comment
+                and kind in ("constant", "assign") and prev.kind in ("constant", "assign")
+                and code_line == prev.last_line + 1):
+            region = prev.region_comment  # the same paragraph of constants: the same region
         in_block = any(s < code_line and last < e for s, e in spans)
         out.append(Unit(i, key, kind, tuple(by_unit[i]), first, code_line, last, in_block,
                         region, layout.chunks[i]))

@@ -146,22 +146,29 @@ def lr_multiplier(progress):
     return 1.0
 
 
-# evo: region=constants
+# evo: region=model
 DEPTH = 2  # transformer blocks (times the fidelity's scale)
 N_EMBD = 128  # model width (times scale); rounded down to a multiple of N_HEAD
 N_HEAD = 2  # attention heads (times scale)
 MLP_RATIO = 4  # MLP hidden width / model width
 ACTIVATION = "gelu"  # evo: choice(gelu, relu, silu)
 INIT_STD = 0.02  # std of the normal weight init
+
+# evo: region=optimizer
 LEARNING_RATE = 1e-3  # peak AdamW learning rate
 WEIGHT_DECAY = 0.1  # decoupled weight decay on matrices
 ADAM_BETAS = (0.9, 0.95)  # AdamW betas
+GRAD_CLIP = 1.0  # max global grad norm (0 disables clipping)
+
+# evo: region=schedule
 WARMUP_FRAC = 0.1  # fraction of the budget spent ramping the LR up
 WARMDOWN_FRAC = 0.1  # fraction of the budget spent ramping the LR down
 FINAL_LR_FRAC = 0.1  # LR at the end, as a fraction of the peak
-GRAD_CLIP = 1.0  # max global grad norm (0 disables clipping)
+
+# evo: region=data
 BATCH_SIZE = 16  # sequences per step (times scale)
 SEQ_LEN = 128  # training context in bytes (times scale)
+
 COMPILE = True  # torch.compile the model when training on CUDA
 
 # setup: the fidelity's scale grows every size constant; the values above are scale 1

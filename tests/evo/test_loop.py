@@ -15,6 +15,7 @@ import pytest
 
 import evo
 from archive import RunStore
+from evo.sandbox import kill_marked
 from tests.evo.loop_helpers import (
     env,
     evo_cmd,
@@ -77,6 +78,8 @@ def test_resume_after_sigkill_loses_and_redoes_nothing(tmp_path):
         assert proc.returncode == 0, proc.stderr.read()
         break
     assert kills >= 10
+    # The children a killed run left behind were ended by the next run; none remain.
+    assert kill_marked(str((tmp_path / "run").resolve()), var="EVO_RUN_DIR", sig=0) == 0
     done = runs_in_store(tmp_path / "run")
     assert len(done) == budget  # exactly the budget, not one more
     assert len(set(done)) == len(done)  # no (program, seed) evaluated twice in the store
@@ -106,6 +109,7 @@ def test_ctrl_c_finishes_in_flight_children_and_checkpoints(tmp_path):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "interrupted" in out
+    assert kill_marked(str((tmp_path / "run").resolve()), var="EVO_RUN_DIR", sig=0) == 0
     store = RunStore.read(tmp_path / "run")  # the checkpoint is readable
     assert 0 < len(runs_in_store(tmp_path / "run")) < 200
     assert not store.pending() or all(p.runs for p in store.pending())

@@ -22,7 +22,7 @@ def test_cpu_slots_split_the_cores_without_oversubscribing():
         if workers <= cores:
             assert sum(s.threads for s in slots) <= cores
     default = make_slots(gpus=[])
-    assert len(default) == max(1, cores // 2)
+    assert len(default) == cores and all(s.threads == 1 for s in default)
 
 
 def test_gpu_slots_one_per_gpu():

@@ -74,7 +74,7 @@ def test_a_new_function_goes_after_the_last_definition():
     reply = fenced("def label_smooth(x, eps):\n    return x * (1 - eps)\n")
     child = apply_reply(reply, TINYGPT, "definitions")
     assert child.index("def lr_multiplier") < child.index("def label_smooth") \
-        < child.index("# evo: region=constants")
+        < child.index("DEPTH = ")
     validate_child(child, TINYGPT, block=False)
 
 

@@ -23,7 +23,7 @@ def test_tinygpt_loads_with_three_fidelities():
         value = float(line.split("=", 1)[1].split("#", 1)[0])
         assert t.ranges[name][0] <= value <= t.ranges[name][1], name
     assert 'ACTIVATION = "gelu"  # evo: choice(gelu, relu, silu)' in source
-    for region in ("model", "optimizer", "schedule", "constants"):
+    for region in ("model", "optimizer", "schedule", "data"):
         assert f"# evo: region={region}" in source
 
 
