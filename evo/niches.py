@@ -2,8 +2,9 @@
 
 By default a program's niche is (edited region x log2 edit size) relative to the seed, so a
 search cannot collapse onto one small safe edit: a big rewrite of the model and a one-constant
-tweak of the optimizer never compete for the same cell. ``[descriptors]`` in ``target.toml``
-(or ``archive.descriptors`` in the run config) picks reported metrics instead.
+tweak of the optimizer never compete for the same cell. ``niches`` or ``[descriptors]`` in
+``target.toml``, or ``archive.descriptors`` in the run config, pick others (reported metrics,
+alone or mixed with the edit descriptors).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Any
 
 from archive import Dim
 from evo.config import ConfigError
-from evo.target import Target
+from evo.target import EDIT_DESCRIPTORS, Target
 from operators import edit_descriptors, regions
 
-EDIT_DESCRIPTORS = ("region", "edit_size_bin")
+__all__ = ["EDIT_DESCRIPTORS", "OTHER", "archive_dims", "descriptors_for", "region_labels"]
+
 OTHER = "other"  # region of a statement the seed does not have (a new top-level def)
 
 
@@ -26,8 +28,8 @@ def region_labels(seed_source: str) -> tuple[str, ...]:
 
 def archive_dims(target: Target, seed_source: str, archive_cfg: dict[str, Any]) -> list[Dim]:
     """The niche dimensions of a run (validated: unknown names are a ConfigError)."""
-    names = list(archive_cfg["descriptors"]) or (
-        [d.name for d in target.descriptors] or list(EDIT_DESCRIPTORS))
+    names = (list(archive_cfg["descriptors"]) or list(target.niches)
+             or [d.name for d in target.descriptors] or list(EDIT_DESCRIPTORS))
     by_name = {d.name: d for d in target.descriptors}
     dims = []
     for name in names:

@@ -71,6 +71,9 @@ class Target:
         ranges: ``NAME -> (low, high)`` bounds for constants the structural operators mutate.
         choices: ``NAME -> alternatives`` for names/strings the structural operators swap.
         droppable: top-level statement names the operators may drop or duplicate.
+        niches: the archive's default niche dims: names among ``region``, ``edit_size_bin``
+            and ``descriptors``; empty means every descriptor, or the edit descriptors when
+            there are none.
         block: True when only the ``EVOLVE-BLOCK-START``/``END`` region evolves.
     """
 
@@ -90,6 +93,7 @@ class Target:
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
     droppable: tuple[str, ...] = ()
     block: bool = False
+    niches: tuple[str, ...] = ()  # default niche dims; () = the descriptors, else edit descriptors
     extra_harness: tuple[Path, ...] = ()  # absolute trusted files from outside root (runners)
 
     @property
@@ -200,7 +204,8 @@ class _Reader:
 
 _TOP_KEYS = {"name", "description", "evolve", "harness", "command", "metric", "direction",
              "timeout", "default_fidelity", "fidelity", "descriptors", "ranges", "choices",
-             "droppable", "block"}
+             "droppable", "block", "niches"}
+EDIT_DESCRIPTORS = ("region", "edit_size_bin")
 
 
 def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
@@ -290,13 +295,20 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
             raise cr.fail(name, "needs at least two alternatives")
         choices[name] = alts
 
+    niches = r.str_list("niches", ())
+    known = set(EDIT_DESCRIPTORS) | {d.name for d in descriptors}
+    for n in niches:
+        if n not in known:
+            raise r.fail("niches", f"names {n!r}; allowed: {sorted(known)}")
+
     return Target(
         root=root, name=r.get("name", str, root.name),
         description=r.get("description", str, ""), evolve=evolve[0], harness=harness,
         command=command, metric=r.get("metric", str), direction=direction, timeout=timeout,
         fidelities=fidelities, default_fidelity=default_fidelity,
         descriptors=tuple(descriptors), ranges=ranges, choices=choices,
-        droppable=r.str_list("droppable", ()), block=r.get("block", bool, False))
+        droppable=r.str_list("droppable", ()), block=r.get("block", bool, False),
+        niches=niches)
 
 
 def _from_openevolve(root: Path) -> Target:
