@@ -195,6 +195,8 @@ class Search:
                     if work is None:
                         break
                     in_flight[backend.submit(self._job(work))] = work
+                    log.info("dispatch %s %s seed %d", work.program.id[:10],
+                             work.program.operator, work.seed_index)
                     used += 1
                 progress.update(len(in_flight))
                 self._maybe_checkpoint(store)

@@ -189,9 +189,11 @@ def test_hand_written_variants_are_evaluated_first(tmp_path):
     store = RunStore.read(run_dir)
     hand = [p for p in store.programs.values() if p.operator == "hand"]
     assert len(hand) == 1 and hand[0].status == "ok"
-    order = [row.id for row in store.history]
-    children = [p.id for p in store.programs.values() if p.operator not in ("seed", "hand")]
-    assert all(order.index(hand[0].id) < order.index(c) for c in children if c in order)
+    dispatched = [line.split()[4] for line in (run_dir / "evo.log").read_text().splitlines()
+                  if " dispatch " in line]
+    children = [p.id[:10] for p in store.programs.values() if p.operator not in ("seed", "hand")]
+    assert children and all(dispatched.index(hand[0].id[:10]) < dispatched.index(c)
+                            for c in children)
     assert summary.best_fitness <= hand[0].fitness + 1e-9
     r = run_evo("seed", str(tmp_path / "missing"), str(good))
     assert r.returncode == 2 and "missing" in r.stderr

@@ -75,7 +75,7 @@ def test_mutation_prompt_carries_task_feedback_inspirations_and_niche():
     assert "CUDA out of memory" in prompt and "step 90 loss 2.31" in prompt
     assert "Inspiration 1 (status ok; fitness 1.41" in prompt
     assert "-DEPTH = 2 " in prompt and "+DEPTH = 4 " in prompt and "Inspiration 2" not in prompt
-    assert "change the code in region 'schedule' (the code of lr_multiplier)" in prompt
+    assert "change the code in region 'schedule' (the code of lr_multiplier, WARMUP_FRAC" in prompt
     assert "about 2-3 AST nodes" in prompt and "# replaces: ClassName.method" in prompt
     assert TINYGPT.strip() in prompt  # the parent in full
 
