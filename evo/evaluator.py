@@ -340,6 +340,27 @@ def evaluate_program(target: Target, source: str, *, workdir: Path, fidelity: st
     return run_job(job, slot)
 
 
+@dataclass(frozen=True)
+class EvalCall:
+    """One evaluation as plain, picklable data: what a backend runs on a slot, in a local
+    thread or on a Ray worker. Calling it with a slot runs :func:`evaluate_program`."""
+
+    target: Target
+    source: str
+    workdir: Path
+    fidelity: str | None = None
+    seed: int = 0
+    timeout: float | None = None
+    memory_mb: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, slot: Slot | None) -> EvalResult:
+        return evaluate_program(self.target, self.source, workdir=self.workdir,
+                                fidelity=self.fidelity, seed=self.seed, slot=slot,
+                                timeout=self.timeout, memory_mb=self.memory_mb,
+                                extra_env=self.extra_env)
+
+
 def remove_workdir(path: Path) -> None:
     """Delete a child's working dir even if the child made parts of it read-only."""
     def _unlock(d: Path) -> None:

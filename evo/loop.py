@@ -29,7 +29,7 @@ from typing import Any
 from archive import Program, RunStore, SeedRun
 from evo.config import resolve_target_path, search_fingerprint, to_toml
 from evo.environment import describe, write_environment
-from evo.evaluator import EvalResult, evaluate_program, remove_workdir
+from evo.evaluator import EvalCall, EvalResult, remove_workdir
 from evo.niches import archive_dims, descriptors_for
 from evo.noise import NoiseGate, noise_floor
 from evo.progress import Progress
@@ -42,6 +42,7 @@ from operators import OperatorConfigError, ValidationError, canonical_hash
 log = logging.getLogger("evo")
 
 CHECKPOINT_SECONDS = 300.0
+MAX_LOST = 3  # a run the backend loses this often is recorded as a crash
 
 
 class RunError(ValueError):
@@ -114,6 +115,7 @@ class Search:
         self._interrupts = 0
         self._last_checkpoint = time.monotonic()
         self._run_marker = str(self.run_dir.resolve())
+        self._losses: dict[tuple[str, int], int] = {}
 
     # ---- run directory -------------------------------------------------------------------
 
@@ -184,7 +186,11 @@ class Search:
             progress.start()
             while True:
                 for fut in [f for f in in_flight if f.done()]:
-                    self._tell(store, in_flight.pop(fut), fut.result(), queue)
+                    work = in_flight.pop(fut)
+                    if fut.exception() is not None:
+                        self._lost(work, fut.exception(), queue, store)
+                    else:
+                        self._tell(store, work, fut.result(), queue)
                 ready.extend(self.proposer.collect(store))
                 if self._failed_baseline(store):
                     break
@@ -361,7 +367,7 @@ class Search:
     def _can_propose(self, store: RunStore, queue: deque[_Work]) -> bool:
         return bool(queue) or store.best(self.fidelity) is not None
 
-    def _job(self, work: _Work):
+    def _job(self, work: _Work) -> EvalCall:
         p, i = work.program, work.seed_index
         child_dir = self.run_dir / "children" / f"{p.birth:06d}-{p.id[:10]}-s{i}"
         if child_dir.exists():  # a run in flight at a crash left it behind
@@ -369,15 +375,25 @@ class Search:
         child_dir.parent.mkdir(parents=True, exist_ok=True)
         run = self.cfg["run"]
         pass_env = {k: os.environ[k] for k in run["pass_env"] if k in os.environ}
+        return EvalCall(self.target, p.source, child_dir.resolve(), self.fidelity, i,
+                        run["timeout"] or None, run["memory_mb"] or None,
+                        {"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker,
+                         **pass_env})
 
-        def job(slot: Any) -> EvalResult:
-            return evaluate_program(
-                self.target, p.source, workdir=child_dir, fidelity=self.fidelity, seed=i,
-                slot=slot, timeout=run["timeout"] or None, memory_mb=run["memory_mb"] or None,
-                extra_env={"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker,
-                           **pass_env})
-
-        return job
+    def _lost(self, work: _Work, error: BaseException, queue: deque[_Work],
+              store: RunStore) -> None:
+        """A backend lost a run (a Ray node died, a worker crashed): run it again, or after
+        ``MAX_LOST`` losses of the same run record it as a crash."""
+        key = (work.program.id, work.seed_index)
+        self._losses[key] = self._losses.get(key, 0) + 1
+        log.warning("run %s seed %d lost by the backend (%s: %s)", work.program.id[:10],
+                    work.seed_index, type(error).__name__, error)
+        if self._losses[key] < MAX_LOST:
+            queue.appendleft(work)
+            return
+        self._tell(store, work, EvalResult(status="crash", reason=(
+            f"the backend lost this run {MAX_LOST} times: {type(error).__name__}: {error}")),
+            queue)
 
     # ---- telling the archive -------------------------------------------------------------
 
