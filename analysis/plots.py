@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis import metrics
+from analysis import metrics, transfer
 from analysis.errors import AnalysisError
 from analysis.rundata import RunData, load_run
 
@@ -325,7 +325,10 @@ def make_figures(runs: Sequence[RunData]) -> dict[str, Figure]:
     """Every figure of :data:`PLOTS` for ``runs`` (one run, or several overlaid)."""
     if not runs:
         raise AnalysisError("no run dir given; name at least one")
-    return {name: fn(runs) for name, fn in PLOTS.items()}
+    figures = {name: fn(runs) for name, fn in PLOTS.items()}
+    if len(transfer.levels(runs[0])) > 1:  # a cascade: how rankings carry between levels
+        figures["transfer"] = transfer.plot_transfer(list(runs))
+    return figures
 
 
 def write_plots(run_dirs: Sequence[str | Path], out: str | Path | None = None

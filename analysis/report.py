@@ -16,6 +16,7 @@ from analysis import metrics
 from analysis.edits import Edit, edit_set
 from analysis.errors import AnalysisError
 from analysis.rundata import RunData, load_run
+from analysis.transfer import render_transfers
 from archive import Program
 
 
@@ -179,6 +180,7 @@ def render_report(rep: Report) -> str:
               f"{'rejected by the gate' if r.status == 'rejected' else 'not better'} |"
               for r in rep.rejected + rep.faded]
         m.append("")
+    m += render_transfers(run)
     m += ["## Failures by status", ""]
     if rep.failures:
         total = sum(rep.by_status.values()) or 1

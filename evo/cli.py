@@ -188,34 +188,59 @@ def _cmd_status(args: argparse.Namespace) -> int:
     best = info["best"]
     t.add_row(f"best {info['metric']}", "-" if best is None else
               f"{best['fitness']:.6g} ± {best['fitness_std'] or 0:.3g} ({best['id'][:12]})")
+    if len(info["levels"]) > 1:
+        for level, row in info["levels"].items():
+            b = row["best"]
+            t.add_row(f"level {level}", f"{row['evaluations']} evaluations, {row['elites']} "
+                      f"elites, best {'-' if b is None else format(b['fitness'], '.6g')}")
     t.add_row("cost", f"${info['cost']:.4f}, {info['tokens']} tokens")
     Console().print(t)
     return 0
 
 
+def report_fidelity(store: RunStore) -> str:
+    """The level a run's results are reported at: the highest level of its cascade that a
+    program other than the seed reached ok (the run's fidelity without a cascade)."""
+    levels = store.meta.get("levels") or [store.meta.get("fidelity")]
+    seed_id = store.meta.get("seed_id")
+    for level in reversed(levels):
+        if any(p.fidelity == level and p.ok and p.id != seed_id for p in store.programs.values()):
+            return level
+    return levels[0]
+
+
 def status_dict(store: RunStore) -> dict[str, Any]:
-    """The status of a run as plain data (``evo status --json``)."""
-    fidelity = store.meta.get("fidelity")
-    stats = store.elites(fidelity).stats()
-    best = store.best(fidelity)
+    """The status of a run as plain data (``evo status --json``), at the reported level, with
+    a line per level of a cascade."""
+    fidelity = report_fidelity(store)
     programs = list(store.programs.values())
+    levels = {}
+    for level in store.meta.get("levels") or [fidelity]:
+        stats = store.elites(level).stats()
+        best = store.best(level)
+        levels[level] = {
+            "evaluations": sum(len(p.runs) for p in programs if p.fidelity == level),
+            "programs": sum(p.fidelity == level for p in programs),
+            "elites": stats.elites, "coverage": stats.coverage, "qd_score": stats.qd_score,
+            "best": None if best is None else {"id": best.id, "fitness": best.fitness,
+                                               "fitness_std": best.fitness_std}}
+    top = levels[fidelity]
     return {
         "target": store.meta.get("target"), "fidelity": fidelity,
         "metric": store.meta.get("metric"), "direction": store.meta.get("direction"),
         "evaluations": sum(len(p.runs) for p in programs),
         "programs": len(programs),
         "by_status": dict(store.counts_by_status()),
-        "elites": stats.elites, "cells": stats.cells, "coverage": stats.coverage,
-        "qd_score": stats.qd_score,
-        "best": None if best is None else {"id": best.id, "fitness": best.fitness,
-                                           "fitness_std": best.fitness_std},
+        "elites": top["elites"], "cells": store.elites(fidelity).stats().cells,
+        "coverage": top["coverage"], "qd_score": top["qd_score"], "best": top["best"],
+        "levels": levels,
         "cost": sum(p.cost for p in programs), "tokens": sum(p.tokens for p in programs),
     }
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
     store = RunStore.read(Path(args.run_dir))
-    best = store.best(store.meta.get("fidelity"))
+    best = store.best(report_fidelity(store))
     if best is None:
         raise CliError(f"{args.run_dir}: no program has been evaluated ok yet")
     if not args.diff:

@@ -60,6 +60,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_seeds": 3,  # seeds a gated candidate is evaluated with in all
         "z": 1.0,  # cells compare fitness -/+ z x standard error (a confidence bound)
     },
+    "cascade": {
+        "levels": [],  # fidelities, cheapest first; [] = no cascade (run.fidelity only)
+        "promote": "top",  # top | beats_incumbent
+        "top_fraction": 0.2,  # top: this fraction of a level's elites (at least one) moves up
+        "reserve": [],  # slots kept for each level above the first, e.g. [1]
+    },
     "llm": {},  # validated by operators.llm.LLMConfig: see the README's [llm] keys
     "backend": {
         "kind": "local",  # local | ray
@@ -168,6 +174,14 @@ def validate(cfg: dict, where: str = "config") -> None:
     need(noise["max_seeds"] >= 1, "noise.max_seeds", "must be >= 1")
     need(noise["gate"] >= 0, "noise.gate", "must be >= 0 (0 = no re-evaluation)")
     need(noise["z"] >= 0, "noise.z", "must be >= 0")
+    cas = cfg["cascade"]
+    need(cas["promote"] in ("top", "beats_incumbent"), "cascade.promote",
+         "must be one of ['top', 'beats_incumbent']")
+    need(0 < cas["top_fraction"] <= 1, "cascade.top_fraction", "must be in (0, 1]")
+    need(all(isinstance(v, str) for v in cas["levels"]), "cascade.levels",
+         "must be a list of the target's fidelity names")
+    need(all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in cas["reserve"]),
+         "cascade.reserve", "must be a list of slot counts >= 0")
     need(backend["kind"] in BACKENDS, "backend.kind", f"must be one of {list(BACKENDS)}")
     need(backend["workers"] >= 0, "backend.workers", "must be >= 0 (0 = automatic)")
     cfg["llm"] = _llm_config(cfg, where).to_dict()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import Program, RunStore, SeedRun
+from evo.cascade import Cascade, CascadeError
 from evo.config import resolve_target_path, search_fingerprint, to_toml
 from evo.environment import describe, write_environment
 from evo.evaluator import EvalCall, EvalResult, remove_workdir
@@ -71,6 +72,7 @@ class RunSummary:
     operators: dict[str, dict[str, int]] = field(default_factory=dict)
     direction: str = "minimize"
     metric: str = ""
+    fidelity: str = ""
 
 
 @dataclass
@@ -92,7 +94,16 @@ class Search:
         self.cfg = cfg
         run = cfg["run"]
         self.target: Target = load_target(resolve_target_path(run["target"]))
-        self.fidelity = self.target.fidelity(run["fidelity"] or None).name
+        default = self.target.fidelity(run["fidelity"] or None).name
+        self._backend = backend
+        self.slots = (backend.slots if backend is not None and hasattr(backend, "slots")
+                      else make_slots(cfg["backend"]["workers"] or None))
+        try:
+            self.cascade = Cascade(cfg["cascade"], list(self.target.fidelities), default,
+                                   len(self.slots))
+        except CascadeError as e:
+            raise RunError(f"{self.target.root / 'target.toml'}: {e}") from None
+        self.fidelity = self.cascade.base  # the search runs here; promotions go up
         self.run_dir = Path(run["run_dir"] or Path("runs") / self.target.name)
         self.seed_source = self.target.seed_source()
         self.seed_id = canonical_hash(self.seed_source)
@@ -104,24 +115,25 @@ class Search:
         self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
         self.force_new = force_new
         self.show_progress = progress
-        self._backend = backend
         self.run_id = uuid.uuid4().hex
-        self.gate = NoiseGate(self.target, self.fidelity, self.seed_id, cfg["noise"],
-                              self._describe)
-        self._scheduled: dict[str, int] = {}  # runs done + queued + in flight, per program
+        self.gates = {lvl: NoiseGate(self.target, lvl, self.seed_id, cfg["noise"],
+                                     self._describe) for lvl in self.cascade.levels}
+        self.gate = self.gates[self.fidelity]
+        self._scheduled: dict[tuple[str, str], int] = {}  # runs done + queued + in flight, per program
         self._runs_done: int | None = None
         self._dollars: float | None = None
         self._stop_reason = ""
         self._interrupts = 0
         self._last_checkpoint = time.monotonic()
         self._run_marker = str(self.run_dir.resolve())
-        self._losses: dict[tuple[str, int], int] = {}
+        self._losses: dict[tuple[str, str, int], int] = {}
 
     # ---- run directory -------------------------------------------------------------------
 
     def _open_store(self) -> RunStore:
         meta = {"target": self.target.name, "target_root": str(self.target.root),
-                "fidelity": self.fidelity, "metric": self.target.metric,
+                "fidelity": self.fidelity, "levels": self.cascade.levels,
+                "metric": self.target.metric,
                 "direction": self.target.direction, "fingerprint": search_fingerprint(self.cfg),
                 "checksums": self.target.checksums(), "seed_id": self.seed_id}
         d = self.run_dir
@@ -172,9 +184,8 @@ class Search:
         orphans = kill_marked(self._run_marker, var="EVO_RUN_DIR")
         if orphans:
             log.warning("killed %d processes left running by an earlier crash", orphans)
-        slots = make_slots(self.cfg["backend"]["workers"] or None)
-        backend = self._backend or LocalBackend(slots)
-        n_slots = len(slots)
+        backend = self._backend or LocalBackend(self.slots)
+        n_slots = len(self.slots)
         queue: deque[_Work] = deque()
         self._requeue(store, queue)
         ready: deque[Program] = deque()
@@ -197,12 +208,12 @@ class Search:
                 used = self._evaluations(store) + len(in_flight)
                 stopping = self._stopping(store, deadline, used, budget)
                 while not stopping and len(in_flight) < n_slots and used < budget:
-                    work = self._next_work(store, queue, ready)
+                    work = self._next_work(store, queue, ready, in_flight, n_slots)
                     if work is None:
                         break
                     in_flight[backend.submit(self._job(work))] = work
-                    log.info("dispatch %s %s seed %d", work.program.id[:10],
-                             work.program.operator, work.seed_index)
+                    log.info("dispatch %s %s %s seed %d", work.program.id[:10],
+                             work.program.operator, work.program.fidelity, work.seed_index)
                     used += 1
                 progress.update(len(in_flight))
                 self._maybe_checkpoint(store)
@@ -311,17 +322,20 @@ class Search:
 
     def _requeue(self, store: RunStore, queue: deque[_Work]) -> None:
         """Seed first, then hand-written variants, then children in flight at a crash."""
-        seed = store.programs.get((self.seed_id, self.fidelity))
-        if seed is None:
-            seed = Program(id=self.seed_id, source=self.seed_source, fidelity=self.fidelity,
-                           operator="seed", description="the target's seed program",
-                           birth=store.next_birth())
-            store.add(seed)
-        pending = sorted(store.pending(), key=lambda p: (p.id != self.seed_id, p.birth))
+        for level in self.cascade.levels:  # every level needs its own baseline
+            if (self.seed_id, level) not in store.programs:
+                store.add(Program(id=self.seed_id, source=self.seed_source, fidelity=level,
+                                  operator="seed", description="the target's seed program",
+                                  birth=0 if level != self.fidelity else store.next_birth()))
+        levels = self.cascade.levels
+        pending = sorted(store.pending(), key=lambda p: (p.id != self.seed_id,
+                                                         levels.index(p.fidelity)
+                                                         if p.fidelity in levels else 0,
+                                                         p.birth))
         for p in pending:
-            if p.fidelity != self.fidelity:
+            if p.fidelity not in levels:
                 continue
-            self._scheduled[p.id] = len(p.runs)
+            self._scheduled[p.key] = len(p.runs)
             if not self._schedule(store, p, queue):
                 # every run finished before the crash, but the final record was not written
                 self._finish(store, p, queue)
@@ -329,22 +343,28 @@ class Search:
     def _schedule(self, store: RunStore, p: Program, queue: deque[_Work],
                   front: bool = False) -> bool:
         """Queue the runs ``p`` still wants (in parallel); False when it wants none."""
-        have = self._scheduled.get(p.id, len(p.runs))
+        have = self._scheduled.get(p.key, len(p.runs))
         if any(r.status != "ok" for r in p.runs):
             return len(p.runs) < have  # a run failed: wait for the others, queue no more
-        wanted = self.gate.seeds_wanted(store, p)
+        wanted = self.gates[p.fidelity].seeds_wanted(store, p)
         new = [_Work(p, i) for i in range(have, wanted)]
-        self._scheduled[p.id] = max(have, wanted)
+        self._scheduled[p.key] = max(have, wanted)
         if front:
             queue.extendleft(reversed(new))
         else:
             queue.extend(new)
         return bool(new) or len(p.runs) < have
 
-    def _next_work(self, store: RunStore, queue: deque[_Work],
-                   ready: deque[Program]) -> _Work | None:
-        if queue:
-            return queue.popleft()
+    def _next_work(self, store: RunStore, queue: deque[_Work], ready: deque[Program],
+                   in_flight: dict[cf.Future, _Work], n_slots: int) -> _Work | None:
+        base_busy = sum(w.program.fidelity == self.fidelity for w in in_flight.values())
+        base_ok = base_busy < self.cascade.base_slots(n_slots)
+        for k, work in enumerate(queue):
+            if base_ok or work.program.fidelity != self.fidelity:
+                del queue[k]
+                return work
+        if not base_ok:
+            return None  # the free slots are reserved for promoted programs
         if store.best(self.fidelity) is None:
             return None  # the seed's baseline is still running: nothing to mutate yet
         while ready:
@@ -361,7 +381,7 @@ class Search:
         child.birth = store.next_birth()
         store.add(child)  # pending: durable before it runs
         self._count(child.operator, "evaluated")
-        self._scheduled[child.id] = 1
+        self._scheduled[child.key] = 1
         return _Work(child, 0)
 
     def _can_propose(self, store: RunStore, queue: deque[_Work]) -> bool:
@@ -369,13 +389,14 @@ class Search:
 
     def _job(self, work: _Work) -> EvalCall:
         p, i = work.program, work.seed_index
-        child_dir = self.run_dir / "children" / f"{p.birth:06d}-{p.id[:10]}-s{i}"
+        child_dir = (self.run_dir / "children"
+                     / f"{p.birth:06d}-{p.id[:10]}-{p.fidelity}-s{i}")
         if child_dir.exists():  # a run in flight at a crash left it behind
             remove_workdir(child_dir)
         child_dir.parent.mkdir(parents=True, exist_ok=True)
         run = self.cfg["run"]
         pass_env = {k: os.environ[k] for k in run["pass_env"] if k in os.environ}
-        return EvalCall(self.target, p.source, child_dir.resolve(), self.fidelity, i,
+        return EvalCall(self.target, p.source, child_dir.resolve(), p.fidelity, i,
                         run["timeout"] or None, run["memory_mb"] or None,
                         {"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker,
                          **pass_env})
@@ -384,7 +405,7 @@ class Search:
               store: RunStore) -> None:
         """A backend lost a run (a Ray node died, a worker crashed): run it again, or after
         ``MAX_LOST`` losses of the same run record it as a crash."""
-        key = (work.program.id, work.seed_index)
+        key = (*work.program.key, work.seed_index)
         self._losses[key] = self._losses.get(key, 0) + 1
         log.warning("run %s seed %d lost by the backend (%s: %s)", work.program.id[:10],
                     work.seed_index, type(error).__name__, error)
@@ -412,19 +433,34 @@ class Search:
         if self._schedule(store, p, queue, front=True):
             store.add(p)  # still pending, with this run durable
             return
-        self._scheduled.pop(p.id, None)
+        self._scheduled.pop(p.key, None)
         self._finish(store, p, queue)
 
     def _finish(self, store: RunStore, p: Program, queue: deque[_Work]) -> None:
-        self.gate.finish(store, p)
+        self.gates[p.fidelity].finish(store, p)
         if p.status != "ok":
             self._count(p.operator, p.status)
         outcome = store.add(p)
         status = getattr(outcome, "status", "")
         if status in ("new", "improved"):
             self._count(p.operator, status)
-        log.info("%s %s %s fitness=%s %s", p.id[:10], p.operator, p.status,
+        log.info("%s %s %s %s fitness=%s %s", p.id[:10], p.fidelity, p.operator, p.status,
                  _fmt(p.fitness), status)
+        if self.cascade.active and p.status == "ok":
+            self._promote(store, p.fidelity, queue)
+
+    def _promote(self, store: RunStore, level: str, queue: deque[_Work]) -> None:
+        """Queue the programs the cascade promotes from ``level``, ahead of new children."""
+        up = self.cascade.next_level(level)
+        gate = self.gates[level]
+        for p in self.cascade.promotions(store, level, gate.policy(store).floor,
+                                         self.cfg["noise"]["gate"], self.target.better):
+            record = Cascade.promoted_record(p, up)
+            store.add(record)  # pending at the next level: durable before it runs
+            self._count(p.operator, f"promoted_to_{up}")
+            self._scheduled[record.key] = 0
+            self._schedule(store, record, queue, front=True)
+            log.info("promote %s from %s to %s", p.id[:10], level, up)
 
     # ---- bookkeeping ---------------------------------------------------------------------
 
@@ -470,22 +506,40 @@ class Search:
                 else:
                     entry.unlink(missing_ok=True)
 
+    def _failed_seed(self, store: RunStore) -> Program | None:
+        """The seed's record at a level where it failed its baseline, if any."""
+        for level in self.cascade.levels:
+            seed = store.programs.get((self.seed_id, level))
+            if seed is not None and seed.status not in ("pending", "ok"):
+                return seed
+        return None
+
     def _failed_baseline(self, store: RunStore) -> bool:
-        seed = store.programs.get((self.seed_id, self.fidelity))
-        return seed is not None and seed.status not in ("pending", "ok")
+        return self._failed_seed(store) is not None
 
     def _check_baseline(self, store: RunStore) -> None:
-        seed = store.programs.get((self.seed_id, self.fidelity))
-        if seed is not None and seed.status not in ("pending", "ok"):
+        seed = self._failed_seed(store)
+        if seed is not None:
             tail = "\n".join(seed.stderr_tail.strip().splitlines()[-8:])
+            where = f" at fidelity {seed.fidelity!r}" if self.cascade.active else ""
             raise RunError(f"{self.target.seed_path}: the seed program fails its baseline "
-                           f"evaluation: {seed.status}: {seed.reason}"
+                           f"evaluation{where}: {seed.status}: {seed.reason}"
                            + (f"\n--- stderr tail ---\n{tail}" if tail else ""))
 
+    def top_level(self, store: RunStore) -> str:
+        """The highest level of the cascade that a program other than the seed reached ok
+        (the first level when none did)."""
+        for level in reversed(self.cascade.levels):
+            if any(p.fidelity == level and p.ok and p.id != self.seed_id
+                   for p in store.programs.values()):
+                return level
+        return self.fidelity
+
     def summary(self, store: RunStore) -> RunSummary:
-        seed = store.programs.get((self.seed_id, self.fidelity))
-        best = store.best(self.fidelity)
-        stats = store.elites(self.fidelity).stats()
+        level = self.top_level(store)
+        seed = store.programs.get((self.seed_id, level))
+        best = store.best(level)
+        stats = store.elites(level).stats()
         improved = bool(best and seed and seed.ok and best.id != seed.id
                         and self.target.better(best.fitness, seed.fitness))
         return RunSummary(
@@ -496,10 +550,11 @@ class Search:
             best_id=best.id if best else None, best_fitness=best.fitness if best else None,
             best_std=best.fitness_std if best else None, improved=improved,
             elites=stats.elites, coverage=stats.coverage, qd_score=stats.qd_score,
-            gate_rejected=self.gate.rejected, gate_reevaluated=self.gate.reevaluated,
+            gate_rejected=sum(g.rejected for g in self.gates.values()),
+            gate_reevaluated=sum(g.reevaluated for g in self.gates.values()),
             stopped=self._stop_reason or "nothing left to evaluate",
             operators={k: dict(v) for k, v in self.op_stats.items()},
-            direction=self.target.direction, metric=self.target.metric)
+            direction=self.target.direction, metric=self.target.metric, fidelity=level)
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -79,6 +79,7 @@ def summary_table(summary: RunSummary) -> Table:
     t.add_row("by status", ", ".join(f"{k} {v}" for k, v in sorted(summary.by_status.items())))
     t.add_row("elites / coverage", f"{summary.elites} / {summary.coverage:.1%}")
     t.add_row("QD-score", f"{summary.qd_score:.6g}")
+    t.add_row("fidelity", summary.fidelity)
     t.add_row(f"seed {summary.metric}", _fmt(summary.seed_fitness))
     t.add_row("noise floor (1 eval)", _fmt(summary.noise_floor))
     t.add_row(f"best {summary.metric}", f"{_fmt(summary.best_fitness)} ± {_fmt(summary.best_std)}"

@@ -1,0 +1,208 @@
+"""The Ray backend on a real local Ray instance (2 CPUs), started once for the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+import evo
+from evo.evaluator import EvalCall, EvaluatorError
+from evo.ray_backend import BackendError, RayBackend, make_backend
+from evo.slots import LocalBackend
+from evo.target import load_target
+from tests.evo.loop_helpers import FIXTURE, runs_in_store
+
+# The evolving file of a target that records who ran it. Each child writes its pid, its
+# parent's pid and the parent's command line; it then waits until the test has picked a victim
+# (written to $RAYTEST_DIR/victim). The victim waits on, as a long evaluation would, until it is
+# killed: only the backend's cleanup can end it before the test does.
+PROGRAM = '''\
+import json, os, time
+
+X = 3.0
+Y = -2.0
+
+d = os.environ["RAYTEST_DIR"]
+ppid = os.getppid()
+with open(f"/proc/{ppid}/cmdline", "rb") as f:
+    parent = f.read().replace(b"\\0", b" ").decode(errors="replace")
+tmp = os.path.join(d, f"{os.getpid()}.tmp")
+with open(tmp, "w") as f:
+    json.dump({"pid": os.getpid(), "ppid": ppid, "parent": parent}, f)
+os.rename(tmp, os.path.join(d, f"{os.getpid()}.pid"))
+victim = os.path.join(d, "victim")
+t0 = time.monotonic()
+while time.monotonic() - t0 < 90:
+    if os.path.exists(victim) and open(victim).read() != str(os.getpid()):
+        break
+    time.sleep(0.02)
+with open(os.environ["EVO_RESULT"], "w") as f:
+    json.dump({"loss": (X - 1.0) ** 2 + (Y + 0.5) ** 2}, f)
+'''
+
+TARGET_TOML = '''\
+name = "recorder"
+evolve = "prog.py"
+metric = "loss"
+timeout = 120
+
+[ranges]
+X = [-4.0, 4.0]
+Y = [-4.0, 4.0]
+'''
+
+
+@pytest.fixture(scope="module")
+def backend():
+    """One local Ray instance with 2 CPUs for the whole module; later backends share it."""
+    b = RayBackend(workers=2)
+    yield b
+    b.shutdown()
+    assert not ray.is_initialized()  # the last user stopped the instance it started
+
+
+def _config(target: Path, run_dir: Path, evaluations: int, pass_env: list[str]) -> dict:
+    cfg = evo.load_config(None, {"run.target": str(target), "run.run_dir": str(run_dir),
+                                 "run.evaluations": evaluations, "backend.workers": 2})
+    cfg["run"]["pass_env"] = pass_env
+    return cfg
+
+
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_slots_follow_the_workers_and_cpus(backend):
+    assert len(backend.slots) == 2
+    assert backend.gpus_per_task == 0.0 and backend.cpus_per_task == 1
+    assert all(s.gpu is None and s.threads == 1 for s in backend.slots)
+    assert ray.cluster_resources()["CPU"] >= 2
+
+
+def test_search_on_ray_completes_the_budget_like_the_local_backend(backend, tmp_path):
+    summaries = {}
+    for name, b in (("local", None), ("ray", backend)):
+        cfg = _config(FIXTURE, tmp_path / name, 20, [])
+        summaries[name] = evo.Search(cfg, backend=b, progress=False).run()
+        runs = runs_in_store(tmp_path / name)
+        assert len(runs) == 20 and len(set(runs)) == 20, name
+    local, on_ray = summaries["local"], summaries["ray"]
+    assert on_ray.evaluations == local.evaluations == 20
+    assert on_ray.by_status.keys() == local.by_status.keys() == {"ok"}
+    assert on_ray.seed_fitness == local.seed_fitness == pytest.approx(13.5625)
+    assert on_ray.best_fitness is not None and on_ray.best_fitness <= on_ray.seed_fitness
+    assert backend.free_slots() == 2  # nothing left in flight
+
+
+def test_a_killed_worker_is_requeued_and_its_child_killed(backend, tmp_path, monkeypatch):
+    target = tmp_path / "recorder"
+    target.mkdir()
+    (target / "prog.py").write_text(PROGRAM)
+    (target / "target.toml").write_text(TARGET_TOML)
+    records = tmp_path / "records"
+    records.mkdir()
+    monkeypatch.setenv("RAYTEST_DIR", str(records))
+    picked: dict = {}
+
+    def kill_first_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = sorted(records.glob("*.pid"))
+            if pids:
+                picked.update(json.loads(pids[0].read_text()))
+                (records / "victim.tmp").write_text(str(picked["pid"]))
+                os.rename(records / "victim.tmp", records / "victim")
+                os.kill(picked["ppid"], signal.SIGKILL)  # the Ray worker running the child
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_first_worker, daemon=True)
+    killer.start()
+    run_dir = tmp_path / "run"
+    t0 = time.monotonic()
+    summary = evo.Search(_config(target, run_dir, 12, ["RAYTEST_DIR"]), backend=backend,
+                         progress=False).run()
+    killer.join(timeout=5)
+    assert picked, "no child ever started"
+    assert "ray::" in picked["parent"]  # the child ran under a Ray worker, not the driver
+    # The victim would wait 90 s; the backend killed it before reporting the loss.
+    assert _dead(picked["pid"]) and time.monotonic() - t0 < 60
+    assert summary.evaluations == 12 and summary.by_status == {"ok": summary.by_status["ok"]}
+    runs = runs_in_store(run_dir)
+    assert len(runs) == 12 and len(set(runs)) == 12  # nothing lost, nothing run twice
+    log = (run_dir / "evo.log").read_text()
+    assert log.count("lost by the backend") == 1 and "WorkerCrashedError" in log
+    parents = [json.loads(p.read_text())["parent"] for p in records.glob("*.pid")]
+    assert len(parents) == 13  # 12 evaluations plus the lost one
+    assert all("ray::" in p for p in parents)
+
+
+def test_a_task_that_raises_fails_its_future(backend, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("not fresh")  # the evaluator refuses a non-empty working dir
+    target = load_target(FIXTURE)
+    fut = backend.submit(EvalCall(target, target.seed_source(), busy))
+    error = fut.exception(timeout=60)
+    assert isinstance(error, EvaluatorError)  # Ray's error is also an instance of the cause
+    assert "working dir must be new or empty" in str(error)
+    ok = backend.submit(EvalCall(target, target.seed_source(), tmp_path / "fresh"))
+    assert ok.result(timeout=60).metrics["loss"] == pytest.approx(13.5625)
+
+
+def test_gpus_asked_on_a_cpu_cluster_is_an_error(backend):
+    with pytest.raises(BackendError, match="has no GPUs but gpus_per_task=1") as e:
+        RayBackend(gpus_per_task=1)
+    assert "\n" not in str(e.value)
+    with pytest.raises(BackendError, match="cpus_per_task=64 is more than any node"):
+        RayBackend(cpus_per_task=64)
+    with pytest.raises(BackendError, match="workers must be >= 1"):
+        RayBackend(workers=0)
+    assert ray.is_initialized()  # the failed backends left the shared instance running
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_unreachable_address_fails_fast(backend, scheme):
+    address = f"{scheme}127.0.0.1:{_closed_port()}"
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match=f"backend.address '{address}'") as e:
+        RayBackend(address=address)
+    assert time.monotonic() - t0 < 20
+    assert "\n" not in str(e.value)
+    with pytest.raises(BackendError, match="is not host:port"):
+        RayBackend(address="no-port-here")
+
+
+def test_make_backend_picks_the_kind(backend):
+    local = make_backend("local", workers=2)
+    assert isinstance(local, LocalBackend) and len(local.slots) == 2
+    local.shutdown()
+    shared = make_backend("ray", workers=1, address="")
+    assert isinstance(shared, RayBackend) and len(shared.slots) == 1
+    shared.shutdown()
+    assert ray.is_initialized()  # the module's backend still uses the instance
+    with pytest.raises(BackendError, match="backend.kind 'slurm' is unknown"):
+        make_backend("slurm")
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
