@@ -141,7 +141,7 @@ class RayBackend:
             # The GPU is used by the child process, not the worker: keep workers alive between
             # tasks (Ray's default for GPU tasks is a fresh worker each time).
             max_calls=0)(_evaluate_on_worker)
-        self._cleanup = ray.remote(_kill_on_node).options(num_cpus=0, max_retries=0)
+        self._cleanup = ray.remote(num_cpus=0, max_retries=0)(_kill_on_node)
         self._lock = threading.Lock()
         self._in_flight: dict[cf.Future, Any] = {}
         self._janitor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="evo-ray-lost")
@@ -277,26 +277,33 @@ class RayBackend:
             outer.set_exception(error)
 
     def kill_leftovers(self, call: EvalCall) -> int:
-        """Kill every process of ``call``'s child, on this node and every live node; returns
-        how many were hit. The marker is the child's ``EVO_RESULT``, unique per evaluation."""
+        """Kill every process of ``call``'s child on every live node, then on the driver's
+        machine (a ``ray://`` driver is no node); returns how many were hit. The marker is the
+        child's ``EVO_RESULT``, unique per evaluation."""
         marker = _result_marker(call)
-        hit = kill_marked(marker, var="EVO_RESULT")
+        return self.kill_on_nodes(marker, var="EVO_RESULT") + kill_marked(marker,
+                                                                           var="EVO_RESULT")
+
+    def kill_on_nodes(self, value: str, *, var: str) -> int:
+        """Kill the processes carrying ``var=value`` on every live node, through a zero-CPU
+        task pinned to each (it runs even when every CPU is taken); returns how many."""
         ray = self._ray
         if not ray.is_initialized():
-            return hit
+            return 0
+        hit = 0
         try:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             refs = [self._cleanup.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                        node_id=n["NodeID"], soft=False)).remote(marker, "EVO_RESULT")
+                        node_id=n["NodeID"], soft=False)).remote(value, var)
                     for n in ray.nodes() if n.get("Alive")]
             done, _ = ray.wait(refs, num_returns=len(refs), timeout=CLEANUP_TIMEOUT)
             for ref in done:
                 try:
                     hit += ray.get(ref)
-                except Exception:  # noqa: BLE001 - that node died too: so did its processes
+                except Exception:  # that node died too: so did its processes
                     pass
-        except Exception as e:  # noqa: BLE001 - cleanup must never hide the loss itself
+        except Exception as e:  # cleanup must never hide the loss itself
             log.warning("could not clean up a lost Ray task on every node: %s", _one_line(e))
         return hit
 
@@ -367,7 +374,7 @@ def _check_reachable(address: str) -> None:
             from ray._private.services import canonicalize_bootstrap_address
 
             found = canonicalize_bootstrap_address("auto")
-        except Exception:  # noqa: BLE001 - ConnectionError, or Ray's internals moved
+        except Exception:  # ConnectionError, or Ray's internals moved
             found = None
         if not found:
             raise BackendError("backend.address 'auto': no running Ray cluster found on this "
