@@ -193,6 +193,7 @@ class Search:
         misses = 0
         progress = Progress(self, budget, n_slots, enabled=self.show_progress)
         old_handler = self._install_sigint()
+        self.loop_seconds = (time.monotonic(), 0.0)  # (start, duration) of the steady state
         try:
             progress.start()
             while True:
@@ -221,7 +222,7 @@ class Search:
                 if idle and (stopping or not self._can_propose(store, queue)):
                     break
                 if (not stopping and len(ready) + self.proposer.in_flight < n_slots
-                        and store.best(self.fidelity) is not None):
+                        and self._has_parents(store)):
                     child = self.proposer.propose(store)
                     if child is not None:
                         ready.append(child)
@@ -243,6 +244,7 @@ class Search:
                     in_flight.clear()  # abandoned: still pending in the journal
                     break
         finally:
+            self.loop_seconds = (self.loop_seconds[0], time.monotonic() - self.loop_seconds[0])
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler[0])
                 signal.signal(signal.SIGTERM, old_handler[1])
@@ -365,8 +367,8 @@ class Search:
                 return work
         if not base_ok:
             return None  # the free slots are reserved for promoted programs
-        if store.best(self.fidelity) is None:
-            return None  # the seed's baseline is still running: nothing to mutate yet
+        if not self._has_parents(store):
+            return None  # the seed's baseline is still being dispatched
         while ready:
             child = ready.popleft()
             if (child.id, self.fidelity) in store.programs:
@@ -385,7 +387,15 @@ class Search:
         return _Work(child, 0)
 
     def _can_propose(self, store: RunStore, queue: deque[_Work]) -> bool:
-        return bool(queue) or store.best(self.fidelity) is not None
+        return bool(queue) or self._has_parents(store)
+
+    def _has_parents(self, store: RunStore) -> bool:
+        """Children can be made once the seed's baseline runs are all dispatched: the seed is
+        their parent until the archive has elites (no barrier on the baseline's results)."""
+        seed = store.programs.get((self.seed_id, self.fidelity))
+        if seed is None or seed.status not in ("pending", "ok"):
+            return False
+        return seed.ok or self._scheduled.get(seed.key, 0) >= self.cfg["noise"]["seeds"]
 
     def _job(self, work: _Work) -> EvalCall:
         p, i = work.program, work.seed_index

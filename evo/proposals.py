@@ -101,15 +101,19 @@ class Proposer:
     def propose(self, store: RunStore, tries: int = 20) -> Program | None:
         """A new, valid, unseen child; None when every try missed or an LLM request started."""
         elites = store.elite_programs(self.fidelity)
+        only_seed = not elites  # the seed's baseline is still running: it is the only parent
+        if only_seed:
+            seed = store.programs.get((canonical_hash(self.seed_source), self.fidelity))
+            elites = [seed] if seed is not None else []
         for _ in range(tries):
             if not self.operators:
                 return None
             op = self._pick()
             if op.arity > len(elites):
                 continue
-            parents = select_parents(self.cfg["archive"]["selection"], elites, op.arity,
-                                     self.rng, store.offspring_counts(),
-                                     direction=self.target.direction)
+            parents = elites[:op.arity] if only_seed else select_parents(
+                self.cfg["archive"]["selection"], elites, op.arity, self.rng,
+                store.offspring_counts(), direction=self.target.direction)
             ctx = self._context(store, op, parents)
             if getattr(op, "slow", False):
                 if len(self._futures) >= self._llm_concurrency:

@@ -185,7 +185,7 @@ def test_hand_written_variants_are_evaluated_first(tmp_path):
     r = run_evo("seed", str(run_dir), str(good), str(same), "--target", str(target))
     assert r.returncode == 0, r.stderr
     assert "good.py: added" in r.stdout and "same.py: duplicate" in r.stdout
-    summary = evo.run(target=str(target), run_dir=str(run_dir), evaluations=8)
+    summary = evo.run(target=str(target), run_dir=str(run_dir), evaluations=14)
     store = RunStore.read(run_dir)
     hand = [p for p in store.programs.values() if p.operator == "hand"]
     assert len(hand) == 1 and hand[0].status == "ok"
