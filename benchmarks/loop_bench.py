@@ -120,8 +120,8 @@ def main() -> None:
          for r in rows])
     body = ("Slot utilisation (goal >= 98%): busy slot-seconds (each run's wall time as the "
             "evaluator measured it) / (slots x the loop's wall time, from its start to its last "
-            "result; it includes the seed's 3-seed baseline, which leaves one slot idle for one "
-            "evaluation). The one-time start (importing pyribs pulls in torch and scikit-learn, "
+            "result, the seed's 3-seed baseline included: children of the seed start as soon as "
+            "its runs are dispatched). The one-time start (importing pyribs pulls in torch and scikit-learn, "
             "opening the store) and close (final checkpoint) are shown apart.\n\n"
             + util_table
             + "\n\nEngine overhead: CPU time of the loop's own thread per evaluation (proposal, "
