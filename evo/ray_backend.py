@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import signal
 import socket
 import threading
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ BACKENDS = ("local", "ray")
 _instance_lock = threading.Lock()
 _instance_users = 0
 _instance_ours = False
+_sigterm_before: Any = None  # ray.init installs its own SIGTERM handler; restored at the end
 
 
 class BackendError(ValueError):
@@ -130,6 +132,7 @@ class RayBackend:
         self._ray = ray
         self.address = address or None
         self._connected = False
+        self._sigterm: Any = None
         self._connect(workers, cpus_per_task)
         try:
             self._size(workers, gpus_per_task, cpus_per_task)
@@ -158,16 +161,21 @@ class RayBackend:
                 raise BackendError(f"backend.address {self.address!r}: this process is already "
                                    "connected to a Ray instance; shut the other backend down "
                                    "first, or leave the address empty to share it")
+            handler = _sigterm_handler()
             try:
                 ray.init(address=self.address, logging_level=logging.ERROR,
                          log_to_driver=False)
             except (ConnectionError, ValueError, RuntimeError) as e:
+                _restore_sigterm(handler)
                 raise BackendError(f"backend.address {self.address!r}: cannot connect to Ray: "
                                    f"{_one_line(e)}") from None
+            self._sigterm = handler
             self._connected = True
             return
         with _instance_lock:
             if not ray.is_initialized():
+                global _sigterm_before
+                _sigterm_before = _sigterm_handler()
                 cores = cpu_count()
                 need = workers * (cpus_per_task or 1) if workers else cores
                 ray.init(num_cpus=max(cores, need), include_dashboard=False,
@@ -183,12 +191,14 @@ class RayBackend:
         self._connected = False
         if self.address is not None:
             self._ray.shutdown()  # a driver's disconnect: the cluster itself runs on
+            _restore_sigterm(self._sigterm)
             return
         with _instance_lock:
             _instance_users -= 1
             if _instance_users == 0 and _instance_ours:
                 self._ray.shutdown()
                 _instance_ours = False
+                _restore_sigterm(_sigterm_before)
 
     # ---- sizing --------------------------------------------------------------------------
 
@@ -392,6 +402,16 @@ def _check_reachable(address: str) -> None:
         raise BackendError(f"backend.address {address!r}: cannot reach a Ray cluster there "
                            f"({_one_line(e)}); start it with `ray start --head --port={port}` "
                            "on that host, or fix the address") from None
+
+
+def _sigterm_handler() -> Any:
+    return signal.getsignal(signal.SIGTERM)
+
+
+def _restore_sigterm(handler: Any) -> None:
+    """Put back the SIGTERM handler ``ray.init`` replaced (with one that calls sys.exit)."""
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _one_line(e: BaseException) -> str:

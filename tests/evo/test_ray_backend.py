@@ -66,10 +66,12 @@ Y = [-4.0, 4.0]
 @pytest.fixture(scope="module")
 def backend():
     """One local Ray instance with 2 CPUs for the whole module; later backends share it."""
+    sigterm = signal.getsignal(signal.SIGTERM)
     b = RayBackend(workers=2)
     yield b
     b.shutdown()
     assert not ray.is_initialized()  # the last user stopped the instance it started
+    assert signal.getsignal(signal.SIGTERM) == sigterm  # ray.init's handler is gone again
 
 
 def _config(target: Path, run_dir: Path, evaluations: int, pass_env: list[str]) -> dict:
