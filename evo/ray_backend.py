@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import re
 import signal
 import socket
 import threading
@@ -41,6 +42,8 @@ log = logging.getLogger("evo")
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a cluster's address to accept a connection before giving up."""
+PROBE_TIMEOUT = 60.0
+"""Seconds a cluster has to show that its workers can import evo."""
 CLEANUP_TIMEOUT = 15.0
 """Seconds to wait for the per-node kill of a lost task's leftover processes."""
 BACKENDS = ("local", "ray")
@@ -79,6 +82,13 @@ def _evaluate_on_worker(call: EvalCall, threads: int) -> EvalResult:
     ids = [str(i) for i in ray.get_gpu_ids()]
     gpu = int(ids[0]) if ids and ids[0].isdigit() else None
     return call(RaySlot(index=0, gpu=gpu, threads=threads, devices=",".join(ids)))
+
+
+def _import_evaluator() -> str:
+    """The probe task: what a worker must import to run an evaluation."""
+    import evo.evaluator
+
+    return evo.evaluator.__name__
 
 
 def _kill_on_node(value: str, var: str) -> int:
@@ -161,6 +171,7 @@ class RayBackend:
                 raise BackendError(f"backend.address {self.address!r}: this process is already "
                                    "connected to a Ray instance; shut the other backend down "
                                    "first, or leave the address empty to share it")
+            _use_token_if_any()
             handler = _sigterm_handler()
             try:
                 ray.init(address=self.address, logging_level=logging.ERROR,
@@ -168,9 +179,16 @@ class RayBackend:
             except (ConnectionError, ValueError, RuntimeError) as e:
                 _restore_sigterm(handler)
                 raise BackendError(f"backend.address {self.address!r}: cannot connect to Ray: "
-                                   f"{_one_line(e)}") from None
+                                   f"{_one_line(e)} (a cluster with token authentication "
+                                   "needs its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                                   ) from None
             self._sigterm = handler
             self._connected = True
+            try:
+                self._probe()
+            except BaseException:
+                self._disconnect()
+                raise
             return
         with _instance_lock:
             if not ray.is_initialized():
@@ -199,6 +217,20 @@ class RayBackend:
                 self._ray.shutdown()
                 _instance_ours = False
                 _restore_sigterm(_sigterm_before)
+
+    def _probe(self) -> None:
+        """A cluster's workers must import evo (it is not shipped): say so before any run."""
+        ray = self._ray
+        ref = ray.remote(num_cpus=0, max_retries=0)(_import_evaluator).remote()
+        try:
+            ray.get(ref, timeout=PROBE_TIMEOUT)
+        except ray.exceptions.GetTimeoutError:
+            log.warning("%s: no worker answered within %.0f s; evaluations wait for one",
+                        self.address, PROBE_TIMEOUT)
+        except Exception as e:
+            raise BackendError(f"backend.address {self.address!r}: a Ray worker there cannot "
+                               f"import evo ({_one_line(e)}); install evo-search and the "
+                               "target's dependencies on every node") from None
 
     # ---- sizing --------------------------------------------------------------------------
 
@@ -404,6 +436,19 @@ def _check_reachable(address: str) -> None:
                            "on that host, or fix the address") from None
 
 
+def _use_token_if_any() -> None:
+    """Turn on Ray's token authentication when a token is at hand (``ray start`` made one):
+    ``ray.init("auto")`` does that itself, an explicit address does not."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except Exception:  # Ray's internals moved: connecting then says what is missing
+        pass
+
+
 def _sigterm_handler() -> Any:
     return signal.getsignal(signal.SIGTERM)
 
@@ -415,8 +460,12 @@ def _restore_sigterm(handler: Any) -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+    """``Type: first line`` of an error; a Ray task's error speaks through its cause."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, BaseException):
+        e = cause
+    lines = [ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[-1].strip() if lines else ''}".rstrip(": ")
 
 
 __all__ = ["BackendError", "RayBackend", "RaySlot", "make_backend"]

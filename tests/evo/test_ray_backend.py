@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ from evo.evaluator import EvalCall, EvaluatorError
 from evo.ray_backend import BackendError, RayBackend, make_backend
 from evo.slots import LocalBackend
 from evo.target import load_target
-from tests.evo.loop_helpers import FIXTURE, runs_in_store
+from tests.evo.loop_helpers import FIXTURE, REPO, runs_in_store
 
 # The evolving file of a target that records who ran it. Each child writes its pid, its
 # parent's pid and the parent's command line; it then waits until the test has picked a victim
@@ -87,6 +90,13 @@ def _dead(pid: int) -> bool:
     except OSError:
         return True
     return state in ("Z", "X")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _closed_port() -> int:
@@ -215,6 +225,62 @@ def test_an_unreachable_address_fails_fast(backend, scheme):
     assert "\n" not in str(e.value)
     with pytest.raises(BackendError, match="is not host:port"):
         RayBackend(address="no-port-here")
+
+
+CLUSTER_DRIVER = """
+import json, sys, time
+from pathlib import Path
+from evo.evaluator import EvalCall
+from evo.ray_backend import BackendError, RayBackend
+from evo.target import load_target
+address, fixture, workdir = sys.argv[1:]
+deadline = time.monotonic() + 40
+while True:  # the head node's GCS listens a moment before its raylet has registered
+    try:
+        b = RayBackend(address=address)
+        break
+    except BackendError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.5)
+target = load_target(Path(fixture))
+result = b.submit(EvalCall(target, target.seed_source(), Path(workdir))).result(timeout=60)
+b.shutdown()
+again = RayBackend(address=address)  # the cluster outlives a driver's shutdown
+print(json.dumps({"slots": len(b.slots), "status": result.status, "again": len(again.slots)}))
+again.shutdown()
+"""
+
+
+def test_a_running_cluster_is_used_by_address_and_left_running(backend, tmp_path):
+    port = _closed_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # what "install evo on every node" means here
+    # Ray's socket paths must stay under 108 bytes: pytest's tmp_path is too deep for them.
+    ray_tmp = tempfile.mkdtemp(prefix="evo-ray-")
+    head_log = tmp_path / "head.log"
+    with open(head_log, "wb") as log:
+        head = subprocess.Popen(
+            [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+             f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+             "--disable-usage-stats", f"--temp-dir={ray_tmp}"],
+            env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        out = subprocess.run([sys.executable, "-c", CLUSTER_DRIVER, f"127.0.0.1:{port}",
+                              str(FIXTURE), str(tmp_path / "child")],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:] + head_log.read_text()[-2000:]
+        assert json.loads(out.stdout.splitlines()[-1]) == {"slots": 1, "status": "ok",
+                                                           "again": 1}
+    finally:
+        # Every process of this head node is in its session (never `ray stop`: it would stop
+        # every Ray instance on the machine).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
+        left = [pid for pid in os.listdir("/proc") if pid.isdigit()
+                and ray_tmp.encode() in _cmdline(int(pid))]
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert left == []
 
 
 def test_make_backend_picks_the_kind(backend):
