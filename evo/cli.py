@@ -12,11 +12,12 @@ from typing import Any
 from archive import LockError, Program, RunStore, StoreError
 from evo.config import ConfigError, load_config
 from evo.evaluator import EvaluatorError
+from evo.ray_backend import BackendError
 from evo.target import TargetError
 from operators import OperatorConfigError, ValidationError
 
 USER_ERRORS = (ConfigError, TargetError, StoreError, LockError, OperatorConfigError,
-               ValidationError, EvaluatorError)
+               ValidationError, EvaluatorError, BackendError)
 
 
 class CliError(Exception):

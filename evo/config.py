@@ -70,12 +70,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "backend": {
         "kind": "local",  # local | ray
         "workers": 0,  # parallel slots; 0 = one per GPU, else CPU cores / 1 thread each
+        "address": "",  # ray: "" starts a local instance; "auto", "host:port", "ray://host:port"
+        "gpus_per_task": 0.0,  # ray: 0 = one GPU per evaluation when the cluster has GPUs
+        "cpus_per_task": 0,  # ray: 0 = share the cores among the slots
     },
 }
 
 # Keys that may change when a run is resumed: budgets and resources, not what is searched.
 RESUMABLE_KEYS = {("run", k) for k in ("evaluations", "hours", "dollars", "run_dir", "timeout",
-                                        "memory_mb", "pass_env")} | {("backend", "workers")}
+                                        "memory_mb", "pass_env")} | {
+    ("backend", k) for k in ("workers", "kind", "address", "gpus_per_task", "cpus_per_task")}
 
 
 class ConfigError(ValueError):
@@ -184,6 +188,8 @@ def validate(cfg: dict, where: str = "config") -> None:
          "cascade.reserve", "must be a list of slot counts >= 0")
     need(backend["kind"] in BACKENDS, "backend.kind", f"must be one of {list(BACKENDS)}")
     need(backend["workers"] >= 0, "backend.workers", "must be >= 0 (0 = automatic)")
+    need(backend["gpus_per_task"] >= 0, "backend.gpus_per_task", "must be >= 0 (0 = automatic)")
+    need(backend["cpus_per_task"] >= 0, "backend.cpus_per_task", "must be >= 0 (0 = automatic)")
     cfg["llm"] = _llm_config(cfg, where).to_dict()
 
 

@@ -35,8 +35,8 @@ from evo.niches import archive_dims, descriptors_for
 from evo.noise import NoiseGate, noise_floor
 from evo.progress import Progress
 from evo.proposals import Proposer
+from evo.ray_backend import make_backend
 from evo.sandbox import kill_marked
-from evo.slots import LocalBackend, make_slots
 from evo.target import Target, load_target
 from operators import OperatorConfigError, ValidationError, canonical_hash
 
@@ -95,24 +95,34 @@ class Search:
         run = cfg["run"]
         self.target: Target = load_target(resolve_target_path(run["target"]))
         default = self.target.fidelity(run["fidelity"] or None).name
-        self._backend = backend
-        self.slots = (backend.slots if backend is not None and hasattr(backend, "slots")
-                      else make_slots(cfg["backend"]["workers"] or None))
-        try:
-            self.cascade = Cascade(cfg["cascade"], list(self.target.fidelities), default,
-                                   len(self.slots))
-        except CascadeError as e:
-            raise RunError(f"{self.target.root / 'target.toml'}: {e}") from None
-        self.fidelity = self.cascade.base  # the search runs here; promotions go up
         self.run_dir = Path(run["run_dir"] or Path("runs") / self.target.name)
         self.seed_source = self.target.seed_source()
         self.seed_id = canonical_hash(self.seed_source)
         self.op_stats: dict[str, Counter] = {}
+        self._own_backend = backend is None
+        if backend is None:  # last: a Ray backend starts (or joins) a cluster
+            b = cfg["backend"]
+            backend = make_backend(b["kind"], workers=b["workers"] or None,
+                                   address=b["address"] or None,
+                                   gpus_per_task=b["gpus_per_task"] or None,
+                                   cpus_per_task=b["cpus_per_task"] or None)
+        self.backend = backend
+        self.slots = list(backend.slots)
         try:
+            self.cascade = Cascade(cfg["cascade"], list(self.target.fidelities), default,
+                                   len(self.slots))
+            self.fidelity = self.cascade.base  # the search runs here; promotions go up
             self.proposer = Proposer(cfg, self.target, self.fidelity, self.op_stats)
+            self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
+        except CascadeError as e:
+            self._release_backend()
+            raise RunError(f"{self.target.root / 'target.toml'}: {e}") from None
         except (OperatorConfigError, ValidationError) as e:
+            self._release_backend()
             raise RunError(f"{self.target.seed_path}: {e}") from None
-        self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
+        except BaseException:
+            self._release_backend()
+            raise
         self.force_new = force_new
         self.show_progress = progress
         self.run_id = uuid.uuid4().hex
@@ -162,7 +172,11 @@ class Search:
     # ---- the loop ------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
-        store = self._open_store()
+        try:
+            store = self._open_store()
+        except BaseException:
+            self._release_backend()
+            raise
         self.store = store
         handler = _FileLog(self.run_dir / "evo.log")
         try:
@@ -170,8 +184,22 @@ class Search:
             write_environment(self.run_dir / "environment.json", describe(self.target))
             return self._run(store)
         finally:
+            self._release_backend()
             handler.close()
             store.close()
+
+    def _release_backend(self) -> None:
+        """Shut down a backend this search made (a Ray instance it started stops too)."""
+        if self._own_backend and self.backend is not None:
+            self.backend.shutdown(wait=True)
+            self.backend = None
+
+    def _kill_marked(self, value: str, var: str) -> int:
+        """End every process carrying ``var=value``: here, and on every Ray node."""
+        n = kill_marked(value, var=var)
+        if hasattr(self.backend, "kill_on_nodes"):
+            n += self.backend.kill_on_nodes(value, var=var) or 0
+        return n
 
     def _run(self, store: RunStore) -> RunSummary:
         run = self.cfg["run"]
@@ -181,10 +209,10 @@ class Search:
         self.proposer.set_spent(self._spent(store))
         # Children of an earlier process of this run that died without cleaning up (SIGKILL,
         # power loss) may still run: we hold the lock now, so every marked process is theirs.
-        orphans = kill_marked(self._run_marker, var="EVO_RUN_DIR")
+        orphans = self._kill_marked(self._run_marker, var="EVO_RUN_DIR")
         if orphans:
             log.warning("killed %d processes left running by an earlier crash", orphans)
-        backend = self._backend or LocalBackend(self.slots)
+        backend = self.backend
         n_slots = len(self.slots)
         queue: deque[_Work] = deque()
         self._requeue(store, queue)
@@ -239,7 +267,7 @@ class Search:
                 if waiting:
                     cf.wait(waiting, timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 if self._interrupts >= 2:
-                    kill_marked(self.run_id)
+                    self._kill_marked(self.run_id, var="EVO_RUN_ID")
                     cf.wait(list(in_flight), timeout=10)
                     in_flight.clear()  # abandoned: still pending in the journal
                     break
@@ -248,8 +276,6 @@ class Search:
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler[0])
                 signal.signal(signal.SIGTERM, old_handler[1])
-            if self._backend is None:
-                backend.shutdown(wait=True)
             self.proposer.shutdown()
             ready.extend(self.proposer.collect(store))  # counted, then dropped
             progress.stop()
