@@ -13,6 +13,7 @@ the tokens and dollars the attempt cost; ``failures_by_kind`` counts them.
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,8 +79,9 @@ class _LLMOperator(Operator):
         self.recent_failures: deque[str] = deque(maxlen=RECENT_FAILURES)
         self.children = 0
 
+    @abstractmethod
     def _messages(self, parents: Sequence[Program], context: Context) -> list[dict[str, str]]:
-        raise NotImplementedError
+        """The chat messages asking for a child of ``parents``."""
 
     def propose(self, parents: Sequence[Program], context: Context,
                 rng: np.random.Generator) -> Child:
