@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evo.api import run
 from evo.config import ConfigError, load_config
-from evo.loop import RunError, RunSummary, Search, run
+from evo.loop import RunError, Search
+from evo.rundir import RunSummary
 from evo.target import Target, TargetError, load_target
 
 __version__ = "0.1.0"

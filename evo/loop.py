@@ -13,7 +13,6 @@ re-queues. Every run of every program counts towards ``run.evaluations``.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import logging
 import math
 import os
@@ -22,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from evo.noise import NoiseGate, noise_floor
 from evo.progress import Progress
 from evo.proposals import Proposer
 from evo.ray_backend import make_backend
+from evo.rundir import FileLog, RunSummary, fmt, read_json, summary_dict, write_json
 from evo.sandbox import kill_marked
 from evo.target import Target, load_target
 from operators import OperatorConfigError, ValidationError, canonical_hash
@@ -48,31 +48,6 @@ MAX_LOST = 3  # a run the backend loses this often is recorded as a crash
 
 class RunError(ValueError):
     """The run cannot start or cannot go on (bad run dir, seed fails its baseline...)."""
-
-
-@dataclass
-class RunSummary:
-    """What a run did, for the CLI's closing table and for scripts."""
-
-    run_dir: Path
-    evaluations: int
-    by_status: dict[str, int]
-    seed_fitness: float | None
-    noise_floor: float
-    best_id: str | None
-    best_fitness: float | None
-    best_std: float | None
-    improved: bool
-    elites: int
-    coverage: float
-    qd_score: float
-    gate_rejected: int
-    gate_reevaluated: int
-    stopped: str
-    operators: dict[str, dict[str, int]] = field(default_factory=dict)
-    direction: str = "minimize"
-    metric: str = ""
-    fidelity: str = ""
 
 
 @dataclass
@@ -178,7 +153,7 @@ class Search:
             self._release_backend()
             raise
         self.store = store
-        handler = _FileLog(self.run_dir / "evo.log")
+        handler = FileLog(self.run_dir / "evo.log")
         try:
             (self.run_dir / "config.toml").write_text(to_toml(self.cfg))
             write_environment(self.run_dir / "environment.json", describe(self.target))
@@ -281,7 +256,7 @@ class Search:
             progress.stop()
         self._checkpoint(store)
         summary = self.summary(store)
-        _write_json(self.run_dir / "summary.json", _summary_dict(summary))
+        write_json(self.run_dir / "summary.json", summary_dict(summary))
         self._check_baseline(store)
         return summary
 
@@ -296,9 +271,9 @@ class Search:
         self._last_checkpoint = time.monotonic()
 
     def _save_counters(self) -> None:
-        _write_json(self.run_dir / "operators.json",
+        write_json(self.run_dir / "operators.json",
                     {k: dict(v) for k, v in sorted(self.op_stats.items())})
-        _write_json(self.run_dir / "counters.json", {
+        write_json(self.run_dir / "counters.json", {
             "gate_rejected": self.gate.rejected, "gate_reevaluated": self.gate.reevaluated,
             "gated": sorted(self.gate.gated), "failed_proposal_cost": self.proposer.failed_cost,
             "llm_usage": self.proposer.usage()})
@@ -306,10 +281,10 @@ class Search:
     def _load_counters(self) -> None:
         """Counters kept beside the store (a crash may lose the last few: they are not
         evaluations)."""
-        ops = _read_json(self.run_dir / "operators.json")
+        ops = read_json(self.run_dir / "operators.json")
         for name, counts in ops.items():
             self.op_stats.setdefault(name, Counter()).update(counts)
-        c = _read_json(self.run_dir / "counters.json")
+        c = read_json(self.run_dir / "counters.json")
         self.gate.rejected = c.get("gate_rejected", 0)
         self.gate.reevaluated = c.get("gate_reevaluated", 0)
         self.gate.gated = set(c.get("gated", []))
@@ -481,7 +456,7 @@ class Search:
         if status in ("new", "improved"):
             self._count(p.operator, status)
         log.info("%s %s %s %s fitness=%s %s", p.id[:10], p.fidelity, p.operator, p.status,
-                 _fmt(p.fitness), status)
+                 fmt(p.fitness), status)
         if self.cascade.active and p.status == "ok":
             self._promote(store, p.fidelity, queue)
 
@@ -593,82 +568,4 @@ class Search:
             direction=self.target.direction, metric=self.target.metric, fidelity=level)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _summary_dict(summary: RunSummary) -> dict[str, Any]:
-    d = dict(summary.__dict__)
-    d["run_dir"] = str(summary.run_dir)
-    return d
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.6g}"
-
-
-class _FileLog:
-    """Attach the run's log file to the ``evo`` logger for the duration of a run."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handler = logging.FileHandler(path)
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(self.handler)
-        log.setLevel(logging.INFO)
-
-    def close(self) -> None:
-        log.removeHandler(self.handler)
-        self.handler.close()
-
-
-def run(config: str | Path | dict | None = None, *, force_new: bool = False,
-        progress: bool = False, **overrides: Any) -> RunSummary:
-    """Run a search from a script.
-
-    Args:
-        config: a run.toml path, a resolved config dict, or None for the defaults.
-        force_new: start over in a run dir made for another target or config.
-        progress: show the live progress display.
-        **overrides: ``section_key=value``, or the short names ``target``, ``run_dir``,
-            ``evaluations``, ``hours``, ``workers``, ``fidelity``, ``timeout``, ``seed``.
-
-    Example:
-        >>> import evo
-        >>> summary = evo.run(target="circle_packing", evaluations=20)  # doctest: +SKIP
-    """
-    from evo.config import load_config
-
-    short = {"workers": "backend.workers"}
-    dotted = {}
-    for k, v in overrides.items():
-        if k in short:
-            dotted[short[k]] = v
-        elif "__" in k:
-            dotted[k.replace("__", ".", 1)] = v
-        else:
-            dotted[f"run.{k}"] = v
-    if isinstance(config, dict):
-        from evo.config import validate
-
-        cfg = config
-        for k, v in dotted.items():
-            s, key = k.split(".", 1)
-            cfg[s][key] = v
-        validate(cfg)
-    else:
-        cfg = load_config(config, dotted)
-    return Search(cfg, force_new=force_new, progress=progress).run()
-
-
-__all__ = ["RunError", "RunSummary", "Search", "run"]
+__all__ = ["RunError", "RunSummary", "Search"]

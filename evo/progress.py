@@ -11,7 +11,8 @@ from rich.live import Live
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from evo.loop import RunSummary, Search
+    from evo.loop import Search
+    from evo.rundir import RunSummary
 
 _FAILED = ("crash", "timeout", "oom", "nan", "invalid_result")
 

@@ -1,0 +1,50 @@
+"""Run a search from a script: ``evo.run(...)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evo.loop import Search
+from evo.rundir import RunSummary
+
+
+def run(config: str | Path | dict | None = None, *, force_new: bool = False,
+        progress: bool = False, **overrides: Any) -> RunSummary:
+    """Run a search from a script.
+
+    Args:
+        config: a run.toml path, a resolved config dict, or None for the defaults.
+        force_new: start over in a run dir made for another target or config.
+        progress: show the live progress display.
+        **overrides: ``section_key=value``, or the short names ``target``, ``run_dir``,
+            ``evaluations``, ``hours``, ``workers``, ``fidelity``, ``timeout``, ``seed``.
+
+    Example:
+        >>> import evo
+        >>> summary = evo.run(target="circle_packing", evaluations=20)  # doctest: +SKIP
+    """
+    from evo.config import load_config
+
+    short = {"workers": "backend.workers"}
+    dotted = {}
+    for k, v in overrides.items():
+        if k in short:
+            dotted[short[k]] = v
+        elif "__" in k:
+            dotted[k.replace("__", ".", 1)] = v
+        else:
+            dotted[f"run.{k}"] = v
+    if isinstance(config, dict):
+        from evo.config import validate
+
+        cfg = config
+        for k, v in dotted.items():
+            s, key = k.split(".", 1)
+            cfg[s][key] = v
+        validate(cfg)
+    else:
+        cfg = load_config(config, dotted)
+    return Search(cfg, force_new=force_new, progress=progress).run()
+
+
