@@ -130,7 +130,11 @@ def _cmd_seed(args: argparse.Namespace) -> int:
         from evo.loop import Search
 
         cfg = load_config(None, {"run.target": args.target, "run.run_dir": str(run_dir)})
-        Search(cfg, progress=False)._open_store().close()
+        search = Search(cfg, progress=False)
+        try:
+            search._open_store().close()
+        finally:
+            search._release_backend()
     from evo.niches import descriptors_for
     from evo.target import load_target
     from operators import canonical_hash, validate_child
