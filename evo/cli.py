@@ -13,6 +13,7 @@ from archive import LockError, Program, RunStore, StoreError
 from evo.config import ConfigError, load_config
 from evo.evaluator import EvaluatorError
 from evo.ray_backend import BackendError
+from evo.rundir import report_fidelity
 from evo.target import TargetError
 from operators import OperatorConfigError, ValidationError
 
@@ -201,17 +202,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("cost", f"${info['cost']:.4f}, {info['tokens']} tokens")
     Console().print(t)
     return 0
-
-
-def report_fidelity(store: RunStore) -> str:
-    """The level a run's results are reported at: the highest level of its cascade that a
-    program other than the seed reached ok (the run's fidelity without a cascade)."""
-    levels = store.meta.get("levels") or [store.meta.get("fidelity")]
-    seed_id = store.meta.get("seed_id")
-    for level in reversed(levels):
-        if any(p.fidelity == level and p.ok and p.id != seed_id for p in store.programs.values()):
-            return level
-    return levels[0]
 
 
 def status_dict(store: RunStore) -> dict[str, Any]:

@@ -35,7 +35,15 @@ from evo.noise import NoiseGate, noise_floor
 from evo.progress import Progress
 from evo.proposals import Proposer
 from evo.ray_backend import make_backend
-from evo.rundir import FileLog, RunSummary, fmt, read_json, summary_dict, write_json
+from evo.rundir import (
+    FileLog,
+    RunSummary,
+    fmt,
+    read_json,
+    report_fidelity,
+    summary_dict,
+    write_json,
+)
 from evo.sandbox import kill_marked
 from evo.target import Target, load_target
 from operators import OperatorConfigError, ValidationError, canonical_hash
@@ -103,7 +111,6 @@ class Search:
         self.run_id = uuid.uuid4().hex
         self.gates = {lvl: NoiseGate(self.target, lvl, self.seed_id, cfg["noise"],
                                      self._describe) for lvl in self.cascade.levels}
-        self.gate = self.gates[self.fidelity]
         self._scheduled: dict[tuple[str, str], int] = {}  # runs done + queued + in flight, per program
         self._runs_done: int | None = None
         self._dollars: float | None = None
@@ -156,7 +163,8 @@ class Search:
         handler = FileLog(self.run_dir / "evo.log")
         try:
             (self.run_dir / "config.toml").write_text(to_toml(self.cfg))
-            write_environment(self.run_dir / "environment.json", describe(self.target))
+            self._environment = describe(self.target)
+            write_environment(self.run_dir / "environment.json", self._environment)
             return self._run(store)
         finally:
             self._release_backend()
@@ -273,9 +281,11 @@ class Search:
     def _save_counters(self) -> None:
         write_json(self.run_dir / "operators.json",
                     {k: dict(v) for k, v in sorted(self.op_stats.items())})
+        gates = {lvl: {"gate_rejected": g.rejected, "gate_reevaluated": g.reevaluated,
+                       "gated": sorted(g.gated)} for lvl, g in self.gates.items()}
         write_json(self.run_dir / "counters.json", {
-            "gate_rejected": self.gate.rejected, "gate_reevaluated": self.gate.reevaluated,
-            "gated": sorted(self.gate.gated), "failed_proposal_cost": self.proposer.failed_cost,
+            **gates[self.fidelity], "levels": gates,  # top level: the search's own level
+            "failed_proposal_cost": self.proposer.failed_cost,
             "llm_usage": self.proposer.usage()})
 
     def _load_counters(self) -> None:
@@ -285,9 +295,12 @@ class Search:
         for name, counts in ops.items():
             self.op_stats.setdefault(name, Counter()).update(counts)
         c = read_json(self.run_dir / "counters.json")
-        self.gate.rejected = c.get("gate_rejected", 0)
-        self.gate.reevaluated = c.get("gate_reevaluated", 0)
-        self.gate.gated = set(c.get("gated", []))
+        saved = c.get("levels") or {self.fidelity: c}
+        for level, gate in self.gates.items():
+            g = saved.get(level, {})
+            gate.rejected = g.get("gate_rejected", 0)
+            gate.reevaluated = g.get("gate_reevaluated", 0)
+            gate.gated = set(g.get("gated", []))
         self.proposer.failed_cost = c.get("failed_proposal_cost", 0.0)
 
     def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
@@ -498,9 +511,10 @@ class Search:
         return self._dollars + self.proposer.failed_cost
 
     def _record_corpus(self, sha: str) -> None:
-        path = self.run_dir / "environment.json"
-        env = describe(self.target, {"corpus_sha256": sha})
-        write_environment(path, env)
+        """Add the corpus hash the seed reported to environment.json (once, not per run)."""
+        if self._environment.get("corpus_sha256") != sha:
+            self._environment["corpus_sha256"] = sha
+            write_environment(self.run_dir / "environment.json", self._environment)
 
     def _prune(self, result: EvalResult, keep: bool) -> None:
         """Keep a failed run's logs (not its files); drop a successful run's working dir."""
@@ -537,17 +551,8 @@ class Search:
                            f"evaluation{where}: {seed.status}: {seed.reason}"
                            + (f"\n--- stderr tail ---\n{tail}" if tail else ""))
 
-    def top_level(self, store: RunStore) -> str:
-        """The highest level of the cascade that a program other than the seed reached ok
-        (the first level when none did)."""
-        for level in reversed(self.cascade.levels):
-            if any(p.fidelity == level and p.ok and p.id != self.seed_id
-                   for p in store.programs.values()):
-                return level
-        return self.fidelity
-
     def summary(self, store: RunStore) -> RunSummary:
-        level = self.top_level(store)
+        level = report_fidelity(store)
         seed = store.programs.get((self.seed_id, level))
         best = store.best(level)
         stats = store.elites(level).stats()

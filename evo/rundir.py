@@ -80,3 +80,12 @@ class FileLog:
         self.handler.close()
 
 
+def report_fidelity(store: Any) -> str:
+    """The level a run's results are reported at: the highest level of its cascade that a
+    program other than the seed reached ok (the run's fidelity without a cascade)."""
+    levels = store.meta.get("levels") or [store.meta.get("fidelity")]
+    seed_id = store.meta.get("seed_id")
+    for level in reversed(levels):
+        if any(p.fidelity == level and p.ok and p.id != seed_id for p in store.programs.values()):
+            return level
+    return levels[0]
