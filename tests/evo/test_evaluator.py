@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 import textwrap
 from pathlib import Path
 
@@ -15,18 +14,7 @@ from evo.evaluator import EvalJob, EvaluatorError, evaluate_program, remove_work
 from evo.sandbox import is_secret_name
 from evo.slots import Slot
 from evo.target import TargetError, load_target
-
-REPORT = ("import json, os\n"
-          "def report(obj):\n"
-          "    with open(os.environ['EVO_RESULT'], 'w') as f:\n"
-          "        json.dump(obj, f)\n")
-
-
-def make_job(tmp_path: Path, body: str, name: str = "w", **kw) -> EvalJob:
-    kw.setdefault("metric", "score")
-    kw.setdefault("timeout", 10.0)
-    return EvalJob(argv=[sys.executable, "child.py"], workdir=tmp_path / name,
-                   files={"child.py": REPORT + textwrap.dedent(body)}, **kw)
+from tests.evo.evaluator_helpers import make_job
 
 
 def test_ok_run_reports_metrics_info_and_protocol_env(tmp_path):

@@ -5,25 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evo.evaluator import GRACE_SECONDS, EvalJob, run_job
+from evo.evaluator import GRACE_SECONDS, run_job
 from evo.sandbox import kill_marked
-
-REPORT = ("import json, os, subprocess, sys, time\n"
-          "def report(obj):\n"
-          "    with open(os.environ['EVO_RESULT'], 'w') as f:\n"
-          "        json.dump(obj, f)\n")
-
-
-def make_job(tmp_path: Path, body: str, name: str = "w", **kw) -> EvalJob:
-    kw.setdefault("metric", "score")
-    kw.setdefault("timeout", 10.0)
-    return EvalJob(argv=[sys.executable, "child.py"], workdir=tmp_path / name,
-                   files={"child.py": REPORT + textwrap.dedent(body)}, **kw)
+from tests.evo.evaluator_helpers import make_job
 
 
 def alive(pid: int) -> bool:
