@@ -25,13 +25,11 @@ class NoisePolicy:
         floor: the noise floor (standard deviation of one evaluation), measured on the seed.
         gate: margins under ``gate * floor`` trigger re-evaluation; 0 disables the gate.
         max_seeds: the most seeds a candidate gets.
-        z: confidence multiplier stored in the archive; ``fitness_std`` is a standard error.
     """
 
     floor: float
     gate: float
     max_seeds: int
-    z: float
 
     def within_noise(self, margin: float) -> bool:
         return self.gate > 0 and self.floor > 0 and margin < self.gate * self.floor
@@ -98,8 +96,7 @@ class NoiseGate:
     def policy(self, store: Any) -> NoisePolicy:
         seed = store.programs.get((self.seed_id, self.fidelity))
         floor = noise_floor(seed, self.target.metric) if seed else 0.0
-        return NoisePolicy(floor=floor, gate=self.cfg["gate"], max_seeds=self.cfg["max_seeds"],
-                           z=self.cfg["z"])
+        return NoisePolicy(floor=floor, gate=self.cfg["gate"], max_seeds=self.cfg["max_seeds"])
 
     def seeds_wanted(self, store: Any, p: Program) -> int:
         if p.id == self.seed_id:
