@@ -237,7 +237,11 @@ def _false_elites(run_dir: Path) -> tuple[int, int]:
 
 def test_noise_gate_cuts_false_elites_against_greedy_keep_discard(tmp_path):
     """On a noisy target near its optimum, greedy keep/discard on one draw keeps many edits
-    that are not really better; the gate (more seeds, confidence bounds) keeps far fewer."""
+    that are not really better; the gate (more seeds, confidence bounds) keeps far fewer.
+
+    One worker makes each run deterministic (the noise is seeded by program and seed, the
+    search by ``run.seed``), so the counts depend on the code, not on which child of two in
+    flight happened to finish first; six runs a mode keep them well above the thresholds."""
     target = quadratic_target(tmp_path, start=(1.4, -0.2, 0.55, 0.3))
     modes = {
         "greedy": {"archive": {"selection": "greedy", "descriptors": []},
@@ -247,11 +251,11 @@ def test_noise_gate_cuts_false_elites_against_greedy_keep_discard(tmp_path):
     totals = {}
     for mode, extra in modes.items():
         changes = false = 0
-        for rep in range(3):
+        for rep in range(6):
             cfg = evo.load_config(None, {"run.target": str(target), "run.fidelity": "noisy",
                                          "run.evaluations": 60, "run.seed": rep,
                                          "run.run_dir": str(tmp_path / f"{mode}{rep}"),
-                                         "backend.workers": 2})
+                                         "backend.workers": 1})
             for section, table in extra.items():
                 cfg[section].update(table)
             summary = evo.Search(cfg, progress=False).run()
@@ -262,5 +266,5 @@ def test_noise_gate_cuts_false_elites_against_greedy_keep_discard(tmp_path):
         totals[mode] = (changes, false)
     greedy_c, greedy_f = totals["greedy"]
     gated_c, gated_f = totals["gated"]
-    assert greedy_f >= 4, totals  # the noise really fools a single draw
+    assert greedy_f >= 6, totals  # the noise really fools a single draw
     assert gated_f / max(gated_c, 1) < 0.5 * greedy_f / max(greedy_c, 1), totals
