@@ -12,7 +12,8 @@ variable a literal is bound to elsewhere in the code):
   value (dropout, fractions, ratios) goes back to 0 with probability 0.1;
 - probability-like names and unnamed values in (0, 1) stay in (0, 1);
 - integers: a power of two (>= 2) is doubled or halved; others move by a step of about 15%
-  of their size (at least 1); positive stays positive, non-negative stays non-negative;
+  of their size (at least 1); positive stays positive, non-negative stays non-negative (a
+  step that would cross zero goes the other way, so 1 always has somewhere to go);
 - bounds from the target's ``ranges`` clamp every result; a result equal to the old value is
   drawn again (a few times) and otherwise given up (``None``).
 
@@ -78,7 +79,11 @@ def _draw_int(v: int, rng: np.random.Generator) -> int:
     if is_power_of_two(v):
         return v * 2 if rng.random() < 0.5 else v // 2
     k = max(1, round(abs(v) * 0.15))
-    return v + int(rng.integers(1, k + 1)) * (1 if rng.random() < 0.5 else -1)
+    step = int(rng.integers(1, k + 1)) * (1 if rng.random() < 0.5 else -1)
+    new = v + step
+    if (v > 0 and new < 1) or (v == 0 and new < 0) or (v < 0 and new > -1):
+        new = v - step  # a step that would change the sign goes the other way
+    return new
 
 
 def _draw_float(v: float, name: str, rng: np.random.Generator) -> float | None:

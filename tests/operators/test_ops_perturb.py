@@ -29,6 +29,13 @@ def test_positive_integers_stay_positive_integers(seed, v):
     assert abs(new - v) <= max(1, round(v * 0.15))
 
 
+def test_one_and_zero_always_move_and_keep_their_sign():
+    for s in range(300):
+        assert perturb(1, "STEPS", np.random.default_rng(s)) == 2
+        assert perturb(0, "WARMUP_STEPS", np.random.default_rng(s)) == 1
+        assert perturb(-1, "OFFSET", np.random.default_rng(s)) == -2
+
+
 @FAST
 @given(seed=SEEDS, beta=st.sampled_from([0.8, 0.9, 0.95, 0.99, 0.999]))
 def test_betas_move_on_the_log_scale_of_one_minus_beta(seed, beta):
