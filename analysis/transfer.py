@@ -80,7 +80,7 @@ def _spearman(a: np.ndarray, b: np.ndarray, rng: np.random.Generator
               ) -> tuple[float | None, tuple[float, float] | None]:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return None, None
-    rho = float(spearmanr(a, b).statistic)
+    rho = round(float(spearmanr(a, b).statistic), 12)  # 1.0, not 0.9999999999999999
     samples = []
     n = len(a)
     for _ in range(BOOTSTRAP):
@@ -90,8 +90,9 @@ def _spearman(a: np.ndarray, b: np.ndarray, rng: np.random.Generator
             samples.append(spearmanr(x, y).statistic)
     if not samples:
         return rho, None
-    lo, hi = np.nanpercentile(samples, [2.5, 97.5])
-    return rho, (float(lo), float(hi))
+    lo, hi = np.round(np.nanpercentile(samples, [2.5, 97.5]), 12)
+    # a percentile interval can miss its own estimate when few pairs tie; it never should
+    return rho, (min(float(lo), rho), max(float(hi), rho))
 
 
 def render_transfers(run: RunData) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -115,10 +116,13 @@ def test_overlay_of_two_runs_names_both(cp_run, tmp_path):
 
 
 def test_plots_of_a_live_run(tmp_path):
-    """A run writing in another process is plotted from a consistent snapshot."""
+    """A run writing in another process is plotted from a consistent snapshot.
+
+    The run's budget is far more than the test waits for; it is stopped with Ctrl-C once
+    plotted, so a slow machine cannot let it end before the plot is taken."""
     run_dir = tmp_path / "live"
     cfg = tmp_path / "run.toml"
-    cfg.write_text(f'[run]\ntarget = "{QUAD}"\nrun_dir = "{run_dir}"\nevaluations = 16\n'
+    cfg.write_text(f'[run]\ntarget = "{QUAD}"\nrun_dir = "{run_dir}"\nevaluations = 400\n'
                    'pass_env = ["BOWL_SLEEP"]\n[backend]\nworkers = 2\n')
     env = {**os.environ, "PYTHONPATH": str(REPO), "BOWL_SLEEP": "0.4"}
     proc = subprocess.Popen([sys.executable, "-m", "evo.cli", "run", str(cfg), "--no-progress"],
@@ -134,7 +138,11 @@ def test_plots_of_a_live_run(tmp_path):
         assert proc.poll() is None, "the run ended before it could be plotted live"
         assert set(written) == NAMES
         live = len(analysis.load_run(run_dir).history)
+        deadline = time.monotonic() + 60  # the run goes on writing after the snapshot
+        while time.monotonic() < deadline and len(RunStore.read(run_dir).history) <= live:
+            time.sleep(0.2)
     finally:
+        proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert 2 <= live < len(analysis.load_run(run_dir).history)
