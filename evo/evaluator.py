@@ -361,6 +361,21 @@ class EvalCall:
                                 extra_env=self.extra_env)
 
 
+def prune_workdir(path: Path | None, keep_logs: bool) -> None:
+    """After a run: keep a failed run's logs (not its files); drop a successful run's dir."""
+    if path is None or not path.exists():
+        return
+    if not keep_logs:
+        remove_workdir(path)
+        return
+    for entry in path.iterdir():
+        if entry.name not in ("stdout.log", "stderr.log", "result.json"):
+            if entry.is_dir() and not entry.is_symlink():
+                remove_workdir(entry)
+            else:
+                entry.unlink(missing_ok=True)
+
+
 def remove_workdir(path: Path) -> None:
     """Delete a child's working dir even if the child made parts of it read-only."""
     def _unlock(d: Path) -> None:

@@ -16,8 +16,6 @@ import concurrent.futures as cf
 import logging
 import math
 import os
-import signal
-import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -29,7 +27,8 @@ from archive import Program, RunStore, SeedRun
 from evo.cascade import Cascade, CascadeError
 from evo.config import resolve_target_path, search_fingerprint, to_toml
 from evo.environment import describe, write_environment
-from evo.evaluator import EvalCall, EvalResult, remove_workdir
+from evo.evaluator import EvalCall, EvalResult, prune_workdir, remove_workdir
+from evo.interrupts import Interrupts
 from evo.niches import archive_dims, descriptors_for
 from evo.noise import NoiseGate, noise_floor
 from evo.progress import Progress
@@ -37,10 +36,13 @@ from evo.proposals import Proposer
 from evo.ray_backend import make_backend
 from evo.rundir import (
     FileLog,
+    RunError,
     RunSummary,
     fmt,
-    read_json,
+    load_counters,
+    open_run_dir,
     report_fidelity,
+    save_counters,
     summary_dict,
     write_json,
 )
@@ -52,10 +54,6 @@ log = logging.getLogger("evo")
 
 CHECKPOINT_SECONDS = 300.0
 MAX_LOST = 3  # a run the backend loses this often is recorded as a crash
-
-
-class RunError(ValueError):
-    """The run cannot start or cannot go on (bad run dir, seed fails its baseline...)."""
 
 
 @dataclass
@@ -115,7 +113,7 @@ class Search:
         self._runs_done: int | None = None
         self._dollars: float | None = None
         self._stop_reason = ""
-        self._interrupts = 0
+        self.interrupts = Interrupts()
         self._last_checkpoint = time.monotonic()
         self._run_marker = str(self.run_dir.resolve())
         self._losses: dict[tuple[str, str, int], int] = {}
@@ -128,28 +126,8 @@ class Search:
                 "metric": self.target.metric,
                 "direction": self.target.direction, "fingerprint": search_fingerprint(self.cfg),
                 "checksums": self.target.checksums(), "seed_id": self.seed_id}
-        d = self.run_dir
-        if d.exists() and any(d.iterdir()):
-            if not ((d / "archive.h5").exists() or (d / "journal").exists()):
-                raise RunError(f"{d}: exists and is not an evo run dir; choose another --run-dir")
-            store = RunStore.open(d, writer=True)
-            old = store.meta
-            clash = [k for k in ("target", "fidelity", "metric", "fingerprint", "checksums")
-                     if old.get(k) != meta[k]]
-            if clash and not self.force_new:
-                store.close()
-                raise RunError(f"{d}: made for another target or config ({', '.join(clash)} "
-                               "differ); use another --run-dir, or --force-new to start over "
-                               "(the old run is kept beside it)")
-            if not clash:
-                return store
-            store.close()
-            aside = d.with_name(f"{d.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-            d.rename(aside)
-            log.warning("moved the old run dir to %s", aside)
-        store = RunStore.create(d, dims=self.dims, direction=self.target.direction,
-                                z=self.cfg["noise"]["z"], meta=meta)
-        return store
+        return open_run_dir(self.run_dir, meta, dims=self.dims, direction=self.target.direction,
+                            z=self.cfg["noise"]["z"], force_new=self.force_new)
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -203,9 +181,9 @@ class Search:
         in_flight: dict[cf.Future, _Work] = {}
         misses = 0
         progress = Progress(self, budget, n_slots, enabled=self.show_progress)
-        old_handler = self._install_sigint()
         self.loop_seconds = (time.monotonic(), 0.0)  # (start, duration) of the steady state
         try:
+            self.interrupts.install()
             progress.start()
             while True:
                 for fut in [f for f in in_flight if f.done()]:
@@ -249,16 +227,14 @@ class Search:
                 waiting = list(in_flight) + self.proposer.futures
                 if waiting:
                     cf.wait(waiting, timeout=0.25, return_when=cf.FIRST_COMPLETED)
-                if self._interrupts >= 2:
+                if self.interrupts.abandon:
                     self._kill_marked(self.run_id, var="EVO_RUN_ID")
                     cf.wait(list(in_flight), timeout=10)
                     in_flight.clear()  # abandoned: still pending in the journal
                     break
         finally:
             self.loop_seconds = (self.loop_seconds[0], time.monotonic() - self.loop_seconds[0])
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler[0])
-                signal.signal(signal.SIGTERM, old_handler[1])
+            self.interrupts.restore()
             self.proposer.shutdown()
             ready.extend(self.proposer.collect(store))  # counted, then dropped
             progress.stop()
@@ -279,32 +255,15 @@ class Search:
         self._last_checkpoint = time.monotonic()
 
     def _save_counters(self) -> None:
-        write_json(self.run_dir / "operators.json",
-                    {k: dict(v) for k, v in sorted(self.op_stats.items())})
-        gates = {lvl: {"gate_rejected": g.rejected, "gate_reevaluated": g.reevaluated,
-                       "gated": sorted(g.gated)} for lvl, g in self.gates.items()}
-        write_json(self.run_dir / "counters.json", {
-            **gates[self.fidelity], "levels": gates,  # top level: the search's own level
-            "failed_proposal_cost": self.proposer.failed_cost,
-            "llm_usage": self.proposer.usage()})
+        save_counters(self.run_dir, self.op_stats, self.gates, self.fidelity,
+                      self.proposer.failed_cost, self.proposer.usage())
 
     def _load_counters(self) -> None:
-        """Counters kept beside the store (a crash may lose the last few: they are not
-        evaluations)."""
-        ops = read_json(self.run_dir / "operators.json")
-        for name, counts in ops.items():
-            self.op_stats.setdefault(name, Counter()).update(counts)
-        c = read_json(self.run_dir / "counters.json")
-        saved = c.get("levels") or {self.fidelity: c}
-        for level, gate in self.gates.items():
-            g = saved.get(level, {})
-            gate.rejected = g.get("gate_rejected", 0)
-            gate.reevaluated = g.get("gate_reevaluated", 0)
-            gate.gated = set(g.get("gated", []))
-        self.proposer.failed_cost = c.get("failed_proposal_cost", 0.0)
+        self.proposer.failed_cost = load_counters(self.run_dir, self.op_stats, self.gates,
+                                                  self.fidelity)
 
     def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
-        if self._interrupts:
+        if self.interrupts.count:
             self._stop_reason = "interrupted"
         elif time.monotonic() > deadline:
             self._stop_reason = "hours budget reached"
@@ -315,24 +274,6 @@ class Search:
         else:
             return False
         return True
-
-    def _install_sigint(self) -> Any:
-        """Ctrl-C finishes the children in flight, a second abandons them; SIGTERM abandons
-        at once. Either way the checkpoint is written and nothing is left running."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def on_sigint(signum: int, frame: Any) -> None:
-            self._interrupts += 1
-            if self._interrupts == 1:
-                log.warning("Ctrl-C: finishing the children in flight (Ctrl-C again abandons "
-                            "them; they are re-queued on resume)")
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            self._interrupts = 2
-
-        old = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigterm)
-        return old
 
     # ---- work items ----------------------------------------------------------------------
 
@@ -453,7 +394,7 @@ class Search:
             p.stderr_tail = result.stderr_tail[-2000:]
         if p.id == self.seed_id and result.info.get("corpus_sha256"):
             self._record_corpus(result.info["corpus_sha256"])
-        self._prune(result, keep=result.status != "ok")
+        prune_workdir(result.workdir, keep_logs=result.status != "ok")
         if self._schedule(store, p, queue, front=True):
             store.add(p)  # still pending, with this run durable
             return
@@ -515,21 +456,6 @@ class Search:
         if self._environment.get("corpus_sha256") != sha:
             self._environment["corpus_sha256"] = sha
             write_environment(self.run_dir / "environment.json", self._environment)
-
-    def _prune(self, result: EvalResult, keep: bool) -> None:
-        """Keep a failed run's logs (not its files); drop a successful run's working dir."""
-        wd = result.workdir
-        if wd is None or not wd.exists():
-            return
-        if not keep:
-            remove_workdir(wd)
-            return
-        for entry in wd.iterdir():
-            if entry.name not in ("stdout.log", "stderr.log", "result.json"):
-                if entry.is_dir() and not entry.is_symlink():
-                    remove_workdir(entry)
-                else:
-                    entry.unlink(missing_ok=True)
 
     def _failed_seed(self, store: RunStore) -> Program | None:
         """The seed's record at a level where it failed its baseline, if any."""

@@ -1,15 +1,23 @@
-"""What a run keeps beside its store: the summary, counters, log file (small JSON helpers)."""
+"""What a run keeps beside its store: opening the run dir, the summary, counters, log file."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archive import RunStore
+
 log = logging.getLogger("evo")
+
+
+class RunError(ValueError):
+    """The run cannot start or cannot go on (bad run dir, seed fails its baseline...)."""
 
 
 @dataclass
@@ -89,3 +97,57 @@ def report_fidelity(store: Any) -> str:
         if any(p.fidelity == level and p.ok and p.id != seed_id for p in store.programs.values()):
             return level
     return levels[0]
+
+
+def open_run_dir(d: Path, meta: dict[str, Any], *, dims: list, direction: str, z: float,
+                 force_new: bool) -> RunStore:
+    """The store of run dir ``d`` for writing: an existing run made with the same ``meta``
+    keys that matter is resumed; one made for another target or config is refused, or with
+    ``force_new`` moved aside (never deleted); an empty or missing dir gets a new store."""
+    if d.exists() and any(d.iterdir()):
+        if not ((d / "archive.h5").exists() or (d / "journal").exists()):
+            raise RunError(f"{d}: exists and is not an evo run dir; choose another --run-dir")
+        store = RunStore.open(d, writer=True)
+        old = store.meta
+        clash = [k for k in ("target", "fidelity", "metric", "fingerprint", "checksums")
+                 if old.get(k) != meta[k]]
+        if clash and not force_new:
+            store.close()
+            raise RunError(f"{d}: made for another target or config ({', '.join(clash)} "
+                           "differ); use another --run-dir, or --force-new to start over "
+                           "(the old run is kept beside it)")
+        if not clash:
+            return store
+        store.close()
+        aside = d.with_name(f"{d.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        d.rename(aside)
+        log.warning("moved the old run dir to %s", aside)
+    return RunStore.create(d, dims=dims, direction=direction, z=z, meta=meta)
+
+
+def save_counters(run_dir: Path, op_stats: dict[str, Counter], gates: dict[str, Any],
+                  base: str, failed_cost: float, llm_usage: dict) -> None:
+    """operators.json (per-operator counts) and counters.json (noise-gate counts per cascade
+    level, the search's own ``base`` level at the top; LLM usage and failed-proposal cost)."""
+    write_json(run_dir / "operators.json", {k: dict(v) for k, v in sorted(op_stats.items())})
+    levels = {lvl: {"gate_rejected": g.rejected, "gate_reevaluated": g.reevaluated,
+                    "gated": sorted(g.gated)} for lvl, g in gates.items()}
+    write_json(run_dir / "counters.json", {
+        **levels[base], "levels": levels,
+        "failed_proposal_cost": failed_cost, "llm_usage": llm_usage})
+
+
+def load_counters(run_dir: Path, op_stats: dict[str, Counter], gates: dict[str, Any],
+                  base: str) -> float:
+    """Restore what :func:`save_counters` wrote into ``op_stats`` and ``gates``; returns the
+    failed-proposal cost. The counters are not evaluations: a crash may lose the last few."""
+    for name, counts in read_json(run_dir / "operators.json").items():
+        op_stats.setdefault(name, Counter()).update(counts)
+    c = read_json(run_dir / "counters.json")
+    saved = c.get("levels") or {base: c}
+    for level, gate in gates.items():
+        g = saved.get(level, {})
+        gate.rejected = g.get("gate_rejected", 0)
+        gate.reevaluated = g.get("gate_reevaluated", 0)
+        gate.gated = set(g.get("gated", []))
+    return c.get("failed_proposal_cost", 0.0)
