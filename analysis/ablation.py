@@ -112,16 +112,32 @@ class Ablation:
             return {"name": v.name, "values": v.values, "statuses": v.statuses}
 
         return {
-            "run_dir": str(self.run_dir), "program": self.program_id, "metric": self.metric,
-            "direction": self.direction, "seeds": self.seeds, "seed_values": var(self.seed),
+            "run_dir": str(self.run_dir),
+            "program": self.program_id,
+            "metric": self.metric,
+            "direction": self.direction,
+            "seeds": self.seeds,
+            "seed_values": var(self.seed),
             "program_values": var(self.program),
-            "edits": [{"key": r.edit.key, "kind": r.edit.kind, "summary": r.edit.summary,
-                       "gain_alone": est(r.gain_alone), "loss_removed": est(r.loss_removed),
-                       "alone": var(r.alone), "without": var(r.without),
-                       "verdict": r.verdict} for r in self.edits],
-            "joint_gain": est(self.joint), "sum_of_single_gains": est(self.sum_gains),
-            "interaction": est(self.interaction), "additivity": self.additivity,
-            "notes": self.notes}
+            "edits": [
+                {
+                    "key": r.edit.key,
+                    "kind": r.edit.kind,
+                    "summary": r.edit.summary,
+                    "gain_alone": est(r.gain_alone),
+                    "loss_removed": est(r.loss_removed),
+                    "alone": var(r.alone),
+                    "without": var(r.without),
+                    "verdict": r.verdict,
+                }
+                for r in self.edits
+            ],
+            "joint_gain": est(self.joint),
+            "sum_of_single_gains": est(self.sum_gains),
+            "interaction": est(self.interaction),
+            "additivity": self.additivity,
+            "notes": self.notes,
+        }
 
 
 def _paired(run: RunData, new: Variant, old: Variant) -> Estimate | None:
@@ -132,8 +148,9 @@ def _paired(run: RunData, new: Variant, old: Variant) -> Estimate | None:
     return Estimate.of([run.gain(a, b) for a, b in zip(new.values, old.values, strict=True)])
 
 
-def _edit_verdict(gain: Estimate | None, loss: Estimate | None, alone: Variant,
-                  without: Variant, tol: float) -> str:
+def _edit_verdict(
+    gain: Estimate | None, loss: Estimate | None, alone: Variant, without: Variant, tol: float
+) -> str:
     if not alone.ok:
         return f"alone it breaks the seed ({alone.failure()})"
     if not without.ok:
@@ -152,8 +169,9 @@ def _edit_verdict(gain: Estimate | None, loss: Estimate | None, alone: Variant,
     return "no effect beyond noise"
 
 
-def _additivity(n_edits: int, joint: Estimate | None, total: Estimate | None,
-                inter: Estimate | None, tol: float) -> str:
+def _additivity(
+    n_edits: int, joint: Estimate | None, total: Estimate | None, inter: Estimate | None, tol: float
+) -> str:
     if n_edits < 2:
         return "one edit only: nothing to add up"
     if joint is None or total is None or inter is None:
@@ -161,18 +179,26 @@ def _additivity(n_edits: int, joint: Estimate | None, total: Estimate | None,
     allowed = max(2 * inter.se, ADDITIVE_TOLERANCE * abs(total.mean), tol)
     ratio = f"{joint.mean / total.mean:.0%}" if abs(total.mean) > tol else "n/a"
     if abs(inter.mean) <= allowed:
-        return (f"additive: the single gains add up to the joint gain (joint = {ratio} of the "
-                "sum)")
+        return f"additive: the single gains add up to the joint gain (joint = {ratio} of the sum)"
     if inter.mean < 0:
-        return (f"sub-additive: the edits overlap; together they give {ratio} of the sum of "
-                "their single gains")
-    return (f"super-additive: the edits reinforce each other; together they give {ratio} of "
-            "the sum of their single gains")
+        return (
+            f"sub-additive: the edits overlap; together they give {ratio} of the sum of "
+            "their single gains"
+        )
+    return (
+        f"super-additive: the edits reinforce each other; together they give {ratio} of "
+        "the sum of their single gains"
+    )
 
 
-def ablate(run_dir: str | Path, *, program: str | None = None, seeds: int | None = None,
-           workers: int | None = None,
-           on_result: Callable[[int, int], None] | None = None) -> Ablation:
+def ablate(
+    run_dir: str | Path,
+    *,
+    program: str | None = None,
+    seeds: int | None = None,
+    workers: int | None = None,
+    on_result: Callable[[int, int], None] | None = None,
+) -> Ablation:
     """Ablate the edits of a program of ``run_dir`` (default: its best) against the seed.
 
     Args:
@@ -189,25 +215,31 @@ def ablate(run_dir: str | Path, *, program: str | None = None, seeds: int | None
     seed = run.seed
     prog = run.find(program) if program else run.best
     if prog is None or seed is None:
-        raise AnalysisError(f"{run.run_dir}: no program has been evaluated ok yet; nothing to "
-                            "ablate")
+        raise AnalysisError(
+            f"{run.run_dir}: no program has been evaluated ok yet; nothing to ablate"
+        )
     if prog.id == seed.id:
-        raise AnalysisError(f"{run.run_dir}: the program is the seed itself; nothing to ablate "
-                            "(run the search longer, or pass --program ID)")
+        raise AnalysisError(
+            f"{run.run_dir}: the program is the seed itself; nothing to ablate "
+            "(run the search longer, or pass --program ID)"
+        )
     n_seeds = seeds if seeds is not None else int(run.config.get("noise", {}).get("seeds", 3))
     if n_seeds < 1:
         raise AnalysisError(f"--seeds must be >= 1, got {n_seeds}")
     es = edit_set(seed.source, prog.source)
     if not es.edits:
-        raise AnalysisError(f"{run.run_dir}: program {prog.id[:12]} differs from the seed only "
-                            "in docstrings or comments; nothing to ablate")
+        raise AnalysisError(
+            f"{run.run_dir}: program {prog.id[:12]} differs from the seed only "
+            "in docstrings or comments; nothing to ablate"
+        )
     keys = frozenset(e.key for e in es.edits)
     base = Variant("seed", seed.source)
     full = Variant(f"program {prog.id[:12]}", prog.source)
     variants = [base, full]
     alone = {e.key: Variant(f"seed + {e.summary}", es.compose({e.key})) for e in es.edits}
-    without = {e.key: Variant(f"program - {e.summary}", es.compose(keys - {e.key}))
-               for e in es.edits}
+    without = {
+        e.key: Variant(f"program - {e.summary}", es.compose(keys - {e.key})) for e in es.edits
+    }
     variants += list(alone.values()) + list(without.values())
     notes = _evaluate(run, variants, n_seeds, workers, on_result)
     ok_base = [v for v in base.values if v is not None]
@@ -216,23 +248,51 @@ def ablate(run_dir: str | Path, *, program: str | None = None, seeds: int | None
     for e in es.edits:
         g = _paired(run, alone[e.key], base)
         loss = _paired(run, full, without[e.key])
-        results.append(EditResult(e, alone[e.key], without[e.key], g, loss,
-                                  _edit_verdict(g, loss, alone[e.key], without[e.key], tol)))
+        results.append(
+            EditResult(
+                e,
+                alone[e.key],
+                without[e.key],
+                g,
+                loss,
+                _edit_verdict(g, loss, alone[e.key], without[e.key], tol),
+            )
+        )
     joint = _paired(run, full, base)
     total = inter = None
     if joint is not None and all(r.gain_alone is not None for r in results):
-        per_seed = [sum(run.gain(r.alone.values[s], base.values[s]) for r in results)
-                    for s in range(n_seeds)]
+        per_seed = [
+            sum(run.gain(r.alone.values[s], base.values[s]) for r in results)
+            for s in range(n_seeds)
+        ]
         total = Estimate.of(per_seed)
-        inter = Estimate.of([run.gain(full.values[s], base.values[s]) - per_seed[s]
-                             for s in range(n_seeds)])
-    return Ablation(run.run_dir, prog.id, run.metric, run.direction, list(range(n_seeds)),
-                    base, full, results, joint, total, inter,
-                    _additivity(len(results), joint, total, inter, tol), notes)
+        inter = Estimate.of(
+            [run.gain(full.values[s], base.values[s]) - per_seed[s] for s in range(n_seeds)]
+        )
+    return Ablation(
+        run.run_dir,
+        prog.id,
+        run.metric,
+        run.direction,
+        list(range(n_seeds)),
+        base,
+        full,
+        results,
+        joint,
+        total,
+        inter,
+        _additivity(len(results), joint, total, inter, tol),
+        notes,
+    )
 
 
-def _evaluate(run: RunData, variants: list[Variant], n_seeds: int, workers: int | None,
-              on_result: Callable[[int, int], None] | None) -> list[str]:
+def _evaluate(
+    run: RunData,
+    variants: list[Variant],
+    n_seeds: int,
+    workers: int | None,
+    on_result: Callable[[int, int], None] | None,
+) -> list[str]:
     """Evaluate every distinct variant with seeds 0..n-1 in parallel; fill in the values."""
     from evo.evaluator import evaluate_program, remove_workdir
     from evo.slots import LocalBackend, SlotError, make_slots
@@ -243,13 +303,15 @@ def _evaluate(run: RunData, variants: list[Variant], n_seeds: int, workers: int 
     try:
         target = load_target(meta["target_root"])
     except (KeyError, TargetError) as e:
-        raise AnalysisError(f"{run.run_dir}: cannot load the run's target "
-                            f"({meta.get('target_root')}): {e}; restore the target folder") \
-            from None
+        raise AnalysisError(
+            f"{run.run_dir}: cannot load the run's target "
+            f"({meta.get('target_root')}): {e}; restore the target folder"
+        ) from None
     notes = []
     if meta.get("checksums") and target.checksums() != meta["checksums"]:
-        notes.append("the target's files changed since the run: numbers may differ from "
-                     "the archive's")
+        notes.append(
+            "the target's files changed since the run: numbers may differ from the archive's"
+        )
     cfg_run = run.config.get("run", {})
     timeout = float(cfg_run.get("timeout") or 0) or None
     memory = int(cfg_run.get("memory_mb") or 0) or None
@@ -271,10 +333,20 @@ def _evaluate(run: RunData, variants: list[Variant], n_seeds: int, workers: int 
         with LocalBackend(slots) as backend:
             futures = {}
             for i, (h, s) in enumerate(jobs):
+
                 def job(slot, h=h, s=s, i=i):
-                    return evaluate_program(target, unique[h].source, workdir=tmp / f"{i:04d}",
-                                            fidelity=run.fidelity, seed=s, slot=slot,
-                                            timeout=timeout, memory_mb=memory, extra_env=env)
+                    return evaluate_program(
+                        target,
+                        unique[h].source,
+                        workdir=tmp / f"{i:04d}",
+                        fidelity=run.fidelity,
+                        seed=s,
+                        slot=slot,
+                        timeout=timeout,
+                        memory_mb=memory,
+                        extra_env=env,
+                    )
+
                 futures[backend.submit(job)] = (h, s)
             for done, fut in enumerate(cf.as_completed(list(futures)), 1):
                 results[futures[fut]] = fut.result()
@@ -288,33 +360,46 @@ def _evaluate(run: RunData, variants: list[Variant], n_seeds: int, workers: int 
             r = results[(h, s)]
             value = r.metrics.get(run.metric) if r.status == "ok" else None
             v.values.append(value)
-            v.statuses.append(r.status if value is not None or r.status != "ok"
-                              else "invalid_result")
-            v.reasons.append(r.reason or ("" if value is not None else
-                                          f"no {run.metric} in the result"))
+            v.statuses.append(
+                r.status if value is not None or r.status != "ok" else "invalid_result"
+            )
+            v.reasons.append(
+                r.reason or ("" if value is not None else f"no {run.metric} in the result")
+            )
     return notes
 
 
 def render_ablation(ab: Ablation) -> str:
     """The ablation as Markdown."""
+
     def cell(e: Estimate | None, v: Any) -> str:
         return e.text() if e is not None else f"failed ({v.failure()[:60]})"
 
     seeds = f"seeds {ab.seeds[0]}..{ab.seeds[-1]}" if len(ab.seeds) > 1 else f"seed {ab.seeds[0]}"
-    m = [f"# Ablation of program `{ab.program_id[:12]}` ({ab.run_dir})", "",
-         f"Metric `{ab.metric}` ({ab.direction}); every variant evaluated with {seeds}; "
-         "gains are paired per seed (positive = better), ± one standard error.", "",
-         f"- seed: {_mean(ab.seed)}", f"- program: {_mean(ab.program)}",
-         f"- joint gain (program vs seed): {cell(ab.joint, ab.program)}", "",
-         "| # | edit | gain alone (seed + edit) | loss when removed (program - edit) | verdict |",
-         "| --- | --- | --- | --- | --- |"]
+    m = [
+        f"# Ablation of program `{ab.program_id[:12]}` ({ab.run_dir})",
+        "",
+        f"Metric `{ab.metric}` ({ab.direction}); every variant evaluated with {seeds}; "
+        "gains are paired per seed (positive = better), ± one standard error.",
+        "",
+        f"- seed: {_mean(ab.seed)}",
+        f"- program: {_mean(ab.program)}",
+        f"- joint gain (program vs seed): {cell(ab.joint, ab.program)}",
+        "",
+        "| # | edit | gain alone (seed + edit) | loss when removed (program - edit) | verdict |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for i, r in enumerate(ab.edits, 1):
-        m.append(f"| {i} | {r.edit.summary} | {cell(r.gain_alone, r.alone)} | "
-                 f"{cell(r.loss_removed, r.without)} | {r.verdict} |")
+        m.append(
+            f"| {i} | {r.edit.summary} | {cell(r.gain_alone, r.alone)} | "
+            f"{cell(r.loss_removed, r.without)} | {r.verdict} |"
+        )
     m += ["", "## Additivity", ""]
     if ab.sum_gains is not None and ab.joint is not None and ab.interaction is not None:
-        m.append(f"Sum of single gains {ab.sum_gains.text()} vs joint gain {ab.joint.text()}: "
-                 f"interaction {ab.interaction.text()}.")
+        m.append(
+            f"Sum of single gains {ab.sum_gains.text()} vs joint gain {ab.joint.text()}: "
+            f"interaction {ab.interaction.text()}."
+        )
         m.append("")
     m += [f"**{ab.additivity}**", ""]
     m += [f"- note: {n}" for n in ab.notes]

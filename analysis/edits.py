@@ -38,10 +38,13 @@ class Edit:
 
     def diff(self) -> str:
         """Unified diff of this statement, seed -> program."""
-        lines = difflib.unified_diff(self.seed_code.splitlines(keepends=True),
-                                     self.code.splitlines(keepends=True),
-                                     fromfile=f"seed:{self.key}", tofile=f"program:{self.key}",
-                                     n=2)
+        lines = difflib.unified_diff(
+            self.seed_code.splitlines(keepends=True),
+            self.code.splitlines(keepends=True),
+            fromfile=f"seed:{self.key}",
+            tofile=f"program:{self.key}",
+            n=2,
+        )
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
@@ -75,8 +78,9 @@ class EditSet:
             if key in placed or kinds.get(key) != "removed" or key in keep:
                 continue
             before = [k for k, _ in self._seed_units[:i] if k in placed]
-            at = 1 + max((j for j, (k, _) in enumerate(out) if before and k == before[-1]),
-                         default=-1)
+            at = 1 + max(
+                (j for j, (k, _) in enumerate(out) if before and k == before[-1]), default=-1
+            )
             out.insert(at, (key, code))
             placed.add(key)
         return self._header + "".join(code for _, code in out) + self._footer

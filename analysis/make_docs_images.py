@@ -19,16 +19,28 @@ OVERLAYS = ("frontier", "qd_coverage", "diversity")
 MAX_BYTES = 200_000  # keep the repository light
 
 
-def make_images(out: Path, runs_dir: Path, evaluations: int = 120, workers: int = 2
-                ) -> dict[str, Path]:
+def make_images(
+    out: Path, runs_dir: Path, evaluations: int = 120, workers: int = 2
+) -> dict[str, Path]:
     """Run the two searches in ``runs_dir`` and write the images into ``out``."""
     import evo
 
     evo_dir, greedy_dir = runs_dir / "evo_uniform", runs_dir / "greedy_baseline"
-    evo.run(target="circle_packing", run_dir=str(evo_dir), evaluations=evaluations,
-            workers=workers, seed=0)
-    evo.run(target="circle_packing", run_dir=str(greedy_dir), evaluations=evaluations,
-            workers=workers, seed=0, archive__selection="greedy")
+    evo.run(
+        target="circle_packing",
+        run_dir=str(evo_dir),
+        evaluations=evaluations,
+        workers=workers,
+        seed=0,
+    )
+    evo.run(
+        target="circle_packing",
+        run_dir=str(greedy_dir),
+        evaluations=evaluations,
+        workers=workers,
+        seed=0,
+        archive__selection="greedy",
+    )
     main, greedy = load_run(evo_dir), load_run(greedy_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}

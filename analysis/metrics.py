@@ -105,9 +105,14 @@ def diversity(run: RunData, points: int = 30) -> Diversity:
     for s in steps:
         ids = [timeline[s][c] for c in sorted(timeline[s])]
         regions = [str((run.program(i).descriptors or {}).get("region", "?")) for i in ids]
-        sample = ids if len(ids) <= SAMPLE_ELITES else [
-            ids[round(k * (len(ids) - 1) / (SAMPLE_ELITES - 1))] for k in range(SAMPLE_ELITES)]
-        pairs = [(a, b) for i, a in enumerate(sample) for b in sample[i + 1:]]
+        sample = (
+            ids
+            if len(ids) <= SAMPLE_ELITES
+            else [
+                ids[round(k * (len(ids) - 1) / (SAMPLE_ELITES - 1))] for k in range(SAMPLE_ELITES)
+            ]
+        )
+        pairs = [(a, b) for i, a in enumerate(sample) for b in sample[i + 1 :]]
         out.steps.append(s)
         out.elites.append(len(ids))
         out.region_entropy.append(entropy(regions))
@@ -159,10 +164,12 @@ def operator_table(run: RunData) -> list[OperatorRow]:
             # rejected_KIND (validation; noop = identical to the parent), and statuses
             # (a bare "rejected" is the noise gate's status, counted from the store)
             r.duplicates = int(c.get("duplicate", 0)) + int(c.get("rejected_noop", 0))
-            r.no_child = sum(int(v) for k, v in c.items()
-                             if k == "error" or k.startswith("no_child"))
-            r.invalid = sum(int(v) for k, v in c.items()
-                            if k.startswith("rejected_") and k != "rejected_noop")
+            r.no_child = sum(
+                int(v) for k, v in c.items() if k == "error" or k.startswith("no_child")
+            )
+            r.invalid = sum(
+                int(v) for k, v in c.items() if k.startswith("rejected_") and k != "rejected_noop"
+            )
         for r in rows.values():
             if r.duplicates is None:
                 r.duplicates = r.no_child = r.invalid = 0
@@ -195,8 +202,14 @@ def new_best_steps(run: RunData) -> list[int]:
     seed's baseline, is not an improvement)."""
     out, prev = [], None
     for i, h in enumerate(run.history):
-        if (prev is not None and h.best is not None and h.best != prev
-                and h.added in INSERTED and h.fitness == h.best and h.id != run.seed_id):
+        if (
+            prev is not None
+            and h.best is not None
+            and h.best != prev
+            and h.added in INSERTED
+            and h.fitness == h.best
+            and h.id != run.seed_id
+        ):
             out.append(i)
         if h.best is not None:
             prev = h.best
@@ -207,8 +220,11 @@ def hit_rate(run: RunData) -> HitRate:
     """Hit rate over the child evaluations in the history."""
     rows = [(i, h) for i, h in enumerate(run.history) if h.id != run.seed_id]
     best_steps = set(new_best_steps(run))
-    return HitRate(children=len(rows), inserted=sum(h.added in INSERTED for _, h in rows),
-                   new_best=sum(i in best_steps for i, _ in rows))
+    return HitRate(
+        children=len(rows),
+        inserted=sum(h.added in INSERTED for _, h in rows),
+        new_best=sum(i in best_steps for i, _ in rows),
+    )
 
 
 @dataclass
@@ -242,10 +258,17 @@ def saturation(run: RunData, window: int | None = None) -> list[Window]:
     out = []
     for start in range(0, n, w):
         rows = range(start, min(n, start + w))
-        out.append(Window(start, rows.stop,
-                          sum(run.history[i].added in INSERTED
-                              and run.history[i].id != run.seed_id for i in rows),
-                          sum(i in best_steps for i in rows)))
+        out.append(
+            Window(
+                start,
+                rows.stop,
+                sum(
+                    run.history[i].added in INSERTED and run.history[i].id != run.seed_id
+                    for i in rows
+                ),
+                sum(i in best_steps for i in rows),
+            )
+        )
     return out
 
 
@@ -258,8 +281,9 @@ def lineage(run: RunData, program: Program, limit: int = 80) -> list[Program]:
         for pid in frontier:
             if pid in seen:
                 continue
-            p = run.program(pid) or next((q for q in run.store.programs.values()
-                                          if q.id == pid), None)
+            p = run.program(pid) or next(
+                (q for q in run.store.programs.values() if q.id == pid), None
+            )
             if p is None:
                 continue
             seen[pid] = p

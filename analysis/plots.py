@@ -20,9 +20,16 @@ from analysis.rundata import RunData, load_run
 
 DPI = 100
 WIDTH = 8.0  # inches; 800 px at DPI
-STATUS_COLORS = {"ok": "#1f77b4", "crash": "#d62728", "timeout": "#ff7f0e", "oom": "#9467bd",
-                 "nan": "#8c564b", "invalid_result": "#e377c2", "duplicate": "#7f7f7f",
-                 "rejected": "#000000"}
+STATUS_COLORS = {
+    "ok": "#1f77b4",
+    "crash": "#d62728",
+    "timeout": "#ff7f0e",
+    "oom": "#9467bd",
+    "nan": "#8c564b",
+    "invalid_result": "#e377c2",
+    "duplicate": "#7f7f7f",
+    "rejected": "#000000",
+}
 RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf")
 EMPTY = "#e6e6e6"
 
@@ -66,13 +73,11 @@ def plot_heatmap(runs: Sequence[RunData]) -> Figure:
     heights = [min(9.0, max(2.2, 0.32 * len(g[1]) + 1.4)) for g in grids]
     fig = _figure(sum(heights))
     axes = fig.subplots(len(runs), 1, squeeze=False, height_ratios=heights)[:, 0]
-    for ax, run, (grid, rows_l, cols_l, name0, name1, note) in zip(axes, runs, grids,
-                                                                   strict=True):
+    for ax, run, (grid, rows_l, cols_l, name0, name1, note) in zip(axes, runs, grids, strict=True):
         cmap = _cmap("viridis" if run.maximize else "viridis_r")
         masked = np.ma.masked_invalid(grid)
         im = ax.imshow(masked, cmap=cmap, aspect="auto", interpolation="nearest")
-        ax.set_xticks(range(len(cols_l)), cols_l, fontsize=7, rotation=30 if len(cols_l) > 6
-                      else 0)
+        ax.set_xticks(range(len(cols_l)), cols_l, fontsize=7, rotation=30 if len(cols_l) > 6 else 0)
         ax.set_yticks(range(len(rows_l)), rows_l, fontsize=7)
         ax.set_xticks(np.arange(-0.5, len(cols_l)), minor=True)
         ax.set_yticks(np.arange(-0.5, len(rows_l)), minor=True)
@@ -81,13 +86,21 @@ def plot_heatmap(runs: Sequence[RunData]) -> Figure:
         ax.set_xlabel(name1 or "(one dim)")
         ax.set_ylabel(name0)
         filled = int(np.isfinite(grid).sum())
-        ax.set_title(f"{run.name}: archive, {filled} of {grid.size} cells filled{note}",
-                     fontsize=10)
+        ax.set_title(
+            f"{run.name}: archive, {filled} of {grid.size} cells filled{note}", fontsize=10
+        )
         if grid.size <= 160:
             for (i, j), v in np.ndenumerate(grid):
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=6,
-                            color="white" if _dark(cmap, masked, v) else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.3g}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if _dark(cmap, masked, v) else "black",
+                    )
         best = run.best
         if best is not None:
             arch = run.store.elites(run.fidelity)
@@ -139,26 +152,57 @@ def plot_frontier(runs: Sequence[RunData]) -> Figure:
         for st in dict.fromkeys(status):
             m = np.array([s == st for s in status])
             color = STATUS_COLORS.get(st, "#333333") if single else _color(k)
-            label = (st if single else f"{run.name}: {st}") if st not in seen or not single \
-                else None
+            label = (
+                (st if single else f"{run.name}: {st}") if st not in seen or not single else None
+            )
             seen.add(st)
             if st in ("ok", "rejected"):  # rejected by the noise gate: it has a fitness
-                ax.scatter(xs[m], fit[m], s=14 if st == "ok" else 22, color=color,
-                           alpha=0.7, label=label, zorder=2, marker="o" if st == "ok" else "x")
+                ax.scatter(
+                    xs[m],
+                    fit[m],
+                    s=14 if st == "ok" else 22,
+                    color=color,
+                    alpha=0.7,
+                    label=label,
+                    zorder=2,
+                    marker="o" if st == "ok" else "x",
+                )
             else:
-                ax.scatter(xs[m], np.full(m.sum(), floor_y), s=22, marker="x",
-                           color=STATUS_COLORS.get(st, "#333333"), label=label, zorder=2)
+                ax.scatter(
+                    xs[m],
+                    np.full(m.sum(), floor_y),
+                    s=22,
+                    marker="x",
+                    color=STATUS_COLORS.get(st, "#333333"),
+                    label=label,
+                    zorder=2,
+                )
         ins = np.array([h.added in metrics.INSERTED for h in run.history])
-        ax.scatter(xs[ins], fit[ins], s=60, facecolors="none", edgecolors="black",
-                   linewidths=0.8, label="entered the archive" if k == 0 else None, zorder=3)
+        ax.scatter(
+            xs[ins],
+            fit[ins],
+            s=60,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=0.8,
+            label="entered the archive" if k == 0 else None,
+            zorder=3,
+        )
         best = np.array([np.nan if h.best is None else h.best for h in run.history])
-        ax.step(xs, best, where="post", color="black" if single else _color(k), linewidth=1.8,
-                label="best so far" if single else f"{run.name}: best so far", zorder=4)
-    ax.set_xlabel("evaluation (finished programs, in order); crosses on the worst edge: "
-                  "failed, no fitness")
+        ax.step(
+            xs,
+            best,
+            where="post",
+            color="black" if single else _color(k),
+            linewidth=1.8,
+            label="best so far" if single else f"{run.name}: best so far",
+            zorder=4,
+        )
+    ax.set_xlabel(
+        "evaluation (finished programs, in order); crosses on the worst edge: failed, no fitness"
+    )
     ax.set_ylabel(_metric_label(runs[0]))
-    ax.set_title("fitness frontier" + ("" if single else ": " + " vs ".join(r.name
-                                                                           for r in runs)))
+    ax.set_title("fitness frontier" + ("" if single else ": " + " vs ".join(r.name for r in runs)))
     ax.legend(fontsize=7, loc="best", ncol=2 if len(seen) > 4 or not single else 1)
     ax.grid(alpha=0.3)
     return fig
@@ -181,8 +225,7 @@ def plot_qd_coverage(runs: Sequence[RunData]) -> Figure:
     for k, run in enumerate(runs):
         xs = np.arange(len(run.history))
         ax_qd.plot(xs, [h.qd_score for h in run.history], color=_color(k), label=run.name)
-        ax_cov.plot(xs, [100 * h.coverage for h in run.history], color=_color(k),
-                    label=run.name)
+        ax_cov.plot(xs, [100 * h.coverage for h in run.history], color=_color(k), label=run.name)
     ax_qd.set_ylabel("QD-score")
     ax_qd.set_title("QD-score and coverage over evaluations")
     ax_cov.set_ylabel("coverage (% of cells)")
@@ -196,8 +239,9 @@ def plot_qd_coverage(runs: Sequence[RunData]) -> Figure:
 # ---- diversity ------------------------------------------------------------------------------
 
 
-def plot_diversity(runs: Sequence[RunData], divs: Sequence[metrics.Diversity] | None = None
-                   ) -> Figure:
+def plot_diversity(
+    runs: Sequence[RunData], divs: Sequence[metrics.Diversity] | None = None
+) -> Figure:
     """Entropy of the elites' edited regions and their mean pairwise code distance."""
     divs = divs or [metrics.diversity(r) for r in runs]
     fig = _figure(5.2)
@@ -218,17 +262,40 @@ def plot_diversity(runs: Sequence[RunData], divs: Sequence[metrics.Diversity] | 
 
 # ---- operator table -------------------------------------------------------------------------
 
-OPERATOR_COLUMNS = ("evaluated", "ok", "new\ncell", "improved\ncell", "gate\nrejected",
-                    "failures", "duplicates", "no child", "invalid")
+OPERATOR_COLUMNS = (
+    "evaluated",
+    "ok",
+    "new\ncell",
+    "improved\ncell",
+    "gate\nrejected",
+    "failures",
+    "duplicates",
+    "no child",
+    "invalid",
+)
 
 
 def operator_cells(rows: Sequence[metrics.OperatorRow]) -> list[list[str]]:
     """The operator table as text cells, in :data:`OPERATOR_COLUMNS` order."""
+
     def n(v: int | None) -> str:
         return "n/a" if v is None else str(v)
-    return [[r.operator, str(r.evaluated), str(r.ok), str(r.new), str(r.improved),
-             str(r.gate_rejected), str(r.failures), n(r.duplicates), n(r.no_child),
-             n(r.invalid)] for r in rows]
+
+    return [
+        [
+            r.operator,
+            str(r.evaluated),
+            str(r.ok),
+            str(r.new),
+            str(r.improved),
+            str(r.gate_rejected),
+            str(r.failures),
+            n(r.duplicates),
+            n(r.no_child),
+            n(r.invalid),
+        ]
+        for r in rows
+    ]
 
 
 def plot_operators(runs: Sequence[RunData]) -> Figure:
@@ -241,8 +308,13 @@ def plot_operators(runs: Sequence[RunData]) -> Figure:
         ax.axis("off")
         cells = operator_cells(rows)
         widths = [0.19] + [0.81 / len(OPERATOR_COLUMNS)] * len(OPERATOR_COLUMNS)
-        table = ax.table(cellText=cells, colLabels=("operator",) + OPERATOR_COLUMNS,
-                         cellLoc="center", colWidths=widths, bbox=(0, 0, 1, 1))
+        table = ax.table(
+            cellText=cells,
+            colLabels=("operator",) + OPERATOR_COLUMNS,
+            cellLoc="center",
+            colWidths=widths,
+            bbox=(0, 0, 1, 1),
+        )
         table.auto_set_font_size(False)
         table.set_fontsize(8)
         for (r, _), cell in table.get_celld().items():
@@ -281,31 +353,48 @@ def plot_lineage(runs: Sequence[RunData]) -> Figure:
                 q = nodes.get(parent)
                 if q is not None:
                     main = p.id in on_chain and q.id in on_chain
-                    ax.plot([q.birth, p.birth], [ys[q.id], ys[p.id]], color="black" if main else
-                            "#999999", linewidth=1.6 if main else 0.8, zorder=1)
+                    ax.plot(
+                        [q.birth, p.birth],
+                        [ys[q.id], ys[p.id]],
+                        color="black" if main else "#999999",
+                        linewidth=1.6 if main else 0.8,
+                        zorder=1,
+                    )
         for p in nodes.values():
-            ax.scatter([p.birth], [ys[p.id]], s=40 if p.id in on_chain else 18, zorder=2,
-                       color=STATUS_COLORS.get(p.status, "#333333"),
-                       edgecolors="black" if p.id == best.id else "none")
+            ax.scatter(
+                [p.birth],
+                [ys[p.id]],
+                s=40 if p.id in on_chain else 18,
+                zorder=2,
+                color=STATUS_COLORS.get(p.status, "#333333"),
+                edgecolors="black" if p.id == best.id else "none",
+            )
         step = max(1, math.ceil(len(chain) / 10))  # at most ~10 labels stay readable
         last = max(p.birth for p in nodes.values()) or 1
         for i, p in enumerate(chain):
             if i % step and p is not chain[-1]:
                 continue
-            text = p.operator if p.operator == "seed" else \
-                f"{p.operator}: {_short(p.description)}"
+            text = p.operator if p.operator == "seed" else f"{p.operator}: {_short(p.description)}"
             right = p.birth > last / 2  # labels on the right half grow leftwards: no clipping
-            ax.annotate(text, (p.birth, ys[p.id]), xytext=(-4 if right else 4, 4),
-                        textcoords="offset points", fontsize=6.5,
-                        ha="right" if right else "left")
-        ax.set_title(f"{run.name}: lineage of the best ({best.id[:10]}, {len(chain) - 1} "
-                     f"steps from the seed, {len(nodes) - 1} ancestors)", fontsize=10)
+            ax.annotate(
+                text,
+                (p.birth, ys[p.id]),
+                xytext=(-4 if right else 4, 4),
+                textcoords="offset points",
+                fontsize=6.5,
+                ha="right" if right else "left",
+            )
+        ax.set_title(
+            f"{run.name}: lineage of the best ({best.id[:10]}, {len(chain) - 1} "
+            f"steps from the seed, {len(nodes) - 1} ancestors)",
+            fontsize=10,
+        )
     return fig
 
 
 def _short(text: str, n: int = 42) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= n else text[:n - 1] + "…"
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -331,8 +420,7 @@ def make_figures(runs: Sequence[RunData]) -> dict[str, Figure]:
     return figures
 
 
-def write_plots(run_dirs: Sequence[str | Path], out: str | Path | None = None
-                ) -> dict[str, Path]:
+def write_plots(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> dict[str, Path]:
     """Write every plot of the runs as PNG files.
 
     Args:
@@ -352,12 +440,12 @@ def write_plots(run_dirs: Sequence[str | Path], out: str | Path | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise AnalysisError(f"{folder}: cannot create the output folder ({e.strerror}); "
-                            "choose another --out") from None
+        raise AnalysisError(
+            f"{folder}: cannot create the output folder ({e.strerror}); choose another --out"
+        ) from None
     written = {}
     for name, fig in make_figures(runs).items():
         path = folder / f"{name}.png"
         fig.savefig(path, dpi=DPI)
         written[name] = path
     return written
-

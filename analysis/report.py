@@ -83,7 +83,8 @@ def build_report(run: RunData) -> Report:
             notes.append(str(e))
     floor = _noise_floor(seed, run.metric)
     gated_ids = set((run.counters or {}).get("gated", [])) or {
-        p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1}
+        p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1
+    }
     last_added = {h.id: h.added for h in run.history}
     rejected, faded = [], []
     for p in run.finished:
@@ -98,17 +99,33 @@ def build_report(run: RunData) -> Report:
             failures[p.status] = (n + 1, why or p.reason)
     times = [h.time for h in run.history]
     return Report(
-        run=run, seed_runs=sum(len(p.runs) for p in programs), evaluations=len(run.history),
-        by_status=dict(store.counts_by_status()) if len(store.fidelities) <= 1 else
-        _count(p.status for p in programs),
-        elites=stats.elites, cells=stats.cells, coverage=stats.coverage,
-        qd_score=stats.qd_score, seed=seed, best=best, edits=edits, hit=metrics.hit_rate(run),
-        windows=metrics.saturation(run), noise_floor=floor,
-        noise_seeds=len(seed.runs) if seed else 0, gated=len(gated_ids),
-        rejected=rejected, faded=faded, failures=dict(sorted(failures.items())),
-        cost=sum(p.cost for p in programs), tokens=sum(p.tokens for p in programs),
+        run=run,
+        seed_runs=sum(len(p.runs) for p in programs),
+        evaluations=len(run.history),
+        by_status=dict(store.counts_by_status())
+        if len(store.fidelities) <= 1
+        else _count(p.status for p in programs),
+        elites=stats.elites,
+        cells=stats.cells,
+        coverage=stats.coverage,
+        qd_score=stats.qd_score,
+        seed=seed,
+        best=best,
+        edits=edits,
+        hit=metrics.hit_rate(run),
+        windows=metrics.saturation(run),
+        noise_floor=floor,
+        noise_seeds=len(seed.runs) if seed else 0,
+        gated=len(gated_ids),
+        rejected=rejected,
+        faded=faded,
+        failures=dict(sorted(failures.items())),
+        cost=sum(p.cost for p in programs),
+        tokens=sum(p.tokens for p in programs),
         eval_seconds=sum(r.wall_time for p in programs for r in p.runs),
-        elapsed_seconds=max(times) - min(times) if times else 0.0, notes=notes)
+        elapsed_seconds=max(times) - min(times) if times else 0.0,
+        notes=notes,
+    )
 
 
 def _count(items) -> dict[str, int]:
@@ -145,54 +162,92 @@ def _lineage_notes(run: RunData, best: Program, key: str) -> list[str]:
 def render_report(rep: Report) -> str:
     """The report as Markdown."""
     run = rep.run
-    m = [f"# evo report: {run.run_dir}", "",
-         f"Target `{run.store.meta.get('target', '?')}`, fidelity `{run.fidelity}`, metric "
-         f"`{run.metric}` ({run.direction}).", ""]
-    m += ["## Summary", "", "| what | value |", "| --- | --- |",
-          f"| evaluations (finished programs) | {rep.evaluations} |",
-          f"| seed runs (every seed of every program) | {rep.seed_runs} |",
-          f"| programs by status | {', '.join(f'{k} {v}' for k, v in sorted(rep.by_status.items()))} |",
-          f"| elites / cells | {rep.elites} / {rep.cells} ({rep.coverage:.1%} coverage) |",
-          f"| QD-score | {rep.qd_score:.6g} |",
-          f"| seed {run.metric} | {_f(rep.seed.fitness if rep.seed else None)} |",
-          f"| best {run.metric} | {_f(rep.best.fitness if rep.best else None)} ± "
-          f"{_f(rep.best.fitness_std if rep.best else None, 3)} |", ""]
+    m = [
+        f"# evo report: {run.run_dir}",
+        "",
+        f"Target `{run.store.meta.get('target', '?')}`, fidelity `{run.fidelity}`, metric "
+        f"`{run.metric}` ({run.direction}).",
+        "",
+    ]
+    m += [
+        "## Summary",
+        "",
+        "| what | value |",
+        "| --- | --- |",
+        f"| evaluations (finished programs) | {rep.evaluations} |",
+        f"| seed runs (every seed of every program) | {rep.seed_runs} |",
+        f"| programs by status | {', '.join(f'{k} {v}' for k, v in sorted(rep.by_status.items()))} |",
+        f"| elites / cells | {rep.elites} / {rep.cells} ({rep.coverage:.1%} coverage) |",
+        f"| QD-score | {rep.qd_score:.6g} |",
+        f"| seed {run.metric} | {_f(rep.seed.fitness if rep.seed else None)} |",
+        f"| best {run.metric} | {_f(rep.best.fitness if rep.best else None)} ± "
+        f"{_f(rep.best.fitness_std if rep.best else None, 3)} |",
+        "",
+    ]
     m += _best_section(rep)
     h = rep.hit
-    m += ["## Hit rate", "",
-          f"{h.inserted} of {h.children} child evaluations took an empty cell or beat a "
-          f"cell's elite: hit rate **{h.rate:.1%}**. {h.new_best} of them became the best.", ""]
-    m += ["## Saturation", "", "Improvements per 100 evaluations, window by window (a search "
-          "that has saturated shows rates falling towards 0).", "",
-          "| evaluations | entered the archive /100 | new best /100 |", "| --- | --- | --- |"]
-    m += [f"| {w.start}-{w.end - 1} | {w.inserted_per_100:.1f} | {w.new_best_per_100:.1f} |"
-          for w in rep.windows]
-    m += ["", "## Noise", "",
-          f"Noise floor: **{rep.noise_floor:.4g}** (standard deviation of one evaluation, from "
-          f"the seed's {rep.noise_seeds} seeds). The noise gate re-measured {rep.gated} "
-          "would-be elites whose first draw won by less than the noise; it rejected "
-          f"**{len(rep.rejected)}** (still within noise after re-measuring), and "
-          f"{len(rep.faded)} more no longer beat their cell's elite.", ""]
+    m += [
+        "## Hit rate",
+        "",
+        f"{h.inserted} of {h.children} child evaluations took an empty cell or beat a "
+        f"cell's elite: hit rate **{h.rate:.1%}**. {h.new_best} of them became the best.",
+        "",
+    ]
+    m += [
+        "## Saturation",
+        "",
+        "Improvements per 100 evaluations, window by window (a search "
+        "that has saturated shows rates falling towards 0).",
+        "",
+        "| evaluations | entered the archive /100 | new best /100 |",
+        "| --- | --- | --- |",
+    ]
+    m += [
+        f"| {w.start}-{w.end - 1} | {w.inserted_per_100:.1f} | {w.new_best_per_100:.1f} |"
+        for w in rep.windows
+    ]
+    m += [
+        "",
+        "## Noise",
+        "",
+        f"Noise floor: **{rep.noise_floor:.4g}** (standard deviation of one evaluation, from "
+        f"the seed's {rep.noise_seeds} seeds). The noise gate re-measured {rep.gated} "
+        "would-be elites whose first draw won by less than the noise; it rejected "
+        f"**{len(rep.rejected)}** (still within noise after re-measuring), and "
+        f"{len(rep.faded)} more no longer beat their cell's elite.",
+        "",
+    ]
     if rep.rejected or rep.faded:
-        m += ["| program | first draw | after re-measuring | seeds | outcome |",
-              "| --- | --- | --- | --- | --- |"]
-        m += [f"| `{r.id[:12]}` | {_f(r.first_draw)} | {_f(r.fitness)} | {r.seeds} | "
-              f"{'rejected by the gate' if r.status == 'rejected' else 'not better'} |"
-              for r in rep.rejected + rep.faded]
+        m += [
+            "| program | first draw | after re-measuring | seeds | outcome |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        m += [
+            f"| `{r.id[:12]}` | {_f(r.first_draw)} | {_f(r.fitness)} | {r.seeds} | "
+            f"{'rejected by the gate' if r.status == 'rejected' else 'not better'} |"
+            for r in rep.rejected + rep.faded
+        ]
         m.append("")
     m += render_transfers(run)
     m += ["## Failures by status", ""]
     if rep.failures:
         total = sum(rep.by_status.values()) or 1
         m += ["| status | programs | share | example |", "| --- | --- | --- | --- |"]
-        m += [f"| {s} | {n} | {n / total:.1%} | {why[:100].replace('|', '/') or '-'} |"
-              for s, (n, why) in rep.failures.items()]
+        m += [
+            f"| {s} | {n} | {n / total:.1%} | {why[:100].replace('|', '/') or '-'} |"
+            for s, (n, why) in rep.failures.items()
+        ]
     else:
         m.append("No failures.")
-    m += ["", "## Cost", "",
-          f"LLM cost ${rep.cost:.4f} ({rep.tokens} tokens); {rep.eval_seconds:.1f} s of "
-          f"evaluation time over {rep.seed_runs} seed runs; {rep.elapsed_seconds:.1f} s from "
-          "the first to the last finished evaluation.", ""]
+    m += [
+        "",
+        "## Cost",
+        "",
+        f"LLM cost ${rep.cost:.4f} ({rep.tokens} tokens); {rep.eval_seconds:.1f} s of "
+        f"evaluation time over {rep.seed_runs} seed runs; {rep.elapsed_seconds:.1f} s from "
+        "the first to the last finished evaluation.",
+        "",
+    ]
     if rep.notes:
         m += ["## Notes", ""] + [f"- {n}" for n in rep.notes] + [""]
     return "\n".join(m)
@@ -204,16 +259,21 @@ def _best_section(rep: Report) -> list[str]:
     if best is None:
         return m + ["No program has been evaluated ok yet.", ""]
     chain = metrics.main_line(run, best)
-    m.append(f"`{best.id[:12]}` ({best.operator}, birth {best.birth}, {len(best.runs)} seed "
-             f"runs): {run.metric} {_f(best.fitness)} ± {_f(best.fitness_std, 3)}, "
-             f"{len(chain) - 1} steps from the seed.")
+    m.append(
+        f"`{best.id[:12]}` ({best.operator}, birth {best.birth}, {len(best.runs)} seed "
+        f"runs): {run.metric} {_f(best.fitness)} ± {_f(best.fitness_std, 3)}, "
+        f"{len(chain) - 1} steps from the seed."
+    )
     if seed is None or best.id == seed.id:
         return m + ["", "The best program is the seed: no edit beat it.", ""]
     if rep.gain is not None:
         rel = f" ({rep.gain / abs(seed.fitness):+.1%})" if seed.fitness else ""
         m.append(f"Gain over the seed: {rep.gain:+.6g}{rel} (positive = better).")
-    m += ["", f"### Diff against the seed: {len(rep.edits)} hunk(s), one per changed "
-          "top-level statement", ""]
+    m += [
+        "",
+        f"### Diff against the seed: {len(rep.edits)} hunk(s), one per changed top-level statement",
+        "",
+    ]
     for i, e in enumerate(rep.edits, 1):
         m.append(f"**{i}. {e.summary}** ({e.kind} `{e.key}`)")
         for line in _lineage_notes(run, best, e.key.split("#")[0]):
@@ -235,6 +295,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Re
     try:
         path.write_text(render_report(rep), encoding="utf-8")
     except OSError as e:
-        raise AnalysisError(f"{path}: cannot write the report ({e.strerror}); choose another "
-                            "--out") from None
+        raise AnalysisError(
+            f"{path}: cannot write the report ({e.strerror}); choose another --out"
+        ) from None
     return rep, path

@@ -102,8 +102,10 @@ class RunData:
         hits = [p for p in self.finished if p.id.startswith(prefix)]
         if len(hits) != 1:
             what = "no program" if not hits else f"{len(hits)} programs"
-            raise AnalysisError(f"{self.run_dir}: {what} with an id starting {prefix!r}; give "
-                                "a longer prefix of an evaluated program's id (see 'evo status')")
+            raise AnalysisError(
+                f"{self.run_dir}: {what} with an id starting {prefix!r}; give "
+                "a longer prefix of an evaluated program's id (see 'evo status')"
+            )
         return hits[0]
 
 
@@ -116,8 +118,9 @@ def load_run(run_dir: str | Path) -> RunData:
     """
     path = Path(run_dir)
     if not path.is_dir():
-        raise AnalysisError(f"{path}: no such run dir; check the path (a run dir is made by "
-                            "'evo run')")
+        raise AnalysisError(
+            f"{path}: no such run dir; check the path (a run dir is made by 'evo run')"
+        )
     try:
         store = RunStore.read(path)
     except StoreError as e:
@@ -126,19 +129,29 @@ def load_run(run_dir: str | Path) -> RunData:
     fidelity = meta.get("fidelity") or (store.fidelities[-1] if store.fidelities else "")
     history = [r for r in store.history if r.fidelity == fidelity]
     if not store.programs:
-        raise AnalysisError(f"{path}: empty run, no program recorded yet; start it with "
-                            "'evo run' and analyse it once the seed is evaluated")
+        raise AnalysisError(
+            f"{path}: empty run, no program recorded yet; start it with "
+            "'evo run' and analyse it once the seed is evaluated"
+        )
     if not history:
-        raise AnalysisError(f"{path}: no evaluation has finished yet (the seed's baseline is "
-                            "still running?); try again in a moment")
+        raise AnalysisError(
+            f"{path}: no evaluation has finished yet (the seed's baseline is "
+            "still running?); try again in a moment"
+        )
     direction = meta.get("direction") or store.direction
     return RunData(
-        run_dir=path, name=path.resolve().name, store=store, fidelity=fidelity,
-        metric=meta.get("metric") or "fitness", direction=direction, history=history,
+        run_dir=path,
+        name=path.resolve().name,
+        store=store,
+        fidelity=fidelity,
+        metric=meta.get("metric") or "fitness",
+        direction=direction,
+        history=history,
         config=_read_toml(path / "config.toml"),
         operators=_read_json(path / "operators.json"),
         counters=_read_json(path / "counters.json"),
-        summary=_read_json(path / "summary.json"))
+        summary=_read_json(path / "summary.json"),
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

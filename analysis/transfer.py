@@ -54,9 +54,11 @@ def transfers(run: RunData, seed: int = 0) -> list[Transfer]:
 
 def transfer(run: RunData, low: str, high: str, seed: int = 0) -> Transfer:
     progs = run.store.programs
-    pairs = sorted((pid, p.fitness, progs[(pid, high)].fitness)
-                   for (pid, fid), p in progs.items()
-                   if fid == low and p.ok and (pid, high) in progs and progs[(pid, high)].ok)
+    pairs = sorted(
+        (pid, p.fitness, progs[(pid, high)].fitness)
+        for (pid, fid), p in progs.items()
+        if fid == low and p.ok and (pid, high) in progs and progs[(pid, high)].ok
+    )
     rho, interval = None, None
     if len(pairs) >= 3:
         lo = np.array([a for _, a, _ in pairs])
@@ -71,13 +73,15 @@ def transfer(run: RunData, low: str, high: str, seed: int = 0) -> Transfer:
             if pid == run.seed_id or gain_low <= 0:
                 continue
             gain_high = sign * (b - seed_hi.fitness)
-            survivors.append(Survivor(pid, progs[(pid, low)].description, gain_low, gain_high,
-                                      gain_high > 0))
+            survivors.append(
+                Survivor(pid, progs[(pid, low)].description, gain_low, gain_high, gain_high > 0)
+            )
     return Transfer(low, high, pairs, rho, interval, survivors)
 
 
-def _spearman(a: np.ndarray, b: np.ndarray, rng: np.random.Generator
-              ) -> tuple[float | None, tuple[float, float] | None]:
+def _spearman(
+    a: np.ndarray, b: np.ndarray, rng: np.random.Generator
+) -> tuple[float | None, tuple[float, float] | None]:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return None, None
     rho = round(float(spearmanr(a, b).statistic), 12)  # 1.0, not 0.9999999999999999
@@ -105,20 +109,27 @@ def render_transfers(run: RunData) -> list[str]:
         if t.spearman is None:
             corr = f"too few programs at both levels to rank ({len(t.pairs)})"
         else:
-            ci = (f" (95% bootstrap interval {t.interval[0]:.2f} to {t.interval[1]:.2f})"
-                  if t.interval else "")
+            ci = (
+                f" (95% bootstrap interval {t.interval[0]:.2f} to {t.interval[1]:.2f})"
+                if t.interval
+                else ""
+            )
             corr = f"Spearman rank correlation **{t.spearman:.2f}**{ci}"
-        m += [f"`{t.low}` -> `{t.high}`: {len(t.pairs)} programs evaluated at both; {corr}.",
-              ""]
+        m += [f"`{t.low}` -> `{t.high}`: {len(t.pairs)} programs evaluated at both; {corr}.", ""]
         if t.survivors:
             kept = sum(s.survived for s in t.survivors)
-            m += [f"{kept} of {len(t.survivors)} improvements over the seed at `{t.low}` "
-                  f"survived promotion to `{t.high}`.", "",
-                  f"| program | edit | gain at {t.low} | gain at {t.high} | survived |",
-                  "| --- | --- | --- | --- | --- |"]
-            m += [f"| `{s.id[:12]}` | {s.description[:60].replace('|', '/')} | "
-                  f"{s.gain_low:+.4g} | {s.gain_high:+.4g} | {'yes' if s.survived else 'no'} |"
-                  for s in t.survivors]
+            m += [
+                f"{kept} of {len(t.survivors)} improvements over the seed at `{t.low}` "
+                f"survived promotion to `{t.high}`.",
+                "",
+                f"| program | edit | gain at {t.low} | gain at {t.high} | survived |",
+                "| --- | --- | --- | --- | --- |",
+            ]
+            m += [
+                f"| `{s.id[:12]}` | {s.description[:60].replace('|', '/')} | "
+                f"{s.gain_low:+.4g} | {s.gain_high:+.4g} | {'yes' if s.survived else 'no'} |"
+                for s in t.survivors
+            ]
             m.append("")
     return m
 
@@ -142,8 +153,9 @@ def plot_transfer(runs: list[RunData]) -> Figure:
         ax.scatter(xs, ys, s=24, color="tab:blue", label="program")
         seeds = [(a, b) for pid, a, b in t.pairs if pid == run.seed_id]
         if seeds:
-            ax.scatter(*zip(*seeds, strict=True), s=60, color="tab:orange", marker="*",
-                       label="seed")
+            ax.scatter(
+                *zip(*seeds, strict=True), s=60, color="tab:orange", marker="*", label="seed"
+            )
         rho = "-" if t.spearman is None else f"{t.spearman:.2f}"
         ax.set_title(f"{t.low} -> {t.high}: Spearman {rho}")
         ax.set_xlabel(f"{run.metric} at {t.low}")

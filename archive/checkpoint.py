@@ -37,8 +37,17 @@ from archive.program import Program, SeedRun
 SCHEMA_VERSION = 1
 FORMAT = "evo-archive"
 
-_STR = ("id", "fidelity", "source", "operator", "description", "idea", "status", "reason",
-        "stderr_tail")
+_STR = (
+    "id",
+    "fidelity",
+    "source",
+    "operator",
+    "description",
+    "idea",
+    "status",
+    "reason",
+    "stderr_tail",
+)
 _JSON = ("parents", "runs", "descriptors")
 _INT = ("birth", "tokens")
 _FLOAT = ("wall_time", "cost")
@@ -72,7 +81,9 @@ class Checkpoint:
     programs: list[Program]
     fidelities: list[str]
     qd_offsets: dict[str, float | None]
-    elites: list[tuple[str, int, str, float, tuple[str, ...]]]  # fidelity, cell, id, fitness, labels
+    elites: list[
+        tuple[str, int, str, float, tuple[str, ...]]
+    ]  # fidelity, cell, id, fitness, labels
     history: list[HistoryRow]
     centroids: np.ndarray | None = None
 
@@ -96,11 +107,18 @@ def write_checkpoint(path: Path, cp: Checkpoint) -> None:
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     try:
         with h5py.File(tmp, "w", locking=False) as f:
-            f.attrs.update({
-                "schema_version": SCHEMA_VERSION, "format": FORMAT,
-                "meta": json.dumps(cp.meta), "config": json.dumps(cp.config),
-                "journal_seq": cp.journal_seq, "journal_segment": cp.journal_segment,
-                "fidelities": json.dumps(cp.fidelities), "qd_offsets": json.dumps(cp.qd_offsets)})
+            f.attrs.update(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "format": FORMAT,
+                    "meta": json.dumps(cp.meta),
+                    "config": json.dumps(cp.config),
+                    "journal_seq": cp.journal_seq,
+                    "journal_segment": cp.journal_segment,
+                    "fidelities": json.dumps(cp.fidelities),
+                    "qd_offsets": json.dumps(cp.qd_offsets),
+                }
+            )
             g = f.create_group("programs")
             ps = cp.programs
             for name in _STR:
@@ -160,28 +178,35 @@ def read_checkpoint(path: Path) -> Checkpoint:
         StoreError: missing, unreadable or damaged file, or a schema newer than this code.
     """
     if not path.is_file():
-        raise StoreError(f"{path}: missing; {path.parent} is not an evo run dir (a run "
-                         "creates it), check the path")
+        raise StoreError(
+            f"{path}: missing; {path.parent} is not an evo run dir (a run "
+            "creates it), check the path"
+        )
     try:
         f = h5py.File(path, "r", locking=False)
     except OSError as e:
-        raise StoreError(f"{path}: not a readable HDF5 file ({_first_line(e)}); restore it "
-                         "from a backup or start a new run dir") from None
+        raise StoreError(
+            f"{path}: not a readable HDF5 file ({_first_line(e)}); restore it "
+            "from a backup or start a new run dir"
+        ) from None
     try:
         with f:
             version = f.attrs.get("schema_version")
             if version is None or f.attrs.get("format") != FORMAT:
-                raise StoreError(f"{path}: not an evo archive (no schema_version); check the "
-                                 "path")
+                raise StoreError(f"{path}: not an evo archive (no schema_version); check the path")
             if int(version) > SCHEMA_VERSION:
-                raise StoreError(f"{path}: schema version {int(version)} is newer than this evo "
-                                 f"reads ({SCHEMA_VERSION}); upgrade evo")
+                raise StoreError(
+                    f"{path}: schema version {int(version)} is newer than this evo "
+                    f"reads ({SCHEMA_VERSION}); upgrade evo"
+                )
             return _read(f)
     except StoreError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        raise StoreError(f"{path}: damaged archive ({_first_line(e)}); restore it from a "
-                         "backup or start a new run dir") from None
+        raise StoreError(
+            f"{path}: damaged archive ({_first_line(e)}); restore it from a "
+            "backup or start a new run dir"
+        ) from None
 
 
 def _read(f: h5py.File) -> Checkpoint:
@@ -201,9 +226,16 @@ def _read(f: h5py.File) -> Checkpoint:
         kw["descriptors"] = json.loads(kw["descriptors"])
         programs.append(Program(**kw))
     e = f["elites"]
-    elites = list(zip(_str_col(e, "fidelity"), [int(c) for c in e["cell"][()]],
-                      _str_col(e, "id"), [float(v) for v in e["fitness"][()]],
-                      [tuple(json.loads(v)) for v in _str_col(e, "labels")], strict=True))
+    elites = list(
+        zip(
+            _str_col(e, "fidelity"),
+            [int(c) for c in e["cell"][()]],
+            _str_col(e, "id"),
+            [float(v) for v in e["fitness"][()]],
+            [tuple(json.loads(v)) for v in _str_col(e, "labels")],
+            strict=True,
+        )
+    )
     h = f["history"]
     hist_cols = []
     for name in HistoryRow._fields:
@@ -219,11 +251,17 @@ def _read(f: h5py.File) -> Checkpoint:
     history = [HistoryRow(*row) for row in zip(*hist_cols, strict=True)]
     a = f.attrs
     return Checkpoint(
-        config=json.loads(a["config"]), meta=json.loads(a["meta"]),
-        journal_seq=int(a["journal_seq"]), journal_segment=int(a["journal_segment"]),
-        programs=programs, fidelities=json.loads(a["fidelities"]),
-        qd_offsets=json.loads(a["qd_offsets"]), elites=elites, history=history,
-        centroids=f["cvt_centroids"][()] if "cvt_centroids" in f else None)
+        config=json.loads(a["config"]),
+        meta=json.loads(a["meta"]),
+        journal_seq=int(a["journal_seq"]),
+        journal_segment=int(a["journal_segment"]),
+        programs=programs,
+        fidelities=json.loads(a["fidelities"]),
+        qd_offsets=json.loads(a["qd_offsets"]),
+        elites=elites,
+        history=history,
+        centroids=f["cvt_centroids"][()] if "cvt_centroids" in f else None,
+    )
 
 
 def _first_line(e: BaseException) -> str:

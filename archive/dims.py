@@ -47,7 +47,9 @@ class Dim:
             raise ValueError(f"{where}: kind must be one of {list(KINDS)}, got {self.kind!r}")
         if self.kind == "category":
             if not self.categories or len(set(self.categories)) != len(self.categories):
-                raise ValueError(f"{where}: categories must be a non-empty tuple of distinct labels")
+                raise ValueError(
+                    f"{where}: categories must be a non-empty tuple of distinct labels"
+                )
             object.__setattr__(self, "categories", tuple(self.categories))
             return
         if int(self.bins) < 1:
@@ -61,9 +63,11 @@ class Dim:
         ranges = tuple((float(lo), float(hi)) for lo, hi in self.ranges)
         object.__setattr__(self, "ranges", ranges)
         if self.dimension < 1 or len(ranges) != self.dimension:
-            raise ValueError(f"{where}: a cvt dim needs dimension >= 1 and one (low, high) "
-                             f"range per component, got dimension={self.dimension}, "
-                             f"{len(ranges)} ranges")
+            raise ValueError(
+                f"{where}: a cvt dim needs dimension >= 1 and one (low, high) "
+                f"range per component, got dimension={self.dimension}, "
+                f"{len(ranges)} ranges"
+            )
         if any(not lo < hi for lo, hi in ranges):
             raise ValueError(f"{where}: every cvt range needs low < high, got {ranges}")
 
@@ -86,14 +90,17 @@ class Dim:
             return [f"c{i}" for i in range(self.size)]
         edges = np.linspace(*self.bounds(), self.size + 1)
         if self.log:
-            edges = 10.0 ** edges
+            edges = 10.0**edges
         return [f"{lo:.3g}..{hi:.3g}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
 
     def measure(self, value: Any) -> tuple[Any, str]:
         """The coordinate pyribs bins for ``value``, or ``(None, reason)`` when it is unusable."""
         if self.kind == "category":
             if value not in self.categories:
-                return None, f"descriptor {self.name!r}={value!r} is not one of {list(self.categories)}"
+                return (
+                    None,
+                    f"descriptor {self.name!r}={value!r} is not one of {list(self.categories)}",
+                )
             return value, ""
         if self.kind == "cvt":
             try:
@@ -101,8 +108,10 @@ class Dim:
             except (TypeError, ValueError):
                 return None, f"descriptor {self.name!r}={value!r} is not a numeric vector"
             if vec.shape != (self.dimension,) or not np.all(np.isfinite(vec)):
-                return None, (f"descriptor {self.name!r} must be {self.dimension} finite numbers, "
-                              f"got {value!r}")
+                return None, (
+                    f"descriptor {self.name!r} must be {self.dimension} finite numbers, "
+                    f"got {value!r}"
+                )
             return vec, ""
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
             return None, f"descriptor {self.name!r}={value!r} is not a number"
@@ -122,16 +131,31 @@ class Dim:
         return min(max(idx, 0), self.size - 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "low": self.low, "high": self.high,
-                "bins": self.bins, "log": self.log, "categories": list(self.categories),
-                "dimension": self.dimension, "ranges": [list(r) for r in self.ranges]}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "low": self.low,
+            "high": self.high,
+            "bins": self.bins,
+            "log": self.log,
+            "categories": list(self.categories),
+            "dimension": self.dimension,
+            "ranges": [list(r) for r in self.ranges],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Dim:
-        return cls(name=d["name"], kind=d["kind"], low=float(d["low"]), high=float(d["high"]),
-                   bins=int(d["bins"]), log=bool(d["log"]),
-                   categories=tuple(d["categories"]), dimension=int(d["dimension"]),
-                   ranges=tuple(tuple(r) for r in d["ranges"]))
+        return cls(
+            name=d["name"],
+            kind=d["kind"],
+            low=float(d["low"]),
+            high=float(d["high"]),
+            bins=int(d["bins"]),
+            log=bool(d["log"]),
+            categories=tuple(d["categories"]),
+            dimension=int(d["dimension"]),
+            ranges=tuple(tuple(r) for r in d["ranges"]),
+        )
 
     @classmethod
     def from_spec(cls, spec: Any, *, log: bool = False) -> Dim:
@@ -147,5 +171,11 @@ class Dim:
         if spec.range is None:
             raise ValueError(f"descriptor {spec.name!r}: needs a range or categories")
         low, high = spec.range
-        return cls(name=spec.name, kind="grid", low=float(low), high=float(high),
-                   bins=int(spec.bins), log=log)
+        return cls(
+            name=spec.name,
+            kind="grid",
+            low=float(low),
+            high=float(high),
+            bins=int(spec.bins),
+            log=log,
+        )

@@ -101,9 +101,16 @@ class EliteArchive:
         'new'
     """
 
-    def __init__(self, *, dims: Sequence[Dim], direction: str = "minimize", z: float = 0.0,
-                 qd_offset: float | None = None, seed: int | None = None,
-                 centroids: np.ndarray | None = None):
+    def __init__(
+        self,
+        *,
+        dims: Sequence[Dim],
+        direction: str = "minimize",
+        z: float = 0.0,
+        qd_offset: float | None = None,
+        seed: int | None = None,
+        centroids: np.ndarray | None = None,
+    ):
         """Build an empty archive.
 
         Args:
@@ -127,14 +134,15 @@ class EliteArchive:
         if "cvt" in kinds and len(dims) != 1:
             raise ValueError("EliteArchive: a cvt dim must be the only dim")
         if direction not in DIRECTIONS:
-            raise ValueError(f"EliteArchive: direction must be one of {list(DIRECTIONS)}, "
-                             f"got {direction!r}")
+            raise ValueError(
+                f"EliteArchive: direction must be one of {list(DIRECTIONS)}, got {direction!r}"
+            )
         if not (math.isfinite(z) and z >= 0):
             raise ValueError(f"EliteArchive: z must be a finite number >= 0, got {z}")
         if qd_offset is not None and not math.isfinite(qd_offset):
             raise ValueError(f"EliteArchive: qd_offset must be finite, got {qd_offset}")
         self.dims, self.direction, self.z, self.seed = dims, direction, float(z), seed
-        self.mode = ("cvt" if "cvt" in kinds else "grid" if kinds == {"grid"} else "categorical")
+        self.mode = "cvt" if "cvt" in kinds else "grid" if kinds == {"grid"} else "categorical"
         self._offset = None if qd_offset is None else float(qd_offset)
         self._labels = [d.labels() for d in dims]
         self._archive = self._make_ribs(centroids)
@@ -143,18 +151,28 @@ class EliteArchive:
     def _make_ribs(self, centroids: np.ndarray | None) -> Any:
         ribs = _ribs()
         if self.mode == "grid":
-            return ribs.GridArchive(solution_dim=1, dims=[d.size for d in self.dims],
-                                    ranges=[d.bounds() for d in self.dims], seed=self.seed)
+            return ribs.GridArchive(
+                solution_dim=1,
+                dims=[d.size for d in self.dims],
+                ranges=[d.bounds() for d in self.dims],
+                seed=self.seed,
+            )
         if self.mode == "categorical":
-            return ribs.CategoricalArchive(solution_dim=1, seed=self.seed,
-                                           categories=self._labels)
+            return ribs.CategoricalArchive(solution_dim=1, seed=self.seed, categories=self._labels)
         (d,) = self.dims
         if centroids is None:
             centroids, _ = ribs.k_means_centroids(
-                centroids=d.size, ranges=d.ranges, samples=max(10_000, 50 * d.size),
-                seed=0 if self.seed is None else self.seed)
-        return ribs.CVTArchive(solution_dim=1, centroids=np.asarray(centroids, dtype=np.float64),
-                               ranges=d.ranges, seed=self.seed)
+                centroids=d.size,
+                ranges=d.ranges,
+                samples=max(10_000, 50 * d.size),
+                seed=0 if self.seed is None else self.seed,
+            )
+        return ribs.CVTArchive(
+            solution_dim=1,
+            centroids=np.asarray(centroids, dtype=np.float64),
+            ranges=d.ranges,
+            seed=self.seed,
+        )
 
     def _reset(self) -> None:
         self._cells: dict[int, _Elite] = {}
@@ -235,8 +253,11 @@ class EliteArchive:
 
     def _check(self, program: Program, cell: bool = True) -> tuple[Any, int, float] | AddResult:
         if not program.ok:
-            why = (f"status {program.status!r}" if program.status != "ok"
-                   else f"fitness {program.fitness!r} is not a finite number")
+            why = (
+                f"status {program.status!r}"
+                if program.status != "ok"
+                else f"fitness {program.fitness!r} is not a finite number"
+            )
             return AddResult("rejected", reason=f"{program.id}: {why}; only ok programs are elites")
         if program.fitness_std is not None and not math.isfinite(program.fitness_std):
             return AddResult("rejected", reason=f"{program.id}: fitness_std is not finite")
@@ -275,8 +296,10 @@ class EliteArchive:
         status = _RIBS_STATUS[int(info["status"])]
         expected = "new" if cur is None else "improved"
         if status != expected:
-            raise RuntimeError(f"pyribs answered {status!r} where {expected!r} was expected "
-                               f"for {program.id} in cell {cell}")
+            raise RuntimeError(
+                f"pyribs answered {status!r} where {expected!r} was expected "
+                f"for {program.id} in cell {cell}"
+            )
         if slot == len(self._ids):
             self._ids.append(program.id)
             self._slot[program.id] = slot
@@ -326,8 +349,9 @@ class EliteArchive:
         """
         programs = list(programs)
         checked = [self._check(p, cell=False) for p in programs]
-        valid = [(p, c) for p, c in zip(programs, checked, strict=True)
-                 if not isinstance(c, AddResult)]
+        valid = [
+            (p, c) for p, c in zip(programs, checked, strict=True) if not isinstance(c, AddResult)
+        ]
         self._archive.clear()
         self._reset()
         if not valid:
@@ -348,7 +372,8 @@ class EliteArchive:
         info = self._archive.add(
             np.array([[float(self._slot[winners[c][0].id])] for c in order]),
             np.array([winners[c][2] for c in order]),
-            np.stack([winners[c][1] for c in order]))
+            np.stack([winners[c][1] for c in order]),
+        )
         if not np.all(info["status"] == 2):
             raise RuntimeError("pyribs refused an elite while rebuilding an empty archive")
         for cell in order:
@@ -384,6 +409,11 @@ class EliteArchive:
         n, cells = len(self._cells), self.cell_count
         best = self._best
         return ArchiveStats(
-            elites=n, cells=cells, coverage=n / cells, qd_score=float(self._qd_sum),
-            best_id=best.id if best else None, best_fitness=best.fitness if best else None,
-            mean_fitness=float(self._fitness_sum / n) if n else None)
+            elites=n,
+            cells=cells,
+            coverage=n / cells,
+            qd_score=float(self._qd_sum),
+            best_id=best.id if best else None,
+            best_fitness=best.fitness if best else None,
+            mean_fitness=float(self._fitness_sum / n) if n else None,
+        )

@@ -66,9 +66,11 @@ class Replay:
 
 
 def _corrupt(path: Path, line: int, why: str) -> StoreError:
-    return StoreError(f"{path}: line {line} is corrupt ({why}) and is not the torn tail of a "
-                      "crash; restore the file from a backup, or delete that line to drop the "
-                      "record")
+    return StoreError(
+        f"{path}: line {line} is corrupt ({why}) and is not the torn tail of a "
+        "crash; restore the file from a backup, or delete that line to drop the "
+        "record"
+    )
 
 
 def read_journal(journal_dir: Path, after_seq: int, first_segment: int) -> Replay:
@@ -94,8 +96,11 @@ def read_journal(journal_dir: Path, after_seq: int, first_segment: int) -> Repla
                 break  # the file ends with a newline
             try:
                 rec = json.loads(raw)
-                if not (isinstance(rec, dict) and isinstance(rec.get("seq"), int)
-                        and isinstance(rec.get("program"), dict)):
+                if not (
+                    isinstance(rec, dict)
+                    and isinstance(rec.get("seq"), int)
+                    and isinstance(rec.get("program"), dict)
+                ):
                     raise ValueError("not a journal record")
                 if final:
                     raise ValueError("no newline at the end")
@@ -106,9 +111,11 @@ def read_journal(journal_dir: Path, after_seq: int, first_segment: int) -> Repla
             seq = rec["seq"]
             if seq > after_seq:
                 if seq != last + 1:
-                    raise JournalGap(f"{path}: line {lineno} has record {seq} but {last + 1} "
-                                     "was expected; journal records are missing, restore the "
-                                     "journal/ folder from a backup")
+                    raise JournalGap(
+                        f"{path}: line {lineno} has record {seq} but {last + 1} "
+                        "was expected; journal records are missing, restore the "
+                        "journal/ folder from a backup"
+                    )
                 records.append(rec)
                 last = seq
             good, pos = end, end
@@ -158,7 +165,7 @@ class JournalWriter:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             _sync(self._fd)
         except OSError:
             os.ftruncate(self._fd, self._size)  # a partial line would corrupt the middle

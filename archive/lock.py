@@ -76,8 +76,10 @@ class RunLock:
             lock = cls(path, fd)
             lock._write_holder()
             return lock
-        raise LockError(f"{path}: could not take the lock (it keeps changing hands); "
-                        "another evo process is starting on this run dir, stop it or wait")
+        raise LockError(
+            f"{path}: could not take the lock (it keeps changing hands); "
+            "another evo process is starting on this run dir, stop it or wait"
+        )
 
     @classmethod
     def _take_over(cls, path: Path) -> RunLock | None:
@@ -131,16 +133,22 @@ class RunLock:
     def _held(path: Path, holder: dict[str, str]) -> LockError:
         run_dir = path.parent
         if holder.get("host") not in (None, socket.gethostname()):
-            return LockError(f"{run_dir} is locked by pid {holder.get('pid')} on host "
-                             f"{holder.get('host')}; stop it there, or delete {path} if that "
-                             "host is down")
-        return LockError(f"{run_dir} is locked by pid {holder.get('pid')} (alive, since "
-                         f"{holder.get('started', '?')}); stop it or wait")
+            return LockError(
+                f"{run_dir} is locked by pid {holder.get('pid')} on host "
+                f"{holder.get('host')}; stop it there, or delete {path} if that "
+                "host is down"
+            )
+        return LockError(
+            f"{run_dir} is locked by pid {holder.get('pid')} (alive, since "
+            f"{holder.get('started', '?')}); stop it or wait"
+        )
 
     def _write_holder(self) -> None:
         pid = os.getpid()
-        text = (f"pid={pid}\nhost={socket.gethostname()}\n"
-                f"started={time.strftime('%Y-%m-%dT%H:%M:%S%z')}\nproc_start={_proc_start(pid)}\n")
+        text = (
+            f"pid={pid}\nhost={socket.gethostname()}\n"
+            f"started={time.strftime('%Y-%m-%dT%H:%M:%S%z')}\nproc_start={_proc_start(pid)}\n"
+        )
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, text.encode(), 0)
         os.fsync(self._fd)

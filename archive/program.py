@@ -24,14 +24,21 @@ class SeedRun:
     wall_time: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "status": self.status, "metrics": dict(self.metrics),
-                "wall_time": self.wall_time}
+        return {
+            "seed": self.seed,
+            "status": self.status,
+            "metrics": dict(self.metrics),
+            "wall_time": self.wall_time,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeedRun:
-        return cls(seed=int(d["seed"]), status=str(d["status"]),
-                   metrics={k: float(v) for k, v in d.get("metrics", {}).items()},
-                   wall_time=float(d.get("wall_time", 0.0)))
+        return cls(
+            seed=int(d["seed"]),
+            status=str(d["status"]),
+            metrics={k: float(v) for k, v in d.get("metrics", {}).items()},
+            wall_time=float(d.get("wall_time", 0.0)),
+        )
 
 
 @dataclass

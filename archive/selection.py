@@ -18,13 +18,16 @@ def _ranked(elites: Sequence[Program], direction: str) -> list[int]:
     """Indices of ``elites`` from worst to best; ties are broken by id, so the order does not
     depend on the order of the list."""
     sign = -1.0 if direction == "maximize" else 1.0
-    best_first = sorted(range(len(elites)),  # equal fitness: the smaller id ranks higher
-                        key=lambda i: (sign * float(elites[i].fitness), elites[i].id))  # type: ignore[arg-type]
+    best_first = sorted(
+        range(len(elites)),  # equal fitness: the smaller id ranks higher
+        key=lambda i: (sign * float(elites[i].fitness), elites[i].id),
+    )  # type: ignore[arg-type]
     return best_first[::-1]
 
 
-def weights(elites: Sequence[Program], offspring_counts: Mapping[str, int],
-            direction: str = "minimize") -> np.ndarray:
+def weights(
+    elites: Sequence[Program], offspring_counts: Mapping[str, int], direction: str = "minimize"
+) -> np.ndarray:
     """Selection probabilities of the ``weighted`` strategy, in the order of ``elites``.
 
     ``w_i = sigmoid(s * (r_i - 0.5)) / (1 + n_i)``, where ``r_i`` is the elite's fitness rank
@@ -41,9 +44,15 @@ def weights(elites: Sequence[Program], offspring_counts: Mapping[str, int],
     return w / w.sum()
 
 
-def select_parents(strategy: str, elites: Sequence[Program], k: int, rng: np.random.Generator,
-                   offspring_counts: Mapping[str, int] | None = None, *,
-                   direction: str = "minimize") -> list[Program]:
+def select_parents(
+    strategy: str,
+    elites: Sequence[Program],
+    k: int,
+    rng: np.random.Generator,
+    offspring_counts: Mapping[str, int] | None = None,
+    *,
+    direction: str = "minimize",
+) -> list[Program]:
     """Pick ``k`` parents (with replacement) from ``elites``.
 
     Args:
@@ -66,7 +75,9 @@ def select_parents(strategy: str, elites: Sequence[Program], k: int, rng: np.ran
         ['b', 'b']
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown selection strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+        raise ValueError(
+            f"unknown selection strategy {strategy!r}; choose one of {list(STRATEGIES)}"
+        )
     if direction not in ("minimize", "maximize"):
         raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
     if not elites:
@@ -78,5 +89,7 @@ def select_parents(strategy: str, elites: Sequence[Program], k: int, rng: np.ran
     if strategy == "uniform":
         picks = rng.integers(0, len(elites), size=k)
     else:
-        picks = rng.choice(len(elites), size=k, p=weights(elites, offspring_counts or {}, direction))
+        picks = rng.choice(
+            len(elites), size=k, p=weights(elites, offspring_counts or {}, direction)
+        )
     return [elites[int(i)] for i in picks]

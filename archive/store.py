@@ -84,8 +84,10 @@ class RunStore:
             rows = [r for r in cp.elites if r[0] == fid]
             arch.rebuild(self.programs[(r[2], fid)] for r in rows)
             if [(c.cell, c.id) for c in arch.cells()] != sorted((r[1], r[2]) for r in rows):
-                raise StoreError(f"{run_dir / ARCHIVE}: the elites of fidelity {fid!r} do not "
-                                 "match its programs; restore the file from a backup")
+                raise StoreError(
+                    f"{run_dir / ARCHIVE}: the elites of fidelity {fid!r} do not "
+                    "match its programs; restore the file from a backup"
+                )
         for rec in replay.records:
             self._apply(rec)
             self._seq = rec["seq"]
@@ -93,15 +95,27 @@ class RunStore:
     # ---- opening ----
 
     def _config_archive(self, qd_offset: float | None) -> EliteArchive:
-        return EliteArchive(dims=self.dims, direction=self.direction, z=self.z,
-                            qd_offset=qd_offset if qd_offset is not None else
-                            self.config.get("qd_offset"),
-                            seed=self.config.get("seed"), centroids=self._centroids)
+        return EliteArchive(
+            dims=self.dims,
+            direction=self.direction,
+            z=self.z,
+            qd_offset=qd_offset if qd_offset is not None else self.config.get("qd_offset"),
+            seed=self.config.get("seed"),
+            centroids=self._centroids,
+        )
 
     @classmethod
-    def create(cls, run_dir: str | Path, *, dims: Sequence[Dim], direction: str,
-               z: float = 0.0, meta: dict[str, Any] | None = None,
-               qd_offset: float | None = None, seed: int | None = None) -> RunStore:
+    def create(
+        cls,
+        run_dir: str | Path,
+        *,
+        dims: Sequence[Dim],
+        direction: str,
+        z: float = 0.0,
+        meta: dict[str, Any] | None = None,
+        qd_offset: float | None = None,
+        seed: int | None = None,
+    ) -> RunStore:
         """Start a new run in ``run_dir`` (created if missing) and return it open for writing.
 
         Args:
@@ -120,23 +134,40 @@ class RunStore:
         run_dir = Path(run_dir)
         path = run_dir / ARCHIVE
         if path.exists():
-            raise StoreError(f"{path}: already exists; {run_dir} holds a run, resume it or "
-                             "choose a new run dir")
+            raise StoreError(
+                f"{path}: already exists; {run_dir} holds a run, resume it or choose a new run dir"
+            )
         if any(p.stat().st_size for _, p in list_segments(run_dir / JOURNAL)):
-            raise StoreError(f"{run_dir / JOURNAL}: holds records but {path} is missing; "
-                             "restore archive.h5 or choose a new run dir")
+            raise StoreError(
+                f"{run_dir / JOURNAL}: holds records but {path} is missing; "
+                "restore archive.h5 or choose a new run dir"
+            )
         probe = EliteArchive(dims=dims, direction=direction, z=z, qd_offset=qd_offset, seed=seed)
-        config = {"dims": [d.to_dict() for d in dims], "direction": direction, "z": float(z),
-                  "qd_offset": qd_offset, "seed": seed}
+        config = {
+            "dims": [d.to_dict() for d in dims],
+            "direction": direction,
+            "z": float(z),
+            "qd_offset": qd_offset,
+            "seed": seed,
+        }
         meta = dict(meta or {})
         json.dumps(meta)  # fail now, not at the first checkpoint
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock.acquire(run_dir)
         try:
             (run_dir / JOURNAL).mkdir(exist_ok=True)
-            cp = Checkpoint(config=config, meta=meta, journal_seq=0, journal_segment=1,
-                            programs=[], fidelities=[], qd_offsets={}, elites=[], history=[],
-                            centroids=probe.centroids)
+            cp = Checkpoint(
+                config=config,
+                meta=meta,
+                journal_seq=0,
+                journal_segment=1,
+                programs=[],
+                fidelities=[],
+                qd_offsets={},
+                elites=[],
+                history=[],
+                centroids=probe.centroids,
+            )
             write_checkpoint(path, cp)
             store = cls(run_dir, cp, Replay([], 0, None))
             store._become_writer(lock)
@@ -160,9 +191,11 @@ class RunStore:
             try:
                 return cls(run_dir, cp, replay)
             except (KeyError, TypeError, ValueError) as e:  # records that do not fit together
-                raise StoreError(f"{run_dir}: damaged run ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0][:100] if str(e) else ''}); restore "
-                                 "archive.h5 and journal/ from a backup") from None
+                raise StoreError(
+                    f"{run_dir}: damaged run ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:100] if str(e) else ''}); restore "
+                    "archive.h5 and journal/ from a backup"
+                ) from None
         raise AssertionError("unreachable")
 
     @classmethod
@@ -249,13 +282,17 @@ class RunStore:
         journal = self._require_writer()
         for program in programs:
             if program.status not in STATUSES and program.status != PENDING:
-                raise ValueError(f"program {program.id}: status {program.status!r} is not one "
-                                 f"of {[*STATUSES, PENDING]}")
+                raise ValueError(
+                    f"program {program.id}: status {program.status!r} is not one "
+                    f"of {[*STATUSES, PENDING]}"
+                )
             if not program.id or not program.fidelity:
                 raise ValueError(f"program {program.id!r}: id and fidelity must be non-empty")
         now = time.time()
-        records = [{"seq": self._seq + 1 + i, "t": now, "program": program_dict(p)}
-                   for i, p in enumerate(programs)]
+        records = [
+            {"seq": self._seq + 1 + i, "t": now, "program": program_dict(p)}
+            for i, p in enumerate(programs)
+        ]
         lines = journal.append_many(records)
         self._seq += len(records)
         # Apply the decoded lines, not `records`: live state is then exactly what replay gives.
@@ -271,13 +308,21 @@ class RunStore:
         """Write archive.h5 atomically with everything so far, then rotate the journal."""
         journal = self._require_writer()
         cp = Checkpoint(
-            config=self.config, meta=self.meta, journal_seq=self._seq,
-            journal_segment=journal.number + 1, programs=list(self.programs.values()),
+            config=self.config,
+            meta=self.meta,
+            journal_seq=self._seq,
+            journal_segment=journal.number + 1,
+            programs=list(self.programs.values()),
             fidelities=list(self._archives),
             qd_offsets={f: a.qd_offset for f, a in self._archives.items()},
-            elites=[(f, c.cell, c.id, c.fitness, c.labels)
-                    for f, a in self._archives.items() for c in a.cells()],
-            history=self.history, centroids=self._centroids)
+            elites=[
+                (f, c.cell, c.id, c.fitness, c.labels)
+                for f, a in self._archives.items()
+                for c in a.cells()
+            ],
+            history=self.history,
+            centroids=self._centroids,
+        )
         write_checkpoint(self.run_dir / ARCHIVE, cp)
         self._checkpoint_segment = journal.rotate()
         for n, path in list_segments(self.run_dir / JOURNAL):
@@ -326,10 +371,21 @@ class RunStore:
         if result.cell is not None and p.fidelity in self._members:
             self._members[p.fidelity][result.cell].append(p.key)
         s = arch.stats()
-        self.history.append(HistoryRow(
-            len(self.history), float(record["t"]), p.id, p.fidelity, p.status,
-            p.fitness if p.ok else None, s.best_fitness, s.elites, s.coverage, s.qd_score,
-            result.status))
+        self.history.append(
+            HistoryRow(
+                len(self.history),
+                float(record["t"]),
+                p.id,
+                p.fidelity,
+                p.status,
+                p.fitness if p.ok else None,
+                s.best_fitness,
+                s.elites,
+                s.coverage,
+                s.qd_score,
+                result.status,
+            )
+        )
         return result
 
     def _offer(self, arch: EliteArchive, p: Program) -> AddResult:
@@ -430,11 +486,13 @@ def program_dict(p: Program) -> dict[str, Any]:
 
 def _fingerprint(run_dir: Path) -> tuple[Any, ...]:
     """What changes on disk when a writer adds or checkpoints."""
+
     def stat(p: Path) -> tuple[int, int, int] | None:
         try:
             st = p.stat()
         except FileNotFoundError:
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns)
+
     segments = list_segments(run_dir / JOURNAL)
     return (stat(run_dir / ARCHIVE), tuple((n, stat(p)) for n, p in segments))

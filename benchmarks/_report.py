@@ -42,14 +42,22 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 def update_section(name: str, title: str, body: str, command: str) -> str:
     """Replace (or append) the section ``name`` of BENCHMARKS.md; returns the section text."""
     today = datetime.date.today().isoformat()
-    section = (f"<!-- begin {name} -->\n## {title}\n\n"
-               f"Machine: {machine()}. Date: {today}. Rerun: `{command}`\n\n{body.strip()}\n"
-               f"<!-- end {name} -->")
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else (
-        "# Benchmarks\n\nEach section is written by the script it names; numbers are from one run "
-        "on the machine it names. Compare ratios within a section, not across machines.\n")
-    pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->",
-                         re.S)
+    section = (
+        f"<!-- begin {name} -->\n## {title}\n\n"
+        f"Machine: {machine()}. Date: {today}. Rerun: `{command}`\n\n{body.strip()}\n"
+        f"<!-- end {name} -->"
+    )
+    text = (
+        BENCHMARKS_MD.read_text()
+        if BENCHMARKS_MD.exists()
+        else (
+            "# Benchmarks\n\nEach section is written by the script it names; numbers are from one run "
+            "on the machine it names. Compare ratios within a section, not across machines.\n"
+        )
+    )
+    pattern = re.compile(
+        rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S
+    )
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text)
     else:

@@ -26,9 +26,11 @@ import numpy as np
 from archive import Dim, Program, RunStore, SeedRun, select_parents
 from benchmarks._report import table, update_section
 
-DIMS = (Dim(name="depth", low=0, high=16, bins=16), Dim(name="lr", low=1e-5, high=1e-1, bins=8,
-                                                        log=True),
-        Dim(name="optimizer", kind="category", categories=("adam", "sgd", "muon")))
+DIMS = (
+    Dim(name="depth", low=0, high=16, bins=16),
+    Dim(name="lr", low=1e-5, high=1e-1, bins=8, log=True),
+    Dim(name="optimizer", kind="category", categories=("adam", "sgd", "muon")),
+)
 WINDOW = 1000  # adds timed at each size
 CHECKPOINT_AT = (10_000, 100_000)
 
@@ -72,18 +74,35 @@ def configure(model: torch.nn.Module) -> torch.optim.Optimizer:
 
 def make_child(i: int, rng: random.Random, parents: tuple[str, ...]) -> Program:
     depth, lr, opt = rng.randrange(0, 17), 10 ** rng.uniform(-5, -1), rng.choice(DIMS[2].categories)
-    source = TEMPLATE.format(i=i, depth=depth, width=rng.choice([64, 128, 256, 384]), lr=lr,
-                             warmup=rng.randrange(0, 500), opt=opt, wd=rng.random() * 0.1)
+    source = TEMPLATE.format(
+        i=i,
+        depth=depth,
+        width=rng.choice([64, 128, 256, 384]),
+        lr=lr,
+        warmup=rng.randrange(0, 500),
+        opt=opt,
+        wd=rng.random() * 0.1,
+    )
     status = "ok" if rng.random() < 0.85 else rng.choice(["crash", "timeout", "nan", "oom"])
     fitness = 3.0 + rng.random() if status == "ok" else None
     return Program(
-        id=hashlib.sha256(source.encode()).hexdigest()[:16], source=source, fidelity="tiny",
-        parents=parents, operator=rng.choice(["mutate_constants", "llm_mutate", "crossover"]),
-        description=f"DEPTH={depth}, LR={lr:.2g}, OPTIMIZER={opt}", birth=i, status=status,
+        id=hashlib.sha256(source.encode()).hexdigest()[:16],
+        source=source,
+        fidelity="tiny",
+        parents=parents,
+        operator=rng.choice(["mutate_constants", "llm_mutate", "crossover"]),
+        description=f"DEPTH={depth}, LR={lr:.2g}, OPTIMIZER={opt}",
+        birth=i,
+        status=status,
         runs=[SeedRun(seed=0, status=status, metrics={"val_bpb": fitness or 0.0}, wall_time=30.0)],
-        fitness=fitness, fitness_std=0.01 if fitness else None,
-        descriptors={"depth": depth, "lr": lr, "optimizer": opt}, wall_time=31.5, cost=0.002,
-        tokens=1800, reason="" if status == "ok" else f"{status} at step 120")
+        fitness=fitness,
+        fitness_std=0.01 if fitness else None,
+        descriptors={"depth": depth, "lr": lr, "optimizer": opt},
+        wall_time=31.5,
+        cost=0.002,
+        tokens=1800,
+        reason="" if status == "ok" else f"{status} at step 120",
+    )
 
 
 class FsyncProbe:
@@ -171,32 +190,61 @@ def main(argv: list[str] | None = None) -> int:
                 RunStore.read(tmp / "run")
                 reload = f"{time.perf_counter() - t:.2f}"
             s = store.elites("tiny").stats()
-            rows.append([f"{size:,}", f"{med * 1e3:.2f}", f"{p90 * 1e3:.2f}", f"{floor * 1e3:.2f}",
-                         f"{statistics.median(remeasure_times) * 1e3:.2f}",
-                         f"{uniform * 1e3:.3f}", f"{weighted * 1e3:.3f}", ckpt, mb, reload,
-                         f"{s.elites}/{s.cells}"])
-            print(f"  {size:,} programs: add median {med * 1e3:.2f} ms "
-                  f"(fdatasync {floor * 1e3:.2f} ms)", file=sys.stderr)
+            rows.append(
+                [
+                    f"{size:,}",
+                    f"{med * 1e3:.2f}",
+                    f"{p90 * 1e3:.2f}",
+                    f"{floor * 1e3:.2f}",
+                    f"{statistics.median(remeasure_times) * 1e3:.2f}",
+                    f"{uniform * 1e3:.3f}",
+                    f"{weighted * 1e3:.3f}",
+                    ckpt,
+                    mb,
+                    reload,
+                    f"{s.elites}/{s.cells}",
+                ]
+            )
+            print(
+                f"  {size:,} programs: add median {med * 1e3:.2f} ms "
+                f"(fdatasync {floor * 1e3:.2f} ms)",
+                file=sys.stderr,
+            )
         store.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    headers = ["programs", "add+journal median ms", "p90 ms", "disk fdatasync ms",
-               "elite re-measure ms",
-               "select uniform ms", "select weighted ms", "checkpoint s", "archive.h5 MB",
-               "reload s", "elites/cells"]
+    headers = [
+        "programs",
+        "add+journal median ms",
+        "p90 ms",
+        "disk fdatasync ms",
+        "elite re-measure ms",
+        "select uniform ms",
+        "select weighted ms",
+        "checkpoint s",
+        "archive.h5 MB",
+        "reload s",
+        "elites/cells",
+    ]
     body = table(headers, rows)
     lo, hi = sizes[0], sizes[-1]
     growth = medians[hi] / medians[lo]
-    body += (f"\n\nAdd + journal: one fsync'd JSON line per program (~1.5 KB source) then the "
-             f"elite update and a history row, timed over the last {WINDOW} adds at each size "
-             "(the disk's bare fdatasync is the floor); growth "
-             f"{lo:,} -> {hi:,}: {growth:.2f}x (goal <= 1.5x; goal <= 2 ms median at 100k). "
-             "Selection: elites as Programs + 8 parents. Elite re-measure: an elite re-added "
-             "worse, which rebuilds its cell. Checkpoint goal: 10k programs <= 2 s.")
+    body += (
+        f"\n\nAdd + journal: one fsync'd JSON line per program (~1.5 KB source) then the "
+        f"elite update and a history row, timed over the last {WINDOW} adds at each size "
+        "(the disk's bare fdatasync is the floor); growth "
+        f"{lo:,} -> {hi:,}: {growth:.2f}x (goal <= 1.5x; goal <= 2 ms median at 100k). "
+        "Selection: elites as Programs + 8 parents. Elite re-measure: an elite re-added "
+        "worse, which rebuilds its cell. Checkpoint goal: 10k programs <= 2 s."
+    )
     print(body)
     if not args.no_report:
-        update_section("archive", "Archive store (archive/)", body,
-                       "PYTHONPATH=. python benchmarks/archive_bench.py")
+        update_section(
+            "archive",
+            "Archive store (archive/)",
+            body,
+            "PYTHONPATH=. python benchmarks/archive_bench.py",
+        )
     return 0
 
 

@@ -30,11 +30,12 @@ from evo.target import TargetError, load_target
 
 ROOT = Path(__file__).resolve().parent.parent
 TINYGPT = ROOT / "targets" / "tinygpt"
-NOOP = ("import json, os\n"
-        "json.dump({'score': 0.0}, open(os.environ['EVO_RESULT'], 'w'))\n")
+NOOP = "import json, os\njson.dump({'score': 0.0}, open(os.environ['EVO_RESULT'], 'w'))\n"
 STEP_LINE = "    train_loss = h.step_done(loss)\n"
-STAMP = ("    if h.steps == 1:  # benchmark only: when the first step finished\n"
-         "        import time as _t; open('first_step.txt', 'w').write(repr(_t.time()))\n")
+STAMP = (
+    "    if h.steps == 1:  # benchmark only: when the first step finished\n"
+    "        import time as _t; open('first_step.txt', 'w').write(repr(_t.time()))\n"
+)
 
 
 def spawn_to_first_line(code: str) -> float:
@@ -70,9 +71,13 @@ def round_trip(tmp: Path, memory_mb: int | None) -> Callable[[], float]:
     counter = iter(range(10**6))
 
     def once() -> float:
-        job = EvalJob(argv=[sys.executable, "child.py"], files={"child.py": NOOP},
-                      workdir=tmp / f"noop{next(counter)}-{memory_mb}", metric="score",
-                      memory_mb=memory_mb)
+        job = EvalJob(
+            argv=[sys.executable, "child.py"],
+            files={"child.py": NOOP},
+            workdir=tmp / f"noop{next(counter)}-{memory_mb}",
+            metric="score",
+            memory_mb=memory_mb,
+        )
         t0 = time.perf_counter()
         result = run_job(job, Slot(0, None, 1))
         elapsed = time.perf_counter() - t0
@@ -96,21 +101,28 @@ def tinygpt_row(tmp: Path, root: Path) -> tuple[list[list[object]], str]:
     source = source.replace(STEP_LINE, STEP_LINE + STAMP, 1)
     workdir = tmp / "tinygpt"
     t0 = time.time()
-    r = evaluate_program(target, source, fidelity=fid.name, workdir=workdir,
-                         slot=Slot(0, None, 1))
+    r = evaluate_program(target, source, fidelity=fid.name, workdir=workdir, slot=Slot(0, None, 1))
     if r.status != "ok":
         return [], f"tinygpt row left out: the seed ended {r.status}: {r.reason}"
     first = float((workdir / "first_step.txt").read_text()) - t0
     m = r.metrics
-    rows = [["tinygpt tiny (1 thread): spawn to first training step", f"{first * 1000:.0f}",
-             "", "", "1"],
-            ["tinygpt tiny (1 thread): evaluation wall time", f"{r.wall_time * 1000:.0f}",
-             "", "", "1"]]
-    note = (f"tinygpt `tiny` on one CPU thread: **{m.get('tokens_per_s', float('nan')):,.0f} "
-            f"tokens/s** over {m.get('train_seconds', 0):.1f} s of timed training "
-            f"({m.get('steps', 0):.0f} steps, {m.get('params', 0):,.0f} params, "
-            f"val_bpb {m.get('val_bpb_init', float('nan')):.3f} -> "
-            f"{m.get('val_bpb', float('nan')):.3f}).")
+    rows = [
+        [
+            "tinygpt tiny (1 thread): spawn to first training step",
+            f"{first * 1000:.0f}",
+            "",
+            "",
+            "1",
+        ],
+        ["tinygpt tiny (1 thread): evaluation wall time", f"{r.wall_time * 1000:.0f}", "", "", "1"],
+    ]
+    note = (
+        f"tinygpt `tiny` on one CPU thread: **{m.get('tokens_per_s', float('nan')):,.0f} "
+        f"tokens/s** over {m.get('train_seconds', 0):.1f} s of timed training "
+        f"({m.get('steps', 0):.0f} steps, {m.get('params', 0):,.0f} params, "
+        f"val_bpb {m.get('val_bpb_init', float('nan')):.3f} -> "
+        f"{m.get('val_bpb', float('nan')):.3f})."
+    )
     return rows, note
 
 
@@ -126,30 +138,59 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="evo-eval-bench-") as d:
         tmp = Path(d)
-        rows.append(["spawn to first line: `python -c print()`",
-                     *stats(measure(lambda: spawn_to_first_line("print('up')"), args.repeats))])
-        rows.append(["spawn to `import torch` done",
-                     *stats(measure(lambda: spawn_to_first_line("import torch; print('up')"),
-                                    args.torch_repeats))])
-        rows.append(["bare `subprocess.run` of the no-op child (floor)",
-                     *stats(measure(lambda: plain_run(tmp), args.repeats))])
-        rows.append(["`run_job` round trip, no-op child",
-                     *stats(measure(round_trip(tmp, None), args.repeats))])
-        rows.append(["`run_job` round trip, no-op child, memory limit on",
-                     *stats(measure(round_trip(tmp, 512), args.repeats))])
+        rows.append(
+            [
+                "spawn to first line: `python -c print()`",
+                *stats(measure(lambda: spawn_to_first_line("print('up')"), args.repeats)),
+            ]
+        )
+        rows.append(
+            [
+                "spawn to `import torch` done",
+                *stats(
+                    measure(
+                        lambda: spawn_to_first_line("import torch; print('up')"), args.torch_repeats
+                    )
+                ),
+            ]
+        )
+        rows.append(
+            [
+                "bare `subprocess.run` of the no-op child (floor)",
+                *stats(measure(lambda: plain_run(tmp), args.repeats)),
+            ]
+        )
+        rows.append(
+            [
+                "`run_job` round trip, no-op child",
+                *stats(measure(round_trip(tmp, None), args.repeats)),
+            ]
+        )
+        rows.append(
+            [
+                "`run_job` round trip, no-op child, memory limit on",
+                *stats(measure(round_trip(tmp, 512), args.repeats)),
+            ]
+        )
         extra, note = tinygpt_row(tmp, args.tinygpt)
         rows += extra
-    body = (table(headers, rows) + "\n\n" + note + "\n\n"
-            "The round trip includes making the working dir, the allow-listed environment, "
-            "output pumping, the final kill sweep over `/proc` (session, process group, "
-            "descendants and the job marker) and result parsing. "
-            f"Cores: {cpu_count()}; 1-minute load average {load_before:.1f} before and "
-            f"{os.getloadavg()[0]:.1f} after (a load above the core count means other work "
-            "shared the CPUs and every row is slower than on an idle machine).")
+    body = (
+        table(headers, rows) + "\n\n" + note + "\n\n"
+        "The round trip includes making the working dir, the allow-listed environment, "
+        "output pumping, the final kill sweep over `/proc` (session, process group, "
+        "descendants and the job marker) and result parsing. "
+        f"Cores: {cpu_count()}; 1-minute load average {load_before:.1f} before and "
+        f"{os.getloadavg()[0]:.1f} after (a load above the core count means other work "
+        "shared the CPUs and every row is slower than on an idle machine)."
+    )
     print(body)
     if not args.no_write:
-        update_section("evaluator", "Evaluator start-up overhead", body,
-                       "PYTHONPATH=. python benchmarks/eval_bench.py")
+        update_section(
+            "evaluator",
+            "Evaluator start-up overhead",
+            body,
+            "PYTHONPATH=. python benchmarks/eval_bench.py",
+        )
 
 
 if __name__ == "__main__":

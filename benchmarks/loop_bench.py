@@ -34,8 +34,15 @@ TARGET = ROOT / "tests" / "fixtures" / "noisy_quadratic"
 
 
 def _config(run_dir: Path, evaluations: int, workers: int) -> dict:
-    cfg = evo.load_config(None, {"run.target": str(TARGET), "run.run_dir": str(run_dir),
-                                 "run.evaluations": evaluations, "backend.workers": workers})
+    cfg = evo.load_config(
+        None,
+        {
+            "run.target": str(TARGET),
+            "run.run_dir": str(run_dir),
+            "run.evaluations": evaluations,
+            "backend.workers": workers,
+        },
+    )
     cfg["run"]["pass_env"] = ["BOWL_SLEEP"]
     return cfg
 
@@ -51,8 +58,13 @@ def utilisation(tmp: Path, evaluations: int, sleep: float) -> dict:
     store = RunStore.read(run_dir)
     busy = sum(r.wall_time for p in store.programs.values() for r in p.runs)
     runs = sum(len(p.runs) for p in store.programs.values())
-    return {"runs": runs, "wall": wall, "busy": busy, "util": busy / (2 * wall),
-            "startup": total - wall}
+    return {
+        "runs": runs,
+        "wall": wall,
+        "busy": busy,
+        "util": busy / (2 * wall),
+        "startup": total - wall,
+    }
 
 
 def _populate(run_dir: Path, n: int, rng: np.random.Generator) -> None:
@@ -65,14 +77,25 @@ def _populate(run_dir: Path, n: int, rng: np.random.Generator) -> None:
         batch = []
         for i in range(n):
             f = float(rng.uniform(14.0, 40.0))  # worse than the seed: they stay in the archive
-            batch.append(Program(
-                id=f"{i:064x}", source=seed_src + f"\nPADDING_{i} = {i}\n", fidelity="default",
-                parents=(seed_id,), operator="constants", description=f"synthetic {i}",
-                birth=store.next_birth(), status="ok",
-                runs=[SeedRun(seed=0, status="ok", metrics={"loss": f}, wall_time=0.05)],
-                fitness=f, fitness_std=0.1,
-                descriptors={"region": str(rng.choice(labels)),
-                             "edit_size_bin": int(rng.integers(1, 8))}))
+            batch.append(
+                Program(
+                    id=f"{i:064x}",
+                    source=seed_src + f"\nPADDING_{i} = {i}\n",
+                    fidelity="default",
+                    parents=(seed_id,),
+                    operator="constants",
+                    description=f"synthetic {i}",
+                    birth=store.next_birth(),
+                    status="ok",
+                    runs=[SeedRun(seed=0, status="ok", metrics={"loss": f}, wall_time=0.05)],
+                    fitness=f,
+                    fitness_std=0.1,
+                    descriptors={
+                        "region": str(rng.choice(labels)),
+                        "edit_size_bin": int(rng.integers(1, 8)),
+                    },
+                )
+            )
             if len(batch) == 500:
                 store.add_many(batch)
                 batch = []
@@ -93,8 +116,13 @@ def overhead(tmp: Path, n: int, children: int) -> dict:
     search.run()
     cpu = time.thread_time() - t0
     wall = time.monotonic() - w0
-    return {"programs": n, "children": children, "cpu_ms": 1000 * cpu / children,
-            "wall_ms": 1000 * wall / children, "setup_s": t0 - t_open}
+    return {
+        "programs": n,
+        "children": children,
+        "cpu_ms": 1000 * cpu / children,
+        "wall_ms": 1000 * wall / children,
+        "setup_s": t0 - t_open,
+    }
 
 
 def main() -> None:
@@ -109,28 +137,55 @@ def main() -> None:
         u = utilisation(tmp, evals, 1.0)
         rows = [overhead(tmp, n, children) for n in sizes]
     util_table = table(
-        ["slots", "evaluation", "runs", "loop wall (s)", "busy slot-s", "utilisation",
-         "one-time start and close (s)"],
-        [[2, "sleep 1 s", u["runs"], f"{u['wall']:.1f}", f"{u['busy']:.1f}",
-          f"{100 * u['util']:.1f}%", f"{u['startup']:.1f}"]])
+        [
+            "slots",
+            "evaluation",
+            "runs",
+            "loop wall (s)",
+            "busy slot-s",
+            "utilisation",
+            "one-time start and close (s)",
+        ],
+        [
+            [
+                2,
+                "sleep 1 s",
+                u["runs"],
+                f"{u['wall']:.1f}",
+                f"{u['busy']:.1f}",
+                f"{100 * u['util']:.1f}%",
+                f"{u['startup']:.1f}",
+            ]
+        ],
+    )
     over_table = table(
-        ["programs in archive", "children", "loop-thread CPU per child (ms)",
-         "wall per child (ms, 2 slots, ~60 ms evaluations)"],
-        [[r["programs"], r["children"], f"{r['cpu_ms']:.1f}", f"{r['wall_ms']:.1f}"]
-         for r in rows])
-    body = ("Slot utilisation (goal >= 98%): busy slot-seconds (each run's wall time as the "
-            "evaluator measured it) / (slots x the loop's wall time, from its start to its last "
-            "result, the seed's 3-seed baseline included: children of the seed start as soon as "
-            "its runs are dispatched). The one-time start (importing pyribs pulls in torch and scikit-learn, "
-            "opening the store) and close (final checkpoint) are shown apart.\n\n"
-            + util_table
-            + "\n\nEngine overhead: CPU time of the loop's own thread per evaluation (proposal, "
-            "validation, dedup, journal fsync, archive, noise gate, checkpoint), with the "
-            "archive already holding that many programs.\n\n" + over_table)
+        [
+            "programs in archive",
+            "children",
+            "loop-thread CPU per child (ms)",
+            "wall per child (ms, 2 slots, ~60 ms evaluations)",
+        ],
+        [[r["programs"], r["children"], f"{r['cpu_ms']:.1f}", f"{r['wall_ms']:.1f}"] for r in rows],
+    )
+    body = (
+        "Slot utilisation (goal >= 98%): busy slot-seconds (each run's wall time as the "
+        "evaluator measured it) / (slots x the loop's wall time, from its start to its last "
+        "result, the seed's 3-seed baseline included: children of the seed start as soon as "
+        "its runs are dispatched). The one-time start (importing pyribs pulls in torch and scikit-learn, "
+        "opening the store) and close (final checkpoint) are shown apart.\n\n"
+        + util_table
+        + "\n\nEngine overhead: CPU time of the loop's own thread per evaluation (proposal, "
+        "validation, dedup, journal fsync, archive, noise gate, checkpoint), with the "
+        "archive already holding that many programs.\n\n" + over_table
+    )
     print(body)
     if not args.quick:
-        update_section("loop", "Search loop (benchmarks/loop_bench.py)", body,
-                       "PYTHONPATH=. python benchmarks/loop_bench.py")
+        update_section(
+            "loop",
+            "Search loop (benchmarks/loop_bench.py)",
+            body,
+            "PYTHONPATH=. python benchmarks/loop_bench.py",
+        )
 
 
 if __name__ == "__main__":

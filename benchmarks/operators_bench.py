@@ -126,18 +126,25 @@ def main() -> None:
         t0 = time.perf_counter()
         cst.parse_module(seed)
         parse_ms.append((time.perf_counter() - t0) * 1000)
-    body = table(["operator", "parse cache", "new children", "NoChild", "median ms", "p90 ms"],
-                 rows)
-    body += (f"\n\nInput: `{FIXTURE.relative_to(FIXTURE.parents[3])}` "
-             f"({len(seed.splitlines())} lines); libcst parse alone: "
-             f"{statistics.median(parse_ms):.1f} ms median. Goal: <= 100 ms median per child "
-             "(operator + validation + canonical hash + descriptors). NoChild: proposals that "
-             "gave no new child (e.g. crossover of parents whose constants agree); the loop "
-             "then asks again. Children equal to an earlier one are not timed (all cache hits; "
-             "the loop dedups them). Parents: the seed and 29 descendants.")
+    body = table(
+        ["operator", "parse cache", "new children", "NoChild", "median ms", "p90 ms"], rows
+    )
+    body += (
+        f"\n\nInput: `{FIXTURE.relative_to(FIXTURE.parents[3])}` "
+        f"({len(seed.splitlines())} lines); libcst parse alone: "
+        f"{statistics.median(parse_ms):.1f} ms median. Goal: <= 100 ms median per child "
+        "(operator + validation + canonical hash + descriptors). NoChild: proposals that "
+        "gave no new child (e.g. crossover of parents whose constants agree); the loop "
+        "then asks again. Children equal to an earlier one are not timed (all cache hits; "
+        "the loop dedups them). Parents: the seed and 29 descendants."
+    )
     print(body)
-    update_section("operators", "Structural operators: time per child", body,
-                   "PYTHONPATH=. python benchmarks/operators_bench.py")
+    update_section(
+        "operators",
+        "Structural operators: time per child",
+        body,
+        "PYTHONPATH=. python benchmarks/operators_bench.py",
+    )
 
 
 if __name__ == "__main__":

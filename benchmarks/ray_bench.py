@@ -44,14 +44,28 @@ def _warm_up(backend: Any, tmp: Path, n: int) -> None:
     """Run ``n`` evaluations at once so every worker has imported evo before timing."""
     target = load_target(TARGET)
     # Each sleeps long enough that Ray cannot serve them all from one worker.
-    calls = [EvalCall(target, target.seed_source(), tmp / f"warm-{time.monotonic_ns()}-{i}",
-                      extra_env={"BOWL_SLEEP": "0.5"}) for i in range(n)]
+    calls = [
+        EvalCall(
+            target,
+            target.seed_source(),
+            tmp / f"warm-{time.monotonic_ns()}-{i}",
+            extra_env={"BOWL_SLEEP": "0.5"},
+        )
+        for i in range(n)
+    ]
     cf.wait([backend.submit(c) for c in calls])
 
 
 def _config(run_dir: Path, evaluations: int, workers: int) -> dict:
-    cfg = evo.load_config(None, {"run.target": str(TARGET), "run.run_dir": str(run_dir),
-                                 "run.evaluations": evaluations, "backend.workers": workers})
+    cfg = evo.load_config(
+        None,
+        {
+            "run.target": str(TARGET),
+            "run.run_dir": str(run_dir),
+            "run.evaluations": evaluations,
+            "backend.workers": workers,
+        },
+    )
     cfg["run"]["pass_env"] = ["BOWL_SLEEP"]
     return cfg
 
@@ -61,13 +75,19 @@ def throughput(tmp: Path, backend: Any, name: str, evaluations: int, warm: Any) 
     # its start-up (~1 s here) once: a one-off, not throughput, so every search starts warm.
     _warm_up(warm, tmp, 2)
     os.environ["BOWL_SLEEP"] = "1"
-    search = evo.Search(_config(tmp / name, evaluations, len(backend.slots)), backend=backend,
-                        progress=False)
+    search = evo.Search(
+        _config(tmp / name, evaluations, len(backend.slots)), backend=backend, progress=False
+    )
     t0 = time.monotonic()
     summary = search.run()
     wall = time.monotonic() - t0
-    return {"name": name, "workers": len(backend.slots), "runs": summary.evaluations,
-            "wall": wall, "rate": summary.evaluations / wall}
+    return {
+        "name": name,
+        "workers": len(backend.slots),
+        "runs": summary.evaluations,
+        "wall": wall,
+        "rate": summary.evaluations / wall,
+    }
 
 
 def overhead(tmp: Path, backend: Any, name: str, children: int) -> dict:
@@ -81,9 +101,13 @@ def overhead(tmp: Path, backend: Any, name: str, children: int) -> dict:
         per_child.append(time.monotonic() - t0 - result.wall_time)
         assert result.ok, result.reason
     per_child.sort()
-    return {"name": name, "children": children, "mean": statistics.fmean(per_child) * 1000,
-            "median": statistics.median(per_child) * 1000,
-            "p90": per_child[int(0.9 * (len(per_child) - 1))] * 1000}
+    return {
+        "name": name,
+        "children": children,
+        "mean": statistics.fmean(per_child) * 1000,
+        "median": statistics.median(per_child) * 1000,
+        "p90": per_child[int(0.9 * (len(per_child) - 1))] * 1000,
+    }
 
 
 def main() -> None:
@@ -103,8 +127,10 @@ def main() -> None:
         # The first search in a process pays one-off imports (torch for environment.json...).
         os.environ["BOWL_SLEEP"] = "0"
         evo.Search(_config(tmp / "warm", 3, 2), backend=local, progress=False).run()
-        rates = [throughput(tmp, b, name, evaluations, ray2)
-                 for b, name in ((ray1, "ray-1"), (ray2, "ray-2"), (local, "local-2"))]
+        rates = [
+            throughput(tmp, b, name, evaluations, ray2)
+            for b, name in ((ray1, "ray-1"), (ray2, "ray-2"), (local, "local-2"))
+        ]
         costs = [overhead(tmp, local, "local", children), overhead(tmp, ray1, "ray", children)]
         local.shutdown()
         ray1.shutdown()
@@ -112,24 +138,44 @@ def main() -> None:
     base = rates[0]["rate"]
     rate_table = table(
         ["backend", "workers", "evaluations", "wall (s)", "evaluations/s", "vs 1 Ray worker"],
-        [[r["name"].split("-")[0], r["workers"], r["runs"], f"{r['wall']:.1f}",
-          f"{r['rate']:.3f}", f"{r['rate'] / base:.2f}x"] for r in rates])
+        [
+            [
+                r["name"].split("-")[0],
+                r["workers"],
+                r["runs"],
+                f"{r['wall']:.1f}",
+                f"{r['rate']:.3f}",
+                f"{r['rate'] / base:.2f}x",
+            ]
+            for r in rates
+        ],
+    )
     cost_table = table(
         ["backend", "children", "mean (ms)", "median (ms)", "p90 (ms)"],
-        [[c["name"], c["children"], f"{c['mean']:.1f}", f"{c['median']:.1f}",
-          f"{c['p90']:.1f}"] for c in costs])
-    body = (f"Throughput on 1-second evaluations (goal: 2 Ray workers >= 1.8x one): a whole "
-            f"search of {evaluations} evaluations each, wall time from start to final "
-            f"checkpoint (the seed's baseline included). Starting the local Ray instance took "
-            f"{start:.1f} s (not counted).\n\n" + rate_table
-            + "\n\nScheduling overhead per child: no-op evaluations submitted one at a time; "
-            "the submitter's wall time per child minus the evaluation's own wall time (both "
-            "include the evaluator's working dir, environment and classification; Ray adds "
-            "serialisation, scheduling and the result's return).\n\n" + cost_table)
+        [
+            [c["name"], c["children"], f"{c['mean']:.1f}", f"{c['median']:.1f}", f"{c['p90']:.1f}"]
+            for c in costs
+        ],
+    )
+    body = (
+        f"Throughput on 1-second evaluations (goal: 2 Ray workers >= 1.8x one): a whole "
+        f"search of {evaluations} evaluations each, wall time from start to final "
+        f"checkpoint (the seed's baseline included). Starting the local Ray instance took "
+        f"{start:.1f} s (not counted).\n\n"
+        + rate_table
+        + "\n\nScheduling overhead per child: no-op evaluations submitted one at a time; "
+        "the submitter's wall time per child minus the evaluation's own wall time (both "
+        "include the evaluator's working dir, environment and classification; Ray adds "
+        "serialisation, scheduling and the result's return).\n\n" + cost_table
+    )
     print(body)
     if not args.quick:
-        update_section("ray", "Ray backend (benchmarks/ray_bench.py)", body,
-                       "PYTHONPATH=. python benchmarks/ray_bench.py")
+        update_section(
+            "ray",
+            "Ray backend (benchmarks/ray_bench.py)",
+            body,
+            "PYTHONPATH=. python benchmarks/ray_bench.py",
+        )
 
 
 if __name__ == "__main__":

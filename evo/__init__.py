@@ -27,5 +27,16 @@ def open_run(run_dir: str | Path):
     return RunStore.read(Path(run_dir))
 
 
-__all__ = ["ConfigError", "RunError", "RunSummary", "Search", "Target", "TargetError",
-           "load_config", "load_target", "open_run", "run", "__version__"]
+__all__ = [
+    "ConfigError",
+    "RunError",
+    "RunSummary",
+    "Search",
+    "Target",
+    "TargetError",
+    "load_config",
+    "load_target",
+    "open_run",
+    "run",
+    "__version__",
+]

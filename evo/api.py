@@ -9,8 +9,13 @@ from evo.loop import Search
 from evo.rundir import RunSummary
 
 
-def run(config: str | Path | dict | None = None, *, force_new: bool = False,
-        progress: bool = False, **overrides: Any) -> RunSummary:
+def run(
+    config: str | Path | dict | None = None,
+    *,
+    force_new: bool = False,
+    progress: bool = False,
+    **overrides: Any,
+) -> RunSummary:
     """Run a search from a script.
 
     Args:
@@ -46,5 +51,3 @@ def run(config: str | Path | dict | None = None, *, force_new: bool = False,
     else:
         cfg = load_config(config, dotted)
     return Search(cfg, force_new=force_new, progress=progress).run()
-
-

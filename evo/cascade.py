@@ -37,17 +37,23 @@ class Cascade:
         levels = list(cfg["levels"]) or [default]
         for name in levels:
             if name not in fidelities:
-                raise CascadeError(f"cascade.levels: unknown fidelity {name!r}; the target's "
-                                   f"fidelities: {fidelities}")
+                raise CascadeError(
+                    f"cascade.levels: unknown fidelity {name!r}; the target's "
+                    f"fidelities: {fidelities}"
+                )
         if len(set(levels)) != len(levels):
             raise CascadeError(f"cascade.levels: a level appears twice in {levels}")
         reserve = list(cfg["reserve"])
         if len(reserve) > len(levels) - 1:
-            raise CascadeError(f"cascade.reserve: {len(reserve)} numbers for "
-                               f"{len(levels) - 1} levels above the first; give one per level")
+            raise CascadeError(
+                f"cascade.reserve: {len(reserve)} numbers for "
+                f"{len(levels) - 1} levels above the first; give one per level"
+            )
         if sum(reserve) >= slots:
-            raise CascadeError(f"cascade.reserve: {sum(reserve)} reserved slots leave none of "
-                               f"the {slots} for the search at {levels[0]!r}; reserve fewer")
+            raise CascadeError(
+                f"cascade.reserve: {sum(reserve)} reserved slots leave none of "
+                f"the {slots} for the search at {levels[0]!r}; reserve fewer"
+            )
         self.levels = levels
         self.rule = cfg["promote"]
         self.top_fraction = cfg["top_fraction"]
@@ -69,8 +75,9 @@ class Cascade:
         """Slots the first level may fill; the rest wait for promoted programs."""
         return slots - self.reserved
 
-    def promotions(self, store: RunStore, fidelity: str, floor: float, gate: float,
-                   better: Any) -> list[Program]:
+    def promotions(
+        self, store: RunStore, fidelity: str, floor: float, gate: float, better: Any
+    ) -> list[Program]:
         """Programs of ``fidelity`` the rule promotes that are not yet at the next level.
 
         ``top``: the best ``top_fraction`` of the level's elites (at least one).
@@ -84,22 +91,42 @@ class Cascade:
         archive = store.elites(fidelity)
         elites.sort(key=archive.score, reverse=True)
         if self.rule == "top":
-            chosen = elites[:max(1, math.ceil(self.top_fraction * len(elites)))]
+            chosen = elites[: max(1, math.ceil(self.top_fraction * len(elites)))]
         else:
-            promoted = [p for p in store.programs.values()
-                        if p.fidelity == fidelity and p.ok and (p.id, up) in store.programs]
+            promoted = [
+                p
+                for p in store.programs.values()
+                if p.fidelity == fidelity and p.ok and (p.id, up) in store.programs
+            ]
             if not promoted:
                 return []
             incumbent = max(promoted, key=archive.score)
-            chosen = [p for p in elites if better(p.fitness, incumbent.fitness)
-                      and abs(p.fitness - incumbent.fitness) > gate * floor]
+            chosen = [
+                p
+                for p in elites
+                if better(p.fitness, incumbent.fitness)
+                and abs(p.fitness - incumbent.fitness) > gate * floor
+            ]
         return [p for p in chosen if (p.id, up) not in store.programs]
 
     @staticmethod
     def promoted_record(p: Program, up: str) -> Program:
         """A pending record of ``p`` at level ``up`` (same program, lineage and descriptors)."""
-        return replace(p, fidelity=up, status=PENDING, runs=[], fitness=None, fitness_std=None,
-                       descriptors={k: v for k, v in p.descriptors.items()
-                                    if k in ("region", "edit_size", "edit_size_bin",
-                                             "constants")},
-                       wall_time=0.0, cost=0.0, tokens=0, reason="", stderr_tail="")
+        return replace(
+            p,
+            fidelity=up,
+            status=PENDING,
+            runs=[],
+            fitness=None,
+            fitness_std=None,
+            descriptors={
+                k: v
+                for k, v in p.descriptors.items()
+                if k in ("region", "edit_size", "edit_size_bin", "constants")
+            },
+            wall_time=0.0,
+            cost=0.0,
+            tokens=0,
+            reason="",
+            stderr_tail="",
+        )

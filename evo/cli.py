@@ -17,8 +17,16 @@ from evo.rundir import report_fidelity
 from evo.target import TargetError
 from operators import OperatorConfigError, ValidationError
 
-USER_ERRORS = (ConfigError, TargetError, StoreError, LockError, OperatorConfigError,
-               ValidationError, EvaluatorError, BackendError)
+USER_ERRORS = (
+    ConfigError,
+    TargetError,
+    StoreError,
+    LockError,
+    OperatorConfigError,
+    ValidationError,
+    EvaluatorError,
+    BackendError,
+)
 
 
 class CliError(Exception):
@@ -48,14 +56,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evo", description="Evolutionary code search for ML "
-                                "training scripts: a MAP-Elites archive of program variants.")
+    p = argparse.ArgumentParser(
+        prog="evo",
+        description="Evolutionary code search for ML "
+        "training scripts: a MAP-Elites archive of program variants.",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    r = sub.add_parser("run", help="run (or resume) a search on a target or a run.toml",
-                       description="Run a search. TARGET is a run.toml, a target folder, or the "
-                       "name of a built-in target (default: tinygpt). An existing run dir is "
-                       "resumed.")
+    r = sub.add_parser(
+        "run",
+        help="run (or resume) a search on a target or a run.toml",
+        description="Run a search. TARGET is a run.toml, a target folder, or the "
+        "name of a built-in target (default: tinygpt). An existing run dir is "
+        "resumed.",
+    )
     r.add_argument("target", nargs="?", help="run.toml, target folder or built-in target name")
     r.add_argument("--evaluations", type=int, help="budget: evaluation runs")
     r.add_argument("--hours", type=float, help="budget: wall-clock hours")
@@ -66,8 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, help="seconds per evaluation (overrides the target)")
     r.add_argument("--seed", type=int, help="random seed of the operators and selection")
     r.add_argument("--selection", help="parent selection: uniform, weighted or greedy")
-    r.add_argument("--force-new", action="store_true",
-                   help="start over in a run dir made for another target or config")
+    r.add_argument(
+        "--force-new",
+        action="store_true",
+        help="start over in a run dir made for another target or config",
+    )
     r.add_argument("--no-progress", action="store_true", help="no live progress display")
     r.set_defaults(func=_cmd_run)
 
@@ -87,9 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--diff", action="store_true", help="unified diff against the seed")
     b.set_defaults(func=_cmd_best)
 
-    for name, helptext in (("plot", "write PNG plots of a run's diversity and fitness frontier"),
-                           ("report", "write report.md: best diff, hit rate, saturation, noise"),
-                           ("ablate", "leave-one-out and add-one-in ablation of the best edits")):
+    for name, helptext in (
+        ("plot", "write PNG plots of a run's diversity and fitness frontier"),
+        ("report", "write report.md: best diff, hit rate, saturation, noise"),
+        ("ablate", "leave-one-out and add-one-in ablation of the best edits"),
+    ):
         try:
             from analysis import cli as analysis_cli
         except ImportError:
@@ -109,14 +128,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
             config_path = args.target
         else:
             overrides["run.target"] = args.target
-    overrides.update({
-        "run.evaluations": args.evaluations, "run.hours": args.hours,
-        "run.dollars": args.dollars, "backend.workers": args.workers,
-        "run.run_dir": args.run_dir, "run.fidelity": args.fidelity, "run.timeout": args.timeout,
-        "run.seed": args.seed, "archive.selection": args.selection})
+    overrides.update(
+        {
+            "run.evaluations": args.evaluations,
+            "run.hours": args.hours,
+            "run.dollars": args.dollars,
+            "backend.workers": args.workers,
+            "run.run_dir": args.run_dir,
+            "run.fidelity": args.fidelity,
+            "run.timeout": args.timeout,
+            "run.seed": args.seed,
+            "archive.selection": args.selection,
+        }
+    )
     cfg = load_config(config_path, overrides)
-    search = Search(cfg, force_new=args.force_new,
-                    progress=not args.no_progress and sys.stderr.isatty())
+    search = Search(
+        cfg, force_new=args.force_new, progress=not args.no_progress and sys.stderr.isatty()
+    )
     summary = search.run()
     print_summary(summary)
     return 0
@@ -126,8 +154,10 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.exists():
         if not args.target:
-            raise CliError(f"{run_dir}: no such run dir; create it with "
-                           f"'evo seed {run_dir} FILE --target TARGET' or 'evo run'")
+            raise CliError(
+                f"{run_dir}: no such run dir; create it with "
+                f"'evo seed {run_dir} FILE --target TARGET' or 'evo run'"
+            )
         from evo.loop import Search
 
         cfg = load_config(None, {"run.target": args.target, "run.run_dir": str(run_dir)})
@@ -146,7 +176,9 @@ def _cmd_seed(args: argparse.Namespace) -> int:
         try:
             sources.append((path, path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as e:
-            raise CliError(f"{path}: cannot read ({e.__class__.__name__}); give a Python file") from None
+            raise CliError(
+                f"{path}: cannot read ({e.__class__.__name__}); give a Python file"
+            ) from None
     with RunStore.open(run_dir, writer=True) as store:
         target = load_target(store.meta["target_root"])
         seed = target.seed_source()
@@ -161,13 +193,22 @@ def _cmd_seed(args: argparse.Namespace) -> int:
         for path, source in sources:
             pid = canonical_hash(source)
             if (pid, fidelity) in store.programs or pid in added:
-                print(f"{path}: duplicate of program {pid[:12]} (same code up to comments and "
-                      "formatting); not added")
+                print(
+                    f"{path}: duplicate of program {pid[:12]} (same code up to comments and "
+                    "formatting); not added"
+                )
                 continue
-            store.add(Program(id=pid, source=source, fidelity=fidelity, operator="hand",
-                              description=f"hand-written variant {path.name}",
-                              birth=store.next_birth(),
-                              descriptors=descriptors_for(target, source, seed)))
+            store.add(
+                Program(
+                    id=pid,
+                    source=source,
+                    fidelity=fidelity,
+                    operator="hand",
+                    description=f"hand-written variant {path.name}",
+                    birth=store.next_birth(),
+                    descriptors=descriptors_for(target, source, seed),
+                )
+            )
             added.append(pid)
             print(f"{path}: added as {pid[:12]}; the next 'evo run' evaluates it first")
     return 0
@@ -192,13 +233,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("elites / coverage", f"{info['elites']} / {info['coverage']:.1%}")
     t.add_row("QD-score", f"{info['qd_score']:.6g}")
     best = info["best"]
-    t.add_row(f"best {info['metric']}", "-" if best is None else
-              f"{best['fitness']:.6g} ± {best['fitness_std'] or 0:.3g} ({best['id'][:12]})")
+    t.add_row(
+        f"best {info['metric']}",
+        "-"
+        if best is None
+        else f"{best['fitness']:.6g} ± {best['fitness_std'] or 0:.3g} ({best['id'][:12]})",
+    )
     if len(info["levels"]) > 1:
         for level, row in info["levels"].items():
             b = row["best"]
-            t.add_row(f"level {level}", f"{row['evaluations']} evaluations, {row['elites']} "
-                      f"elites, best {'-' if b is None else format(b['fitness'], '.6g')}")
+            t.add_row(
+                f"level {level}",
+                f"{row['evaluations']} evaluations, {row['elites']} "
+                f"elites, best {'-' if b is None else format(b['fitness'], '.6g')}",
+            )
     t.add_row("cost", f"${info['cost']:.4f}, {info['tokens']} tokens")
     Console().print(t)
     return 0
@@ -216,20 +264,30 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         levels[level] = {
             "evaluations": sum(len(p.runs) for p in programs if p.fidelity == level),
             "programs": sum(p.fidelity == level for p in programs),
-            "elites": stats.elites, "coverage": stats.coverage, "qd_score": stats.qd_score,
-            "best": None if best is None else {"id": best.id, "fitness": best.fitness,
-                                               "fitness_std": best.fitness_std}}
+            "elites": stats.elites,
+            "coverage": stats.coverage,
+            "qd_score": stats.qd_score,
+            "best": None
+            if best is None
+            else {"id": best.id, "fitness": best.fitness, "fitness_std": best.fitness_std},
+        }
     top = levels[fidelity]
     return {
-        "target": store.meta.get("target"), "fidelity": fidelity,
-        "metric": store.meta.get("metric"), "direction": store.meta.get("direction"),
+        "target": store.meta.get("target"),
+        "fidelity": fidelity,
+        "metric": store.meta.get("metric"),
+        "direction": store.meta.get("direction"),
         "evaluations": sum(len(p.runs) for p in programs),
         "programs": len(programs),
         "by_status": dict(store.counts_by_status()),
-        "elites": top["elites"], "cells": store.elites(fidelity).stats().cells,
-        "coverage": top["coverage"], "qd_score": top["qd_score"], "best": top["best"],
+        "elites": top["elites"],
+        "cells": store.elites(fidelity).stats().cells,
+        "coverage": top["coverage"],
+        "qd_score": top["qd_score"],
+        "best": top["best"],
         "levels": levels,
-        "cost": sum(p.cost for p in programs), "tokens": sum(p.tokens for p in programs),
+        "cost": sum(p.cost for p in programs),
+        "tokens": sum(p.tokens for p in programs),
     }
 
 
@@ -243,9 +301,12 @@ def _cmd_best(args: argparse.Namespace) -> int:
         return 0
     seed = _seed_program(store)
     seed_src = seed.source if seed else ""
-    diff = difflib.unified_diff(seed_src.splitlines(keepends=True),
-                                best.source.splitlines(keepends=True),
-                                fromfile="seed", tofile=f"best {best.id[:12]}")
+    diff = difflib.unified_diff(
+        seed_src.splitlines(keepends=True),
+        best.source.splitlines(keepends=True),
+        fromfile="seed",
+        tofile=f"best {best.id[:12]}",
+    )
     text = "".join(diff)
     sys.stdout.write(text if text else "(the best program is the seed)\n")
     return 0

@@ -22,8 +22,15 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_TARGETS = PACKAGE_ROOT / "targets"
 DEFAULT_TARGET = "tinygpt"
 
-OPERATOR_NAMES = ("constants", "choice", "toggle", "uniform_crossover", "merge", "llm_mutation",
-                  "llm_crossover")
+OPERATOR_NAMES = (
+    "constants",
+    "choice",
+    "toggle",
+    "uniform_crossover",
+    "merge",
+    "llm_mutation",
+    "llm_crossover",
+)
 SELECTIONS = ("uniform", "weighted", "greedy")
 BACKENDS = ("local", "ray")
 
@@ -77,9 +84,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # Keys that may change when a run is resumed: budgets and resources, not what is searched.
-RESUMABLE_KEYS = {("run", k) for k in ("evaluations", "hours", "dollars", "run_dir", "timeout",
-                                        "memory_mb", "pass_env")} | {
-    ("backend", k) for k in ("workers", "kind", "address", "gpus_per_task", "cpus_per_task")}
+RESUMABLE_KEYS = {
+    ("run", k)
+    for k in ("evaluations", "hours", "dollars", "run_dir", "timeout", "memory_mb", "pass_env")
+} | {("backend", k) for k in ("workers", "kind", "address", "gpus_per_task", "cpus_per_task")}
 
 
 class ConfigError(ValueError):
@@ -90,8 +98,9 @@ def default_config() -> dict[str, dict[str, Any]]:
     return copy.deepcopy(DEFAULTS)
 
 
-def load_config(path: str | Path | None = None,
-                overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Read ``path`` (TOML; None for the defaults), apply ``overrides`` and validate.
 
     Args:
@@ -128,8 +137,9 @@ def load_config(path: str | Path | None = None,
 def _merge(cfg: dict, data: dict, where: str) -> None:
     for section, table in data.items():
         if section not in DEFAULTS:
-            raise ConfigError(f"{where}: unknown section [{section}]; "
-                              f"sections: {', '.join(DEFAULTS)}")
+            raise ConfigError(
+                f"{where}: unknown section [{section}]; sections: {', '.join(DEFAULTS)}"
+            )
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{section}] must be a table")
         if section == "llm":
@@ -138,14 +148,22 @@ def _merge(cfg: dict, data: dict, where: str) -> None:
             continue
         for key, value in table.items():
             if key not in DEFAULTS[section]:
-                raise ConfigError(f"{where}: unknown key '{section}.{key}'; "
-                                  f"keys of [{section}]: {', '.join(DEFAULTS[section])}")
+                raise ConfigError(
+                    f"{where}: unknown key '{section}.{key}'; "
+                    f"keys of [{section}]: {', '.join(DEFAULTS[section])}"
+                )
             default = DEFAULTS[section][key]
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            if (
+                isinstance(default, float)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
                 value = float(value)
             if type(value) is not type(default):
-                raise ConfigError(f"{where}: '{section}.{key}' must be {type(default).__name__}, "
-                                  f"got {type(value).__name__} {value!r}")
+                raise ConfigError(
+                    f"{where}: '{section}.{key}' must be {type(default).__name__}, "
+                    f"got {type(value).__name__} {value!r}"
+                )
             cfg[section][key] = value
 
 
@@ -157,20 +175,27 @@ def validate(cfg: dict, where: str = "config") -> None:
             section, name = key.split(".")
             raise ConfigError(f"{where}: '{key}' {what}, got {cfg[section][name]!r}")
 
-    run, arch, ops, noise, backend = (cfg[s] for s in ("run", "archive", "operators", "noise",
-                                                         "backend"))
+    run, arch, ops, noise, backend = (
+        cfg[s] for s in ("run", "archive", "operators", "noise", "backend")
+    )
     need(run["evaluations"] >= 1, "run.evaluations", "must be >= 1")
     need(run["hours"] >= 0, "run.hours", "must be >= 0 (0 = no limit)")
     need(run["dollars"] >= 0, "run.dollars", "must be >= 0 (0 = no limit)")
     need(run["timeout"] >= 0, "run.timeout", "must be >= 0 (0 = the fidelity's)")
     need(run["memory_mb"] >= 0, "run.memory_mb", "must be >= 0 (0 = no limit)")
     need(bool(run["target"]), "run.target", "must name a target folder or built-in target")
-    need(all(isinstance(v, str) and v.isidentifier() for v in run["pass_env"]), "run.pass_env",
-         "must be a list of environment variable names")
+    need(
+        all(isinstance(v, str) and v.isidentifier() for v in run["pass_env"]),
+        "run.pass_env",
+        "must be a list of environment variable names",
+    )
     need(arch["selection"] in SELECTIONS, "archive.selection", f"must be one of {list(SELECTIONS)}")
     need(1 <= arch["edit_size_bins"] <= 32, "archive.edit_size_bins", "must be in 1..32")
-    need(all(isinstance(d, str) for d in arch["descriptors"]), "archive.descriptors",
-         "must be a list of descriptor names")
+    need(
+        all(isinstance(d, str) for d in arch["descriptors"]),
+        "archive.descriptors",
+        "must be a list of descriptor names",
+    )
     for name in OPERATOR_NAMES:
         need(ops[name] >= 0, f"operators.{name}", "must be a weight >= 0")
     need(sum(ops.values()) > 0, "operators.constants", "all operator weights are 0; give one > 0")
@@ -179,13 +204,22 @@ def validate(cfg: dict, where: str = "config") -> None:
     need(noise["gate"] >= 0, "noise.gate", "must be >= 0 (0 = no re-evaluation)")
     need(noise["z"] >= 0, "noise.z", "must be >= 0")
     cas = cfg["cascade"]
-    need(cas["promote"] in ("top", "beats_incumbent"), "cascade.promote",
-         "must be one of ['top', 'beats_incumbent']")
+    need(
+        cas["promote"] in ("top", "beats_incumbent"),
+        "cascade.promote",
+        "must be one of ['top', 'beats_incumbent']",
+    )
     need(0 < cas["top_fraction"] <= 1, "cascade.top_fraction", "must be in (0, 1]")
-    need(all(isinstance(v, str) for v in cas["levels"]), "cascade.levels",
-         "must be a list of the target's fidelity names")
-    need(all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in cas["reserve"]),
-         "cascade.reserve", "must be a list of slot counts >= 0")
+    need(
+        all(isinstance(v, str) for v in cas["levels"]),
+        "cascade.levels",
+        "must be a list of the target's fidelity names",
+    )
+    need(
+        all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in cas["reserve"]),
+        "cascade.reserve",
+        "must be a list of slot counts >= 0",
+    )
     need(backend["kind"] in BACKENDS, "backend.kind", f"must be one of {list(BACKENDS)}")
     need(backend["workers"] >= 0, "backend.workers", "must be >= 0 (0 = automatic)")
     need(backend["gpus_per_task"] >= 0, "backend.gpus_per_task", "must be >= 0 (0 = automatic)")
@@ -210,10 +244,12 @@ def resolve_target_path(target: str) -> Path:
     builtin = BUILTIN_TARGETS / target
     if builtin.is_dir():
         return builtin
-    names = sorted(d.name for d in BUILTIN_TARGETS.iterdir()
-                   if d.is_dir() and (d / "target.toml").is_file())
-    raise ConfigError(f"run.target: {target!r} is neither a folder nor a built-in target "
-                      f"({', '.join(names)})")
+    names = sorted(
+        d.name for d in BUILTIN_TARGETS.iterdir() if d.is_dir() and (d / "target.toml").is_file()
+    )
+    raise ConfigError(
+        f"run.target: {target!r} is neither a folder nor a built-in target ({', '.join(names)})"
+    )
 
 
 def to_toml(cfg: dict) -> str:
@@ -243,6 +279,5 @@ def _toml_value(v: Any) -> str:
 
 def search_fingerprint(cfg: dict) -> str:
     """Hash of every key that defines what is searched (budgets and resources excluded)."""
-    kept = {s: {k: v for k, v in t.items() if (s, k) not in RESUMABLE_KEYS}
-            for s, t in cfg.items()}
+    kept = {s: {k: v for k, v in t.items() if (s, k) not in RESUMABLE_KEYS} for s, t in cfg.items()}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

@@ -13,8 +13,17 @@ from typing import Any
 
 from evo.target import Target
 
-_PACKAGES = ("evo-search", "torch", "numpy", "ribs", "libcst", "h5py", "openai", "matplotlib",
-             "rich")
+_PACKAGES = (
+    "evo-search",
+    "torch",
+    "numpy",
+    "ribs",
+    "libcst",
+    "h5py",
+    "openai",
+    "matplotlib",
+    "rich",
+)
 
 
 def gpu_names() -> list[str]:
@@ -22,8 +31,13 @@ def gpu_names() -> list[str]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     names = [line.strip() for line in out.splitlines() if line.strip()]
@@ -49,8 +63,7 @@ def describe(target: Target, extra: dict[str, Any] | None = None) -> dict[str, A
         "cpu_count": os.cpu_count(),
         "packages": versions,
         "gpus": gpu_names(),
-        "target": {"name": target.name, "root": str(target.root),
-                   "checksums": target.checksums()},
+        "target": {"name": target.name, "root": str(target.root), "checksums": target.checksums()},
     }
     env.update(extra or {})
     return env

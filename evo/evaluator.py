@@ -94,11 +94,19 @@ class EvalJob:
             raise EvaluatorError(f"EvalJob.memory_mb must be > 0 or None, got {self.memory_mb}")
         names = list(self.files) + [Path(h).name for h in self.harness]
         for name in names:
-            if Path(name).name != name or name in (".", "..", RESULT_FILE, STDOUT_FILE,
-                                                   STDERR_FILE, "tmp"):
-                raise EvaluatorError(f"EvalJob file name {name!r} is not a plain, free file "
-                                     "name; use a name without '/' that the evaluator does "
-                                     "not use itself")
+            if Path(name).name != name or name in (
+                ".",
+                "..",
+                RESULT_FILE,
+                STDOUT_FILE,
+                STDERR_FILE,
+                "tmp",
+            ):
+                raise EvaluatorError(
+                    f"EvalJob file name {name!r} is not a plain, free file "
+                    "name; use a name without '/' that the evaluator does "
+                    "not use itself"
+                )
         if len(set(names)) != len(names):
             raise EvaluatorError(f"EvalJob files and harness share a name: {sorted(names)}")
 
@@ -147,8 +155,10 @@ def _prepare(job: EvalJob) -> tuple[Path, dict[str, str]]:
     """Create the working dir, write the files, copy the harness read-only; returns checksums."""
     workdir = Path(job.workdir).resolve()
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
-        raise EvaluatorError(f"{workdir}: the working dir must be new or empty; pick a fresh "
-                             "path for each evaluation")
+        raise EvaluatorError(
+            f"{workdir}: the working dir must be new or empty; pick a fresh "
+            "path for each evaluation"
+        )
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
     for name, source in job.files.items():
         (workdir / name).write_text(source, encoding="utf-8")
@@ -212,8 +222,13 @@ def _pump(sel: selectors.BaseSelector, timeout: float) -> None:
             key.data.feed(data)
 
 
-def _supervise(proc: subprocess.Popen, tree: ProcessTree, job: EvalJob,
-               sel: selectors.BaseSelector, start: float) -> str | None:
+def _supervise(
+    proc: subprocess.Popen,
+    tree: ProcessTree,
+    job: EvalJob,
+    sel: selectors.BaseSelector,
+    start: float,
+) -> str | None:
     """Pump output and enforce the limits until the child exits; returns why we killed it."""
     deadline = start + job.timeout
     limit = job.memory_mb * (1 << 20) if job.memory_mb else None
@@ -250,22 +265,38 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
     workdir, sums = _prepare(job)
     job_id = uuid.uuid4().hex
     env, dropped = child_environment(
-        workdir=workdir, result_path=workdir / RESULT_FILE, seed=job.seed,
-        fidelity=job.fidelity, job_id=job_id, threads=slot.threads,
-        cuda_visible_devices=slot.cuda_visible_devices, extra=job.env)
+        workdir=workdir,
+        result_path=workdir / RESULT_FILE,
+        seed=job.seed,
+        fidelity=job.fidelity,
+        job_id=job_id,
+        threads=slot.threads,
+        cuda_visible_devices=slot.cuda_visible_devices,
+        extra=job.env,
+    )
     out = OutputCapture(workdir / STDOUT_FILE, job.output_cap_bytes)
     err = OutputCapture(workdir / STDERR_FILE, job.output_cap_bytes)
     info: dict[str, Any] = {"dropped_env": dropped} if dropped else {}
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(job.argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            job.argv,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
     except OSError as e:
         out.close()
         err.close()
-        return EvalResult(status="crash", info=info, workdir=workdir,
-                          reason=f"cannot start {job.argv[0]!r}: {e.strerror or e}")
+        return EvalResult(
+            status="crash",
+            info=info,
+            workdir=workdir,
+            reason=f"cannot start {job.argv[0]!r}: {e.strerror or e}",
+        )
     tree = ProcessTree(proc.pid, job_id)
     sel = selectors.DefaultSelector()
     assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
@@ -300,19 +331,41 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
         info["survivors"] = survivors
     info["peak_rss_mb"] = round(tree.peak_rss / (1 << 20), 1)
     status, metrics, extra, reason = classify(
-        metric=job.metric, returncode=proc.returncode, killed_for=killed_for,
-        timeout=job.timeout, memory_mb=job.memory_mb, peak_rss=tree.peak_rss,
-        tampered=_tampered(workdir, sums), result_path=workdir / RESULT_FILE,
-        stderr_tail=err.tail())
-    return EvalResult(status=status, metrics=metrics, info={**extra, **info}, wall_time=wall,
-                      returncode=proc.returncode, stdout_tail=out.tail(),
-                      stderr_tail=err.tail(), reason=reason, workdir=workdir)
+        metric=job.metric,
+        returncode=proc.returncode,
+        killed_for=killed_for,
+        timeout=job.timeout,
+        memory_mb=job.memory_mb,
+        peak_rss=tree.peak_rss,
+        tampered=_tampered(workdir, sums),
+        result_path=workdir / RESULT_FILE,
+        stderr_tail=err.tail(),
+    )
+    return EvalResult(
+        status=status,
+        metrics=metrics,
+        info={**extra, **info},
+        wall_time=wall,
+        returncode=proc.returncode,
+        stdout_tail=out.tail(),
+        stderr_tail=err.tail(),
+        reason=reason,
+        workdir=workdir,
+    )
 
 
-def evaluate_program(target: Target, source: str, *, workdir: Path, fidelity: str | None = None,
-                     seed: int = 0, slot: Slot | None = None, timeout: float | None = None,
-                     memory_mb: int | None = None,
-                     extra_env: dict[str, str] | None = None) -> EvalResult:
+def evaluate_program(
+    target: Target,
+    source: str,
+    *,
+    workdir: Path,
+    fidelity: str | None = None,
+    seed: int = 0,
+    slot: Slot | None = None,
+    timeout: float | None = None,
+    memory_mb: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> EvalResult:
     """Evaluate ``source`` as ``target``'s evolving file.
 
     Args:
@@ -333,10 +386,17 @@ def evaluate_program(target: Target, source: str, *, workdir: Path, fidelity: st
     """
     fid = target.fidelity(fidelity)
     job = EvalJob(
-        argv=target.argv(fid), workdir=Path(workdir), metric=target.metric,
-        files={Path(target.evolve).name: source}, harness=target.harness_paths(),
-        env={**fid.env, **(extra_env or {})}, timeout=timeout or fid.timeout,
-        memory_mb=memory_mb, seed=seed, fidelity=fid.name)
+        argv=target.argv(fid),
+        workdir=Path(workdir),
+        metric=target.metric,
+        files={Path(target.evolve).name: source},
+        harness=target.harness_paths(),
+        env={**fid.env, **(extra_env or {})},
+        timeout=timeout or fid.timeout,
+        memory_mb=memory_mb,
+        seed=seed,
+        fidelity=fid.name,
+    )
     return run_job(job, slot)
 
 
@@ -355,10 +415,17 @@ class EvalCall:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, slot: Slot | None) -> EvalResult:
-        return evaluate_program(self.target, self.source, workdir=self.workdir,
-                                fidelity=self.fidelity, seed=self.seed, slot=slot,
-                                timeout=self.timeout, memory_mb=self.memory_mb,
-                                extra_env=self.extra_env)
+        return evaluate_program(
+            self.target,
+            self.source,
+            workdir=self.workdir,
+            fidelity=self.fidelity,
+            seed=self.seed,
+            slot=slot,
+            timeout=self.timeout,
+            memory_mb=self.memory_mb,
+            extra_env=self.extra_env,
+        )
 
 
 def prune_workdir(path: Path | None, keep_logs: bool) -> None:
@@ -378,6 +445,7 @@ def prune_workdir(path: Path | None, keep_logs: bool) -> None:
 
 def remove_workdir(path: Path) -> None:
     """Delete a child's working dir even if the child made parts of it read-only."""
+
     def _unlock(d: Path) -> None:
         d.chmod(0o700)  # a child may have chmod-ed its dirs to 0o000
         for entry in d.iterdir():

@@ -33,8 +33,10 @@ class Interrupts:
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
-            self._old = (signal.signal(signal.SIGINT, self._on_sigint),
-                         signal.signal(signal.SIGTERM, self._on_sigterm))
+            self._old = (
+                signal.signal(signal.SIGINT, self._on_sigint),
+                signal.signal(signal.SIGTERM, self._on_sigterm),
+            )
 
     def restore(self) -> None:
         """Put back the handlers that were there before :meth:`install`."""
@@ -46,8 +48,10 @@ class Interrupts:
     def _on_sigint(self, signum: int, frame: Any) -> None:
         self.count += 1
         if self.count == 1:
-            log.warning("Ctrl-C: finishing the children in flight (Ctrl-C again abandons "
-                        "them; they are re-queued on resume)")
+            log.warning(
+                "Ctrl-C: finishing the children in flight (Ctrl-C again abandons "
+                "them; they are re-queued on resume)"
+            )
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.count = 2

@@ -70,8 +70,9 @@ class Search:
         >>> Search(load_config(overrides={"run.evaluations": 8})).run()  # doctest: +SKIP
     """
 
-    def __init__(self, cfg: dict, *, force_new: bool = False, progress: bool = True,
-                 backend: Any = None):
+    def __init__(
+        self, cfg: dict, *, force_new: bool = False, progress: bool = True, backend: Any = None
+    ):
         self.cfg = cfg
         run = cfg["run"]
         self.target: Target = load_target(resolve_target_path(run["target"]))
@@ -83,15 +84,19 @@ class Search:
         self._own_backend = backend is None
         if backend is None:  # last: a Ray backend starts (or joins) a cluster
             b = cfg["backend"]
-            backend = make_backend(b["kind"], workers=b["workers"] or None,
-                                   address=b["address"] or None,
-                                   gpus_per_task=b["gpus_per_task"] or None,
-                                   cpus_per_task=b["cpus_per_task"] or None)
+            backend = make_backend(
+                b["kind"],
+                workers=b["workers"] or None,
+                address=b["address"] or None,
+                gpus_per_task=b["gpus_per_task"] or None,
+                cpus_per_task=b["cpus_per_task"] or None,
+            )
         self.backend = backend
         self.slots = list(backend.slots)
         try:
-            self.cascade = Cascade(cfg["cascade"], list(self.target.fidelities), default,
-                                   len(self.slots))
+            self.cascade = Cascade(
+                cfg["cascade"], list(self.target.fidelities), default, len(self.slots)
+            )
             self.fidelity = self.cascade.base  # the search runs here; promotions go up
             self.proposer = Proposer(cfg, self.target, self.fidelity, self.op_stats)
             self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
@@ -107,9 +112,13 @@ class Search:
         self.force_new = force_new
         self.show_progress = progress
         self.run_id = uuid.uuid4().hex
-        self.gates = {lvl: NoiseGate(self.target, lvl, self.seed_id, cfg["noise"],
-                                     self._describe) for lvl in self.cascade.levels}
-        self._scheduled: dict[tuple[str, str], int] = {}  # runs done + queued + in flight, per program
+        self.gates = {
+            lvl: NoiseGate(self.target, lvl, self.seed_id, cfg["noise"], self._describe)
+            for lvl in self.cascade.levels
+        }
+        self._scheduled: dict[
+            tuple[str, str], int
+        ] = {}  # runs done + queued + in flight, per program
         self._runs_done: int | None = None
         self._dollars: float | None = None
         self._stop_reason = ""
@@ -121,13 +130,25 @@ class Search:
     # ---- run directory -------------------------------------------------------------------
 
     def _open_store(self) -> RunStore:
-        meta = {"target": self.target.name, "target_root": str(self.target.root),
-                "fidelity": self.fidelity, "levels": self.cascade.levels,
-                "metric": self.target.metric,
-                "direction": self.target.direction, "fingerprint": search_fingerprint(self.cfg),
-                "checksums": self.target.checksums(), "seed_id": self.seed_id}
-        return open_run_dir(self.run_dir, meta, dims=self.dims, direction=self.target.direction,
-                            z=self.cfg["noise"]["z"], force_new=self.force_new)
+        meta = {
+            "target": self.target.name,
+            "target_root": str(self.target.root),
+            "fidelity": self.fidelity,
+            "levels": self.cascade.levels,
+            "metric": self.target.metric,
+            "direction": self.target.direction,
+            "fingerprint": search_fingerprint(self.cfg),
+            "checksums": self.target.checksums(),
+            "seed_id": self.seed_id,
+        }
+        return open_run_dir(
+            self.run_dir,
+            meta,
+            dims=self.dims,
+            direction=self.target.direction,
+            z=self.cfg["noise"]["z"],
+            force_new=self.force_new,
+        )
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -202,16 +223,24 @@ class Search:
                     if work is None:
                         break
                     in_flight[backend.submit(self._job(work))] = work
-                    log.info("dispatch %s %s %s seed %d", work.program.id[:10],
-                             work.program.operator, work.program.fidelity, work.seed_index)
+                    log.info(
+                        "dispatch %s %s %s seed %d",
+                        work.program.id[:10],
+                        work.program.operator,
+                        work.program.fidelity,
+                        work.seed_index,
+                    )
                     used += 1
                 progress.update(len(in_flight))
                 self._maybe_checkpoint(store)
                 idle = not in_flight and not self.proposer.in_flight
                 if idle and (stopping or not self._can_propose(store, queue)):
                     break
-                if (not stopping and len(ready) + self.proposer.in_flight < n_slots
-                        and self._has_parents(store)):
+                if (
+                    not stopping
+                    and len(ready) + self.proposer.in_flight < n_slots
+                    and self._has_parents(store)
+                ):
                     child = self.proposer.propose(store)
                     if child is not None:
                         ready.append(child)
@@ -219,8 +248,9 @@ class Search:
                         continue
                     misses += 1
                     if idle and misses >= 50:
-                        self._stop_reason = ("the operators made no new valid child in "
-                                             f"{misses * 20} tries")
+                        self._stop_reason = (
+                            f"the operators made no new valid child in {misses * 20} tries"
+                        )
                         break
                     if not in_flight and not self.proposer.in_flight:
                         continue
@@ -255,12 +285,19 @@ class Search:
         self._last_checkpoint = time.monotonic()
 
     def _save_counters(self) -> None:
-        save_counters(self.run_dir, self.op_stats, self.gates, self.fidelity,
-                      self.proposer.failed_cost, self.proposer.usage())
+        save_counters(
+            self.run_dir,
+            self.op_stats,
+            self.gates,
+            self.fidelity,
+            self.proposer.failed_cost,
+            self.proposer.usage(),
+        )
 
     def _load_counters(self) -> None:
-        self.proposer.failed_cost = load_counters(self.run_dir, self.op_stats, self.gates,
-                                                  self.fidelity)
+        self.proposer.failed_cost = load_counters(
+            self.run_dir, self.op_stats, self.gates, self.fidelity
+        )
 
     def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
         if self.interrupts.count:
@@ -281,14 +318,25 @@ class Search:
         """Seed first, then hand-written variants, then children in flight at a crash."""
         for level in self.cascade.levels:  # every level needs its own baseline
             if (self.seed_id, level) not in store.programs:
-                store.add(Program(id=self.seed_id, source=self.seed_source, fidelity=level,
-                                  operator="seed", description="the target's seed program",
-                                  birth=0 if level != self.fidelity else store.next_birth()))
+                store.add(
+                    Program(
+                        id=self.seed_id,
+                        source=self.seed_source,
+                        fidelity=level,
+                        operator="seed",
+                        description="the target's seed program",
+                        birth=0 if level != self.fidelity else store.next_birth(),
+                    )
+                )
         levels = self.cascade.levels
-        pending = sorted(store.pending(), key=lambda p: (p.id != self.seed_id,
-                                                         levels.index(p.fidelity)
-                                                         if p.fidelity in levels else 0,
-                                                         p.birth))
+        pending = sorted(
+            store.pending(),
+            key=lambda p: (
+                p.id != self.seed_id,
+                levels.index(p.fidelity) if p.fidelity in levels else 0,
+                p.birth,
+            ),
+        )
         for p in pending:
             if p.fidelity not in levels:
                 continue
@@ -297,8 +345,9 @@ class Search:
                 # every run finished before the crash, but the final record was not written
                 self._finish(store, p, queue)
 
-    def _schedule(self, store: RunStore, p: Program, queue: deque[_Work],
-                  front: bool = False) -> bool:
+    def _schedule(
+        self, store: RunStore, p: Program, queue: deque[_Work], front: bool = False
+    ) -> bool:
         """Queue the runs ``p`` still wants (in parallel); False when it wants none."""
         have = self._scheduled.get(p.key, len(p.runs))
         if any(r.status != "ok" for r in p.runs):
@@ -312,8 +361,14 @@ class Search:
             queue.extend(new)
         return bool(new) or len(p.runs) < have
 
-    def _next_work(self, store: RunStore, queue: deque[_Work], ready: deque[Program],
-                   in_flight: dict[cf.Future, _Work], n_slots: int) -> _Work | None:
+    def _next_work(
+        self,
+        store: RunStore,
+        queue: deque[_Work],
+        ready: deque[Program],
+        in_flight: dict[cf.Future, _Work],
+        n_slots: int,
+    ) -> _Work | None:
         base_busy = sum(w.program.fidelity == self.fidelity for w in in_flight.values())
         base_ok = base_busy < self.cascade.base_slots(n_slots)
         for k, work in enumerate(queue):
@@ -354,41 +409,65 @@ class Search:
 
     def _job(self, work: _Work) -> EvalCall:
         p, i = work.program, work.seed_index
-        child_dir = (self.run_dir / "children"
-                     / f"{p.birth:06d}-{p.id[:10]}-{p.fidelity}-s{i}")
+        child_dir = self.run_dir / "children" / f"{p.birth:06d}-{p.id[:10]}-{p.fidelity}-s{i}"
         if child_dir.exists():  # a run in flight at a crash left it behind
             remove_workdir(child_dir)
         child_dir.parent.mkdir(parents=True, exist_ok=True)
         run = self.cfg["run"]
         pass_env = {k: os.environ[k] for k in run["pass_env"] if k in os.environ}
-        return EvalCall(self.target, p.source, child_dir.resolve(), p.fidelity, i,
-                        run["timeout"] or None, run["memory_mb"] or None,
-                        {"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker,
-                         **pass_env})
+        return EvalCall(
+            self.target,
+            p.source,
+            child_dir.resolve(),
+            p.fidelity,
+            i,
+            run["timeout"] or None,
+            run["memory_mb"] or None,
+            {"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker, **pass_env},
+        )
 
-    def _lost(self, work: _Work, error: BaseException, queue: deque[_Work],
-              store: RunStore) -> None:
+    def _lost(
+        self, work: _Work, error: BaseException, queue: deque[_Work], store: RunStore
+    ) -> None:
         """A backend lost a run (a Ray node died, a worker crashed): run it again, or after
         ``MAX_LOST`` losses of the same run record it as a crash."""
         key = (*work.program.key, work.seed_index)
         self._losses[key] = self._losses.get(key, 0) + 1
-        log.warning("run %s seed %d lost by the backend (%s: %s)", work.program.id[:10],
-                    work.seed_index, type(error).__name__, error)
+        log.warning(
+            "run %s seed %d lost by the backend (%s: %s)",
+            work.program.id[:10],
+            work.seed_index,
+            type(error).__name__,
+            error,
+        )
         if self._losses[key] < MAX_LOST:
             queue.appendleft(work)
             return
-        self._tell(store, work, EvalResult(status="crash", reason=(
-            f"the backend lost this run {MAX_LOST} times: {type(error).__name__}: {error}")),
-            queue)
+        self._tell(
+            store,
+            work,
+            EvalResult(
+                status="crash",
+                reason=(
+                    f"the backend lost this run {MAX_LOST} times: {type(error).__name__}: {error}"
+                ),
+            ),
+            queue,
+        )
 
     # ---- telling the archive -------------------------------------------------------------
 
-    def _tell(self, store: RunStore, work: _Work, result: EvalResult,
-              queue: deque[_Work]) -> None:
+    def _tell(self, store: RunStore, work: _Work, result: EvalResult, queue: deque[_Work]) -> None:
         p = work.program
         self._runs_done = self._evaluations(store) + 1
-        p.runs.append(SeedRun(seed=work.seed_index, status=result.status,
-                              metrics=dict(result.metrics), wall_time=result.wall_time))
+        p.runs.append(
+            SeedRun(
+                seed=work.seed_index,
+                status=result.status,
+                metrics=dict(result.metrics),
+                wall_time=result.wall_time,
+            )
+        )
         if result.status != "ok":
             p.reason = result.reason
             p.stderr_tail = result.stderr_tail[-2000:]
@@ -409,8 +488,15 @@ class Search:
         status = getattr(outcome, "status", "")
         if status in ("new", "improved"):
             self._count(p.operator, status)
-        log.info("%s %s %s %s fitness=%s %s", p.id[:10], p.fidelity, p.operator, p.status,
-                 fmt(p.fitness), status)
+        log.info(
+            "%s %s %s %s fitness=%s %s",
+            p.id[:10],
+            p.fidelity,
+            p.operator,
+            p.status,
+            fmt(p.fitness),
+            status,
+        )
         if self.cascade.active and p.status == "ok":
             self._promote(store, p.fidelity, queue)
 
@@ -418,8 +504,9 @@ class Search:
         """Queue the programs the cascade promotes from ``level``, ahead of new children."""
         up = self.cascade.next_level(level)
         gate = self.gates[level]
-        for p in self.cascade.promotions(store, level, gate.policy(store).floor,
-                                         self.cfg["noise"]["gate"], self.target.better):
+        for p in self.cascade.promotions(
+            store, level, gate.policy(store).floor, self.cfg["noise"]["gate"], self.target.better
+        ):
             record = Cascade.promoted_record(p, up)
             store.add(record)  # pending at the next level: durable before it runs
             self._count(p.operator, f"promoted_to_{up}")
@@ -434,8 +521,9 @@ class Search:
         if "region" not in p.descriptors:
             p.descriptors.update(descriptors_for(self.target, p.source, self.seed_source))
         means = p.metrics_mean()
-        p.descriptors.update({d.name: means[d.name] for d in self.target.descriptors
-                              if d.name in means})
+        p.descriptors.update(
+            {d.name: means[d.name] for d in self.target.descriptors if d.name in means}
+        )
 
     def _count(self, operator: str, what: str) -> None:
         self.op_stats.setdefault(operator, Counter())[what] += 1
@@ -473,30 +561,45 @@ class Search:
         if seed is not None:
             tail = "\n".join(seed.stderr_tail.strip().splitlines()[-8:])
             where = f" at fidelity {seed.fidelity!r}" if self.cascade.active else ""
-            raise RunError(f"{self.target.seed_path}: the seed program fails its baseline "
-                           f"evaluation{where}: {seed.status}: {seed.reason}"
-                           + (f"\n--- stderr tail ---\n{tail}" if tail else ""))
+            raise RunError(
+                f"{self.target.seed_path}: the seed program fails its baseline "
+                f"evaluation{where}: {seed.status}: {seed.reason}"
+                + (f"\n--- stderr tail ---\n{tail}" if tail else "")
+            )
 
     def summary(self, store: RunStore) -> RunSummary:
         level = report_fidelity(store)
         seed = store.programs.get((self.seed_id, level))
         best = store.best(level)
         stats = store.elites(level).stats()
-        improved = bool(best and seed and seed.ok and best.id != seed.id
-                        and self.target.better(best.fitness, seed.fitness))
+        improved = bool(
+            best
+            and seed
+            and seed.ok
+            and best.id != seed.id
+            and self.target.better(best.fitness, seed.fitness)
+        )
         return RunSummary(
-            run_dir=self.run_dir, evaluations=self._evaluations(store),
+            run_dir=self.run_dir,
+            evaluations=self._evaluations(store),
             by_status=dict(store.counts_by_status()),
             seed_fitness=seed.fitness if seed and seed.ok else None,
             noise_floor=noise_floor(seed, self.target.metric) if seed else 0.0,
-            best_id=best.id if best else None, best_fitness=best.fitness if best else None,
-            best_std=best.fitness_std if best else None, improved=improved,
-            elites=stats.elites, coverage=stats.coverage, qd_score=stats.qd_score,
+            best_id=best.id if best else None,
+            best_fitness=best.fitness if best else None,
+            best_std=best.fitness_std if best else None,
+            improved=improved,
+            elites=stats.elites,
+            coverage=stats.coverage,
+            qd_score=stats.qd_score,
             gate_rejected=sum(g.rejected for g in self.gates.values()),
             gate_reevaluated=sum(g.reevaluated for g in self.gates.values()),
             stopped=self._stop_reason or "nothing left to evaluate",
             operators={k: dict(v) for k, v in self.op_stats.items()},
-            direction=self.target.direction, metric=self.target.metric, fidelity=level)
+            direction=self.target.direction,
+            metric=self.target.metric,
+            fidelity=level,
+        )
 
 
 __all__ = ["RunError", "RunSummary", "Search"]

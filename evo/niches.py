@@ -28,18 +28,22 @@ def region_labels(seed_source: str) -> tuple[str, ...]:
 
 def archive_dims(target: Target, seed_source: str, archive_cfg: dict[str, Any]) -> list[Dim]:
     """The niche dimensions of a run (validated: unknown names are a ConfigError)."""
-    names = (list(archive_cfg["descriptors"]) or list(target.niches)
-             or [d.name for d in target.descriptors] or list(EDIT_DESCRIPTORS))
+    names = (
+        list(archive_cfg["descriptors"])
+        or list(target.niches)
+        or [d.name for d in target.descriptors]
+        or list(EDIT_DESCRIPTORS)
+    )
     by_name = {d.name: d for d in target.descriptors}
     dims = []
     for name in names:
         if name == "region":
-            dims.append(Dim(name="region", kind="category",
-                            categories=region_labels(seed_source)))
+            dims.append(Dim(name="region", kind="category", categories=region_labels(seed_source)))
         elif name == "edit_size_bin":
             bins = archive_cfg["edit_size_bins"]
-            dims.append(Dim(name="edit_size_bin", kind="grid", low=0.0, high=float(bins),
-                            bins=bins))
+            dims.append(
+                Dim(name="edit_size_bin", kind="grid", low=0.0, high=float(bins), bins=bins)
+            )
         elif name in by_name:
             spec = by_name[name]
             if spec.categories:
@@ -49,9 +53,11 @@ def archive_dims(target: Target, seed_source: str, archive_cfg: dict[str, Any]) 
                 dims.append(Dim(name=name, kind="grid", low=low, high=high, bins=spec.bins))
         else:
             allowed = list(EDIT_DESCRIPTORS) + list(by_name)
-            raise ConfigError(f"archive.descriptors: unknown descriptor {name!r}; allowed: "
-                              f"{allowed} (metrics need a [descriptors.NAME] table in "
-                              f"{target.root / 'target.toml'})")
+            raise ConfigError(
+                f"archive.descriptors: unknown descriptor {name!r}; allowed: "
+                f"{allowed} (metrics need a [descriptors.NAME] table in "
+                f"{target.root / 'target.toml'})"
+            )
     return dims
 
 

@@ -85,8 +85,14 @@ class NoiseGate:
         describe: fills a program's descriptors (needed to find its cell).
     """
 
-    def __init__(self, target: Any, fidelity: str, seed_id: str, noise_cfg: dict,
-                 describe: Callable[[Program], None]):
+    def __init__(
+        self,
+        target: Any,
+        fidelity: str,
+        seed_id: str,
+        noise_cfg: dict,
+        describe: Callable[[Program], None],
+    ):
         self.target, self.fidelity, self.seed_id = target, fidelity, seed_id
         self.cfg, self.describe = noise_cfg, describe
         self.gated: set[str] = set()
@@ -107,8 +113,9 @@ class NoiseGate:
 
     def finish(self, store: Any, p: Program) -> None:
         """Aggregate ``p``'s runs (in place); a gated win within the noise becomes rejected."""
-        floor = (noise_floor(p, self.target.metric) if p.id == self.seed_id
-                 else self.policy(store).floor)
+        floor = (
+            noise_floor(p, self.target.metric) if p.id == self.seed_id else self.policy(store).floor
+        )
         aggregate(p, self.target.metric, floor)
         self.describe(p)
         if p.id not in self.gated or p.status != "ok":
@@ -118,9 +125,11 @@ class NoiseGate:
             se = math.hypot(p.fitness_std or 0.0, inc.fitness_std or 0.0)
             if margin <= z * se:
                 p.status = "rejected"
-                p.reason = (f"noise gate: beats {inc.id[:12]} by {margin:.4g}, within "
-                            f"{z:g} x {se:.4g} (the standard error of the difference) "
-                            f"after {len(p.runs)} seeds")
+                p.reason = (
+                    f"noise gate: beats {inc.id[:12]} by {margin:.4g}, within "
+                    f"{z:g} x {se:.4g} (the standard error of the difference) "
+                    f"after {len(p.runs)} seeds"
+                )
                 self.rejected += 1
                 return
 
@@ -146,8 +155,7 @@ class NoiseGate:
             return False
         if not p.runs or any(r.status != "ok" for r in p.runs):
             return False
-        probe = Program(**{**p.__dict__, "runs": list(p.runs),
-                           "descriptors": dict(p.descriptors)})
+        probe = Program(**{**p.__dict__, "runs": list(p.runs), "descriptors": dict(p.descriptors)})
         aggregate(probe, self.target.metric, policy.floor)
         if probe.status != "ok":
             return False

@@ -56,6 +56,7 @@ def install_shim() -> bool:
     """Make ``openevolve.evaluation_result`` importable; True when the stand-in was installed."""
     try:
         import openevolve.evaluation_result  # noqa: F401
+
         return False
     except ImportError:
         pass
@@ -94,8 +95,10 @@ def to_result(raw: Any) -> dict[str, Any]:
         values = dict(raw.metrics or {})
         artifacts = dict(getattr(raw, "artifacts", None) or {})
     else:
-        raise TypeError(f"evaluate() returned {type(raw).__name__}; expected a dict of metrics "
-                        "or an EvaluationResult")
+        raise TypeError(
+            f"evaluate() returned {type(raw).__name__}; expected a dict of metrics "
+            "or an EvaluationResult"
+        )
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, numbers.Real) and not isinstance(value, bool):

@@ -23,11 +23,19 @@ from evo.sandbox import read_regular_file, signal_name
 RESULT_LIMIT = 8 << 20
 """Largest result file read; a bigger one is ``invalid_result``."""
 
-OOM_MARKERS = ("MemoryError", "CUDA out of memory", "OutOfMemoryError", "std::bad_alloc",
-               "Cannot allocate memory", "CUBLAS_STATUS_ALLOC_FAILED")
+OOM_MARKERS = (
+    "MemoryError",
+    "CUDA out of memory",
+    "OutOfMemoryError",
+    "std::bad_alloc",
+    "Cannot allocate memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+)
 
-_EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Iteration|Warning)"
-                       r"(: .*)?$|^[A-Za-z_][\w.]*: .*$")
+_EXC_LINE = re.compile(
+    r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Iteration|Warning)"
+    r"(: .*)?$|^[A-Za-z_][\w.]*: .*$"
+)
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -41,7 +49,7 @@ def last_error_line(stderr: str) -> str:
     lines = [ln.rstrip() for ln in stderr.splitlines() if ln.strip()]
     tb = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
     if tb:
-        after = [ln for ln in lines[tb[-1] + 1:] if not ln[:1].isspace()]
+        after = [ln for ln in lines[tb[-1] + 1 :] if not ln[:1].isspace()]
         matches = [ln for ln in after if _EXC_LINE.match(ln)]
         if matches or after:
             return (matches or after)[-1]
@@ -93,9 +101,18 @@ def split_result(obj: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]
     return metrics, info
 
 
-def classify(*, metric: str, returncode: int | None, killed_for: str | None, timeout: float,
-             memory_mb: int | None, peak_rss: int, tampered: str | None, result_path: Path,
-             stderr_tail: str) -> tuple[str, dict[str, float], dict[str, Any], str]:
+def classify(
+    *,
+    metric: str,
+    returncode: int | None,
+    killed_for: str | None,
+    timeout: float,
+    memory_mb: int | None,
+    peak_rss: int,
+    tampered: str | None,
+    result_path: Path,
+    stderr_tail: str,
+) -> tuple[str, dict[str, float], dict[str, Any], str]:
     """Status, metrics, info and reason of one finished run (see the module docstring)."""
     peak_mb = peak_rss / (1 << 20)
     if killed_for == "memory":
@@ -127,8 +144,12 @@ def classify(*, metric: str, returncode: int | None, killed_for: str | None, tim
         return "invalid_result", metrics, info, f"metric {metric!r} missing from result"
     value = obj[metric]
     if not _is_number(value):
-        return "invalid_result", metrics, info, one_line(
-            f"metric {metric!r} is not a number: {value!r}")
+        return (
+            "invalid_result",
+            metrics,
+            info,
+            one_line(f"metric {metric!r} is not a number: {value!r}"),
+        )
     if not math.isfinite(_to_float(value)):
         return "nan", metrics, info, f"metric {metric!r} is {_to_float(value)!r}"
     return "ok", metrics, info, ""

@@ -31,8 +31,9 @@ class Progress:
 
     def start(self) -> None:
         if self.enabled:
-            self.live = Live(self._render(0), console=self.console, refresh_per_second=4,
-                             transient=False)
+            self.live = Live(
+                self._render(0), console=self.console, refresh_per_second=4, transient=False
+            )
             self.live.start()
 
     def update(self, in_flight: int) -> None:
@@ -63,10 +64,13 @@ class Progress:
         t = Table.grid(padding=(0, 2))
         t.add_row(
             f"[bold]{s.target.name}[/] {s.fidelity}",
-            f"done {done}/{self.budget}", f"in flight {in_flight}/{self.slots}",
+            f"done {done}/{self.budget}",
+            f"in flight {in_flight}/{self.slots}",
             f"best {s.target.metric} {_fmt(best.fitness if best else None)}",
             f"coverage {stats.coverage:.1%}" if stats else "",
-            f"failures {failed}", f"ETA {_duration(eta)}")
+            f"failures {failed}",
+            f"ETA {_duration(eta)}",
+        )
         return t
 
 
@@ -83,10 +87,16 @@ def summary_table(summary: RunSummary) -> Table:
     t.add_row("fidelity", summary.fidelity)
     t.add_row(f"seed {summary.metric}", _fmt(summary.seed_fitness))
     t.add_row("noise floor (1 eval)", _fmt(summary.noise_floor))
-    t.add_row(f"best {summary.metric}", f"{_fmt(summary.best_fitness)} ± {_fmt(summary.best_std)}"
-              f" ({(summary.best_id or '-')[:12]})")
-    t.add_row("noise gate", f"{summary.gate_reevaluated} re-evaluated, "
-                            f"{summary.gate_rejected} would-be elites rejected")
+    t.add_row(
+        f"best {summary.metric}",
+        f"{_fmt(summary.best_fitness)} ± {_fmt(summary.best_std)}"
+        f" ({(summary.best_id or '-')[:12]})",
+    )
+    t.add_row(
+        "noise gate",
+        f"{summary.gate_reevaluated} re-evaluated, "
+        f"{summary.gate_rejected} would-be elites rejected",
+    )
     for op, counts in sorted(summary.operators.items()):
         t.add_row(f"operator {op}", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return t
@@ -97,17 +107,22 @@ def verdict(summary: RunSummary) -> str:
     if summary.seed_fitness is None:
         return "The seed has no baseline yet: nothing to compare."
     if not summary.improved or summary.best_fitness is None:
-        return (f"Nothing beat the seed: seed {summary.metric} {_fmt(summary.seed_fitness)} "
-                f"(noise floor {_fmt(summary.noise_floor)}).")
+        return (
+            f"Nothing beat the seed: seed {summary.metric} {_fmt(summary.seed_fitness)} "
+            f"(noise floor {_fmt(summary.noise_floor)})."
+        )
     delta = summary.best_fitness - summary.seed_fitness
     if summary.noise_floor > 0:
-        noise = (f"{abs(delta) / summary.noise_floor:.1f}x the noise floor "
-                 f"{_fmt(summary.noise_floor)}")
+        noise = (
+            f"{abs(delta) / summary.noise_floor:.1f}x the noise floor {_fmt(summary.noise_floor)}"
+        )
     else:
         noise = "the seed measured no noise over its seeds"
-    return (f"Best {summary.metric} {_fmt(summary.best_fitness)} against the seed's "
-            f"{_fmt(summary.seed_fitness)}: {delta:+.4g} ({noise}); program "
-            f"{summary.best_id[:12]}, see it with: evo best {summary.run_dir} --diff")
+    return (
+        f"Best {summary.metric} {_fmt(summary.best_fitness)} against the seed's "
+        f"{_fmt(summary.seed_fitness)}: {delta:+.4g} ({noise}); program "
+        f"{summary.best_id[:12]}, see it with: evo best {summary.run_dir} --diff"
+    )
 
 
 def print_summary(summary: RunSummary, file: Any = None) -> None:

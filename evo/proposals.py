@@ -45,13 +45,17 @@ class Proposer:
         stats: per-operator counters, shared with the loop (``evaluated``, ``duplicate``...).
     """
 
-    def __init__(self, cfg: dict, target: Target, fidelity: str,
-                 stats: dict[str, Counter]):
+    def __init__(self, cfg: dict, target: Target, fidelity: str, stats: dict[str, Counter]):
         self.cfg, self.target, self.fidelity, self.stats = cfg, target, fidelity, stats
         self.seed_source = target.seed_source()
         self.context = Context(
-            seed_source=self.seed_source, ranges=target.ranges, choices=target.choices,
-            droppable=target.droppable, block=target.block, description=target.description)
+            seed_source=self.seed_source,
+            ranges=target.ranges,
+            choices=target.choices,
+            droppable=target.droppable,
+            block=target.block,
+            description=target.description,
+        )
         self.rng = np.random.default_rng(cfg["run"]["seed"])
         weights = cfg["operators"]
         structural = {k: weights[k] for k in STRUCTURAL if weights[k] > 0}
@@ -65,8 +69,10 @@ class Proposer:
         self._llm_concurrency = 0
         self._init_llm(cfg)
         if not self.operators:
-            raise OperatorConfigError("operators: no operator has a weight > 0; give "
-                                      "'constants' a weight, or set [llm] base_url")
+            raise OperatorConfigError(
+                "operators: no operator has a weight > 0; give "
+                "'constants' a weight, or set [llm] base_url"
+            )
         self.failed_cost = 0.0
 
     def _init_llm(self, cfg: dict) -> None:
@@ -111,9 +117,18 @@ class Proposer:
             op = self._pick()
             if op.arity > len(elites):
                 continue
-            parents = elites[:op.arity] if only_seed else select_parents(
-                self.cfg["archive"]["selection"], elites, op.arity, self.rng,
-                store.offspring_counts(), direction=self.target.direction)
+            parents = (
+                elites[: op.arity]
+                if only_seed
+                else select_parents(
+                    self.cfg["archive"]["selection"],
+                    elites,
+                    op.arity,
+                    self.rng,
+                    store.offspring_counts(),
+                    direction=self.target.direction,
+                )
+            )
             ctx = self._context(store, op, parents)
             if getattr(op, "slow", False):
                 if len(self._futures) >= self._llm_concurrency:
@@ -184,11 +199,17 @@ class Proposer:
             self.failed_cost += getattr(child, "cost", 0.0)
             return None
         return Program(
-            id=cid, source=child.source, fidelity=self.fidelity, parents=tuple(child.parents),
-            operator=child.operator, description=child.description,
-            idea=getattr(child, "idea", ""), cost=getattr(child, "cost", 0.0),
+            id=cid,
+            source=child.source,
+            fidelity=self.fidelity,
+            parents=tuple(child.parents),
+            operator=child.operator,
+            description=child.description,
+            idea=getattr(child, "idea", ""),
+            cost=getattr(child, "cost", 0.0),
             tokens=getattr(child, "tokens", 0),
-            descriptors=descriptors_for(self.target, child.source, self.seed_source))
+            descriptors=descriptors_for(self.target, child.source, self.seed_source),
+        )
 
     def _count(self, operator: str, what: str) -> None:
         self.stats.setdefault(operator, Counter())[what] += 1
@@ -209,13 +230,14 @@ class Proposer:
         """Why the parent and its most recent failed children failed (stderr tails)."""
         out = []
         if parent.status in _FAILED:
-            out.append(f"the parent itself: {parent.status}: {parent.reason}\n"
-                       f"{parent.stderr_tail[-800:]}")
-        failed = [p for p in store.programs.values()
-                  if parent.id in p.parents and p.status in _FAILED]
+            out.append(
+                f"the parent itself: {parent.status}: {parent.reason}\n{parent.stderr_tail[-800:]}"
+            )
+        failed = [
+            p for p in store.programs.values() if parent.id in p.parents and p.status in _FAILED
+        ]
         for p in sorted(failed, key=lambda p: -p.birth)[:n]:
-            out.append(f"a child ({p.description}): {p.status}: {p.reason}\n"
-                       f"{p.stderr_tail[-800:]}")
+            out.append(f"a child ({p.description}): {p.status}: {p.reason}\n{p.stderr_tail[-800:]}")
         return tuple(out)
 
     def _inspirations_for(self, store: RunStore, parents: list[Program]) -> tuple[Program, ...]:
@@ -236,8 +258,12 @@ class Proposer:
         region_dim, size_dim = elites.dims
         regions = [r for r in region_dim.categories if r not in ("none", "other")]
         occupied = {tuple(c.labels) for c in elites.cells()}
-        empty = [(r, b) for r in regions for b in range(1, size_dim.bins)
-                 if (r, size_dim.labels()[b]) not in occupied]
+        empty = [
+            (r, b)
+            for r in regions
+            for b in range(1, size_dim.bins)
+            if (r, size_dim.labels()[b]) not in occupied
+        ]
         pool = empty or [(r, b) for r in regions for b in range(1, size_dim.bins)]
         region, size_bin = pool[self.rng.integers(len(pool))]
         return {"region": region, "edit_size_bin": int(size_bin)}

@@ -126,8 +126,14 @@ class RayBackend:
             ``"auto"``, GPUs asked on a cluster without any, or a task that fits no node.
     """
 
-    def __init__(self, *, address: str | None = None, workers: int | None = None,
-                 gpus_per_task: float | None = None, cpus_per_task: int | None = None):
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        workers: int | None = None,
+        gpus_per_task: float | None = None,
+        cpus_per_task: int | None = None,
+    ):
         if workers is not None and workers < 1:
             raise BackendError(f"backend.workers must be >= 1 for Ray, got {workers}")
         if gpus_per_task is not None and gpus_per_task < 0:
@@ -137,8 +143,9 @@ class RayBackend:
         try:
             import ray
         except ImportError:
-            raise BackendError("backend.kind = 'ray' needs Ray: pip install 'evo-search[ray]' "
-                               "(or pip install ray)") from None
+            raise BackendError(
+                "backend.kind = 'ray' needs Ray: pip install 'evo-search[ray]' (or pip install ray)"
+            ) from None
         self._ray = ray
         self.address = address or None
         self._connected = False
@@ -150,10 +157,13 @@ class RayBackend:
             self._disconnect()
             raise
         self._task = ray.remote(
-            num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=0,
+            num_cpus=self.cpus_per_task,
+            num_gpus=self.gpus_per_task,
+            max_retries=0,
             # The GPU is used by the child process, not the worker: keep workers alive between
             # tasks (Ray's default for GPU tasks is a fresh worker each time).
-            max_calls=0)(_evaluate_on_worker)
+            max_calls=0,
+        )(_evaluate_on_worker)
         self._cleanup = ray.remote(num_cpus=0, max_retries=0)(_kill_on_node)
         self._lock = threading.Lock()
         self._in_flight: dict[cf.Future, Any] = {}
@@ -168,20 +178,22 @@ class RayBackend:
         if self.address is not None:
             _check_reachable(self.address)
             if ray.is_initialized():
-                raise BackendError(f"backend.address {self.address!r}: this process is already "
-                                   "connected to a Ray instance; shut the other backend down "
-                                   "first, or leave the address empty to share it")
+                raise BackendError(
+                    f"backend.address {self.address!r}: this process is already "
+                    "connected to a Ray instance; shut the other backend down "
+                    "first, or leave the address empty to share it"
+                )
             _use_token_if_any()
             handler = _sigterm_handler()
             try:
-                ray.init(address=self.address, logging_level=logging.ERROR,
-                         log_to_driver=False)
+                ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, ValueError, RuntimeError) as e:
                 _restore_sigterm(handler)
-                raise BackendError(f"backend.address {self.address!r}: cannot connect to Ray: "
-                                   f"{_one_line(e)} (a cluster with token authentication "
-                                   "needs its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
-                                   ) from None
+                raise BackendError(
+                    f"backend.address {self.address!r}: cannot connect to Ray: "
+                    f"{_one_line(e)} (a cluster with token authentication "
+                    "needs its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                ) from None
             self._sigterm = handler
             self._connected = True
             try:
@@ -196,8 +208,12 @@ class RayBackend:
                 _sigterm_before = _sigterm_handler()
                 cores = cpu_count()
                 need = workers * (cpus_per_task or 1) if workers else cores
-                ray.init(num_cpus=max(cores, need), include_dashboard=False,
-                         logging_level=logging.ERROR, log_to_driver=False)
+                ray.init(
+                    num_cpus=max(cores, need),
+                    include_dashboard=False,
+                    logging_level=logging.ERROR,
+                    log_to_driver=False,
+                )
                 _instance_ours = True
             _instance_users += 1
         self._connected = True
@@ -225,17 +241,23 @@ class RayBackend:
         try:
             ray.get(ref, timeout=PROBE_TIMEOUT)
         except ray.exceptions.GetTimeoutError:
-            log.warning("%s: no worker answered within %.0f s; evaluations wait for one",
-                        self.address, PROBE_TIMEOUT)
+            log.warning(
+                "%s: no worker answered within %.0f s; evaluations wait for one",
+                self.address,
+                PROBE_TIMEOUT,
+            )
         except Exception as e:
-            raise BackendError(f"backend.address {self.address!r}: a Ray worker there cannot "
-                               f"import evo ({_one_line(e)}); install evo-search and the "
-                               "target's dependencies on every node") from None
+            raise BackendError(
+                f"backend.address {self.address!r}: a Ray worker there cannot "
+                f"import evo ({_one_line(e)}); install evo-search and the "
+                "target's dependencies on every node"
+            ) from None
 
     # ---- sizing --------------------------------------------------------------------------
 
-    def _size(self, workers: int | None, gpus_per_task: float | None,
-              cpus_per_task: int | None) -> None:
+    def _size(
+        self, workers: int | None, gpus_per_task: float | None, cpus_per_task: int | None
+    ) -> None:
         """Set ``gpus_per_task``, ``cpus_per_task`` and ``slots`` from the live nodes."""
         nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
         where = self.address or "the local Ray instance"
@@ -244,14 +266,18 @@ class RayBackend:
             gpus_per_task = 1.0 if gpu_nodes else 0.0
         if gpus_per_task > 0:
             if not gpu_nodes:
-                raise BackendError(f"{where} has no GPUs but gpus_per_task={gpus_per_task:g} "
-                                   "asks for them; start the cluster on GPU nodes, or set "
-                                   "gpus_per_task to 0 for CPU evaluations")
+                raise BackendError(
+                    f"{where} has no GPUs but gpus_per_task={gpus_per_task:g} "
+                    "asks for them; start the cluster on GPU nodes, or set "
+                    "gpus_per_task to 0 for CPU evaluations"
+                )
             per_node = [(cpus, int(gpus // gpus_per_task)) for cpus, gpus in gpu_nodes]
             capacity = sum(k for _, k in per_node)
             if capacity == 0:
-                raise BackendError(f"gpus_per_task={gpus_per_task:g} is more than any node of "
-                                   f"{where} has; lower it")
+                raise BackendError(
+                    f"gpus_per_task={gpus_per_task:g} is more than any node of "
+                    f"{where} has; lower it"
+                )
             n = min(workers, capacity) if workers else capacity
             if cpus_per_task is None:
                 cpus_per_task = max(1, min(int(c // k) for c, k in per_node if k))
@@ -262,16 +288,25 @@ class RayBackend:
                 cpus_per_task = max(1, min(share, int(max(cpus, default=0))))
             capacity = sum(int(c // cpus_per_task) for c in cpus)
             if capacity == 0:
-                raise BackendError(f"cpus_per_task={cpus_per_task} is more than any node of "
-                                   f"{where} has ({max(cpus, default=0):g} CPUs); lower it")
+                raise BackendError(
+                    f"cpus_per_task={cpus_per_task} is more than any node of "
+                    f"{where} has ({max(cpus, default=0):g} CPUs); lower it"
+                )
             n = workers or capacity
         if n > capacity:
-            log.warning("%s runs %d evaluations at once, not the %d workers asked for; the "
-                        "others wait in Ray's queue", where, capacity, n)
+            log.warning(
+                "%s runs %d evaluations at once, not the %d workers asked for; the "
+                "others wait in Ray's queue",
+                where,
+                capacity,
+                n,
+            )
         self.gpus_per_task = float(gpus_per_task)
         self.cpus_per_task = int(cpus_per_task)
-        self.slots = [Slot(index=i, gpu=i if gpus_per_task > 0 else None,
-                           threads=self.cpus_per_task) for i in range(n)]
+        self.slots = [
+            Slot(index=i, gpu=i if gpus_per_task > 0 else None, threads=self.cpus_per_task)
+            for i in range(n)
+        ]
 
     # ---- the backend protocol ------------------------------------------------------------
 
@@ -290,8 +325,11 @@ class RayBackend:
 
     def _settle(self, outer: cf.Future, inner: cf.Future, call: EvalCall) -> None:
         """Runs in Ray's callback thread: hand the result on, or clean up and report a loss."""
-        error = (cf.CancelledError("the Ray task was cancelled") if inner.cancelled()
-                 else inner.exception())
+        error = (
+            cf.CancelledError("the Ray task was cancelled")
+            if inner.cancelled()
+            else inner.exception()
+        )
         if error is None:
             self._finish(outer, result=inner.result())
             return
@@ -309,8 +347,9 @@ class RayBackend:
         finally:
             self._finish(outer, error=error)
 
-    def _finish(self, outer: cf.Future, *, result: Any = None,
-                error: BaseException | None = None) -> None:
+    def _finish(
+        self, outer: cf.Future, *, result: Any = None, error: BaseException | None = None
+    ) -> None:
         with self._lock:
             self._in_flight.pop(outer, None)
         if error is None:
@@ -323,8 +362,7 @@ class RayBackend:
         machine (a ``ray://`` driver is no node); returns how many were hit. The marker is the
         child's ``EVO_RESULT``, unique per evaluation."""
         marker = _result_marker(call)
-        return self.kill_on_nodes(marker, var="EVO_RESULT") + kill_marked(marker,
-                                                                           var="EVO_RESULT")
+        return self.kill_on_nodes(marker, var="EVO_RESULT") + kill_marked(marker, var="EVO_RESULT")
 
     def kill_on_nodes(self, value: str, *, var: str) -> int:
         """Kill the processes carrying ``var=value`` on every live node, through a zero-CPU
@@ -336,9 +374,15 @@ class RayBackend:
         try:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            refs = [self._cleanup.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                        node_id=n["NodeID"], soft=False)).remote(value, var)
-                    for n in ray.nodes() if n.get("Alive")]
+            refs = [
+                self._cleanup.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(
+                        node_id=n["NodeID"], soft=False
+                    )
+                ).remote(value, var)
+                for n in ray.nodes()
+                if n.get("Alive")
+            ]
             done, _ = ray.wait(refs, num_returns=len(refs), timeout=CLEANUP_TIMEOUT)
             for ref in done:
                 try:
@@ -378,9 +422,14 @@ class RayBackend:
         self.shutdown(wait=True)
 
 
-def make_backend(kind: str, *, workers: int | None = None, address: str | None = None,
-                 gpus_per_task: float | None = None,
-                 cpus_per_task: int | None = None) -> LocalBackend | RayBackend:
+def make_backend(
+    kind: str,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    gpus_per_task: float | None = None,
+    cpus_per_task: int | None = None,
+) -> LocalBackend | RayBackend:
     """The backend the ``[backend]`` config asks for.
 
     Args:
@@ -395,8 +444,12 @@ def make_backend(kind: str, *, workers: int | None = None, address: str | None =
     if kind == "local":
         return LocalBackend(make_slots(workers))
     if kind == "ray":
-        return RayBackend(address=address or None, workers=workers,
-                          gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
+        return RayBackend(
+            address=address or None,
+            workers=workers,
+            gpus_per_task=gpus_per_task,
+            cpus_per_task=cpus_per_task,
+        )
     raise BackendError(f"backend.kind {kind!r} is unknown; use one of {list(BACKENDS)}")
 
 
@@ -407,10 +460,12 @@ def _check_reachable(address: str) -> None:
         import importlib.util
 
         if importlib.util.find_spec("grpc") is None:
-            raise BackendError(f"backend.address {address!r}: a ray:// address needs the Ray "
-                               "client: pip install 'ray[client]'; or give the cluster's "
-                               "host:port (GCS, default port 6379)")
-        target = address[len("ray://"):]
+            raise BackendError(
+                f"backend.address {address!r}: a ray:// address needs the Ray "
+                "client: pip install 'ray[client]'; or give the cluster's "
+                "host:port (GCS, default port 6379)"
+            )
+        target = address[len("ray://") :]
     elif address == "auto":
         try:
             from ray._private.services import canonicalize_bootstrap_address
@@ -419,21 +474,28 @@ def _check_reachable(address: str) -> None:
         except Exception:  # ConnectionError, or Ray's internals moved
             found = None
         if not found:
-            raise BackendError("backend.address 'auto': no running Ray cluster found on this "
-                               "machine; start one with `ray start --head`, or give its "
-                               "host:port")
+            raise BackendError(
+                "backend.address 'auto': no running Ray cluster found on this "
+                "machine; start one with `ray start --head`, or give its "
+                "host:port"
+            )
         target = found
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit():
-        raise BackendError(f"backend.address {address!r} is not host:port, ray://host:port or "
-                           "'auto'; leave it empty to start a local Ray instance")
+        raise BackendError(
+            f"backend.address {address!r} is not host:port, ray://host:port or "
+            "'auto'; leave it empty to start a local Ray instance"
+        )
     try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
-                                 timeout=CONNECT_TIMEOUT).close()
+        socket.create_connection(
+            (host.strip("[]") or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT
+        ).close()
     except OSError as e:
-        raise BackendError(f"backend.address {address!r}: cannot reach a Ray cluster there "
-                           f"({_one_line(e)}); start it with `ray start --head --port={port}` "
-                           "on that host, or fix the address") from None
+        raise BackendError(
+            f"backend.address {address!r}: cannot reach a Ray cluster there "
+            f"({_one_line(e)}); start it with `ray start --head --port={port}` "
+            "on that host, or fix the address"
+        ) from None
 
 
 def _use_token_if_any() -> None:

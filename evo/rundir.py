@@ -45,8 +45,6 @@ class RunSummary:
     fidelity: str = ""
 
 
-
-
 def write_json(path: Path, data: Any) -> None:
     """Replace ``path`` atomically (a reader never sees half a file)."""
     tmp = path.with_name(path.name + ".tmp")
@@ -99,8 +97,9 @@ def report_fidelity(store: Any) -> str:
     return levels[0]
 
 
-def open_run_dir(d: Path, meta: dict[str, Any], *, dims: list, direction: str, z: float,
-                 force_new: bool) -> RunStore:
+def open_run_dir(
+    d: Path, meta: dict[str, Any], *, dims: list, direction: str, z: float, force_new: bool
+) -> RunStore:
     """The store of run dir ``d`` for writing: an existing run made with the same ``meta``
     keys that matter is resumed; one made for another target or config is refused, or with
     ``force_new`` moved aside (never deleted); an empty or missing dir gets a new store."""
@@ -109,13 +108,18 @@ def open_run_dir(d: Path, meta: dict[str, Any], *, dims: list, direction: str, z
             raise RunError(f"{d}: exists and is not an evo run dir; choose another --run-dir")
         store = RunStore.open(d, writer=True)
         old = store.meta
-        clash = [k for k in ("target", "fidelity", "metric", "fingerprint", "checksums")
-                 if old.get(k) != meta[k]]
+        clash = [
+            k
+            for k in ("target", "fidelity", "metric", "fingerprint", "checksums")
+            if old.get(k) != meta[k]
+        ]
         if clash and not force_new:
             store.close()
-            raise RunError(f"{d}: made for another target or config ({', '.join(clash)} "
-                           "differ); use another --run-dir, or --force-new to start over "
-                           "(the old run is kept beside it)")
+            raise RunError(
+                f"{d}: made for another target or config ({', '.join(clash)} "
+                "differ); use another --run-dir, or --force-new to start over "
+                "(the old run is kept beside it)"
+            )
         if not clash:
             return store
         store.close()
@@ -125,20 +129,39 @@ def open_run_dir(d: Path, meta: dict[str, Any], *, dims: list, direction: str, z
     return RunStore.create(d, dims=dims, direction=direction, z=z, meta=meta)
 
 
-def save_counters(run_dir: Path, op_stats: dict[str, Counter], gates: dict[str, Any],
-                  base: str, failed_cost: float, llm_usage: dict) -> None:
+def save_counters(
+    run_dir: Path,
+    op_stats: dict[str, Counter],
+    gates: dict[str, Any],
+    base: str,
+    failed_cost: float,
+    llm_usage: dict,
+) -> None:
     """operators.json (per-operator counts) and counters.json (noise-gate counts per cascade
     level, the search's own ``base`` level at the top; LLM usage and failed-proposal cost)."""
     write_json(run_dir / "operators.json", {k: dict(v) for k, v in sorted(op_stats.items())})
-    levels = {lvl: {"gate_rejected": g.rejected, "gate_reevaluated": g.reevaluated,
-                    "gated": sorted(g.gated)} for lvl, g in gates.items()}
-    write_json(run_dir / "counters.json", {
-        **levels[base], "levels": levels,
-        "failed_proposal_cost": failed_cost, "llm_usage": llm_usage})
+    levels = {
+        lvl: {
+            "gate_rejected": g.rejected,
+            "gate_reevaluated": g.reevaluated,
+            "gated": sorted(g.gated),
+        }
+        for lvl, g in gates.items()
+    }
+    write_json(
+        run_dir / "counters.json",
+        {
+            **levels[base],
+            "levels": levels,
+            "failed_proposal_cost": failed_cost,
+            "llm_usage": llm_usage,
+        },
+    )
 
 
-def load_counters(run_dir: Path, op_stats: dict[str, Counter], gates: dict[str, Any],
-                  base: str) -> float:
+def load_counters(
+    run_dir: Path, op_stats: dict[str, Counter], gates: dict[str, Any], base: str
+) -> float:
     """Restore what :func:`save_counters` wrote into ``op_stats`` and ``gates``; returns the
     failed-proposal cost. The counters are not evaluations: a crash may lose the last few."""
     for name, counts in read_json(run_dir / "operators.json").items():

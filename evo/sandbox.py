@@ -35,9 +35,21 @@ exemption cannot leak a secret's value: any variable whose value equals a secret
 variable's value is dropped as well (see :func:`child_environment`).
 """
 
-PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED",
-               "LD_LIBRARY_PATH", "CUDA_HOME", "CUDA_PATH", "CUDA_DEVICE_ORDER",
-               "NVIDIA_DRIVER_CAPABILITIES", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
+PASSTHROUGH = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "PYTHONHASHSEED",
+    "LD_LIBRARY_PATH",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "CUDA_DEVICE_ORDER",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "TORCHINDUCTOR_CACHE_DIR",
+    "TRITON_CACHE_DIR",
+)
 """Parent variables a child inherits when they are set (CUDA needs the library paths)."""
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "EVO_THREADS")
@@ -59,9 +71,17 @@ def _secret_values() -> set[str]:
     return {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8}
 
 
-def child_environment(*, workdir: Path, result_path: Path, seed: int, fidelity: str,
-                      job_id: str, threads: int, cuda_visible_devices: str,
-                      extra: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+def child_environment(
+    *,
+    workdir: Path,
+    result_path: Path,
+    seed: int,
+    fidelity: str,
+    job_id: str,
+    threads: int,
+    cuda_visible_devices: str,
+    extra: dict[str, str],
+) -> tuple[dict[str, str], list[str]]:
     """The environment of one child, and the names that were dropped as secrets.
 
     Order of precedence: allow-listed parent variables < ``extra`` (the fidelity's env and
@@ -77,10 +97,15 @@ def child_environment(*, workdir: Path, result_path: Path, seed: int, fidelity: 
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update({str(k): str(v) for k, v in extra.items()})
     env.update({t: str(threads) for t in THREAD_VARS})
-    env.update({
-        "EVO_RESULT": str(result_path), "EVO_SEED": str(int(seed)), "EVO_FIDELITY": fidelity,
-        MARKER_VAR: job_id, "CUDA_VISIBLE_DEVICES": cuda_visible_devices,
-    })
+    env.update(
+        {
+            "EVO_RESULT": str(result_path),
+            "EVO_SEED": str(int(seed)),
+            "EVO_FIDELITY": fidelity,
+            MARKER_VAR: job_id,
+            "CUDA_VISIBLE_DEVICES": cuda_visible_devices,
+        }
+    )
     secrets = _secret_values()
     dropped = sorted(k for k, v in env.items() if is_secret_name(k) or v in secrets)
     for k in dropped:
@@ -106,11 +131,17 @@ def _read_stat(pid: int) -> _Stat | None:
     except OSError:
         return None
     # The command name may contain spaces and parentheses; the fields start after the last ')'.
-    rest = data[data.rfind(b")") + 2:].split()
+    rest = data[data.rfind(b")") + 2 :].split()
     try:
-        return _Stat(pid=pid, ppid=int(rest[1]), pgid=int(rest[2]), sid=int(rest[3]),
-                     zombie=rest[0] in (b"Z", b"X"), start=int(rest[19]),
-                     rss=int(rest[21]) * _PAGE)
+        return _Stat(
+            pid=pid,
+            ppid=int(rest[1]),
+            pgid=int(rest[2]),
+            sid=int(rest[3]),
+            zombie=rest[0] in (b"Z", b"X"),
+            start=int(rest[19]),
+            rss=int(rest[21]) * _PAGE,
+        )
     except (IndexError, ValueError):
         return None
 
@@ -173,14 +204,17 @@ class ProcessTree:
             st = _read_stat(pid)
             if st is not None and pid not in self._own:
                 stats[pid] = st
-        members = {pid for pid, st in stats.items()
-                   if st.sid == self.root or st.pgid == self.root
-                   or self.known.get(pid) == st.start}
+        members = {
+            pid
+            for pid, st in stats.items()
+            if st.sid == self.root or st.pgid == self.root or self.known.get(pid) == st.start
+        }
         if self.root in stats:
             members.add(self.root)
         if marker:
-            members |= {pid for pid in stats
-                        if pid not in members and _carries_marker(pid, self.marker)}
+            members |= {
+                pid for pid in stats if pid not in members and _carries_marker(pid, self.marker)
+            }
         # Close over descendants: a child forked since the last poll is still in the tree.
         children: dict[int, list[int]] = {}
         for st in stats.values():
@@ -247,16 +281,18 @@ class OutputCapture:
             except OSError:  # disk full (perhaps by the child): keep the tail, drop the file
                 self._file.close()
         self.total += len(data)
-        self._tail += data[-self.tail_bytes:]
-        del self._tail[:-self.tail_bytes]
+        self._tail += data[-self.tail_bytes :]
+        del self._tail[: -self.tail_bytes]
 
     def close(self) -> None:
         if self._file.closed:
             return
         try:
             if self.total > self.cap:
-                self._file.write(f"\n[evo: output capped at {self.cap} bytes; "
-                                 f"{self.total - self.cap} more bytes discarded]\n".encode())
+                self._file.write(
+                    f"\n[evo: output capped at {self.cap} bytes; "
+                    f"{self.total - self.cap} more bytes discarded]\n".encode()
+                )
             self._file.close()
         except OSError:
             pass

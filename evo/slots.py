@@ -72,8 +72,10 @@ def visible_gpus() -> list[int]:
         out: list[int] = []
         for s in items:
             if not s.lstrip("-").isdigit():
-                raise SlotError(f"CUDA_VISIBLE_DEVICES={env!r}: only integer GPU indices are "
-                                "supported; use indices, or pass the GPUs to use explicitly")
+                raise SlotError(
+                    f"CUDA_VISIBLE_DEVICES={env!r}: only integer GPU indices are "
+                    "supported; use indices, or pass the GPUs to use explicitly"
+                )
             if int(s) < 0:
                 break
             out.append(int(s))
@@ -82,8 +84,9 @@ def visible_gpus() -> list[int]:
     if smi is None:
         return []
     try:
-        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30,
-                                 check=False).stdout
+        listing = subprocess.run(
+            [smi, "-L"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return list(range(sum(1 for line in listing.splitlines() if line.startswith("GPU "))))
@@ -133,8 +136,7 @@ class LocalBackend:
             self._free.put(s)
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._pool = ThreadPoolExecutor(max_workers=len(self.slots),
-                                        thread_name_prefix="evo-slot")
+        self._pool = ThreadPoolExecutor(max_workers=len(self.slots), thread_name_prefix="evo-slot")
 
     def submit(self, fn: Callable[[Slot], T]) -> Future[T]:
         """Run ``fn(slot)`` on the next free slot; the Future holds its return value."""

@@ -112,7 +112,8 @@ class Target:
         if name not in self.fidelities:
             raise TargetError(
                 f"{self.root / 'target.toml'}: unknown fidelity {name!r}; "
-                f"choose one of {sorted(self.fidelities)}")
+                f"choose one of {sorted(self.fidelities)}"
+            )
         return self.fidelities[name]
 
     def argv(self, fidelity: Fidelity) -> list[str]:
@@ -145,8 +146,10 @@ def load_target(path: str | Path) -> Target:
     if root.is_file() and root.name == "target.toml":
         root = root.parent
     if not root.is_dir():
-        raise TargetError(f"{root}: no such target folder; pass a folder holding target.toml "
-                          "or an OpenEvolve-style initial_program.py + evaluator.py")
+        raise TargetError(
+            f"{root}: no such target folder; pass a folder holding target.toml "
+            "or an OpenEvolve-style initial_program.py + evaluator.py"
+        )
     root = root.resolve()
     toml_path = root / "target.toml"
     if toml_path.is_file():
@@ -157,8 +160,10 @@ def load_target(path: str | Path) -> Target:
         return _from_toml(root, toml_path, data)
     if (root / "initial_program.py").is_file() and (root / "evaluator.py").is_file():
         return _from_openevolve(root)
-    raise TargetError(f"{root}: not a target; it needs target.toml, or initial_program.py and "
-                      "evaluator.py (OpenEvolve layout)")
+    raise TargetError(
+        f"{root}: not a target; it needs target.toml, or initial_program.py and "
+        "evaluator.py (OpenEvolve layout)"
+    )
 
 
 class _Reader:
@@ -202,9 +207,24 @@ class _Reader:
             raise self.fail(unknown[0], f"is not a known key here; known keys: {list(known)}")
 
 
-_TOP_KEYS = {"name", "description", "evolve", "harness", "command", "metric", "direction",
-             "timeout", "default_fidelity", "fidelity", "descriptors", "ranges", "choices",
-             "droppable", "block", "niches"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "evolve",
+    "harness",
+    "command",
+    "metric",
+    "direction",
+    "timeout",
+    "default_fidelity",
+    "fidelity",
+    "descriptors",
+    "ranges",
+    "choices",
+    "droppable",
+    "block",
+    "niches",
+}
 EDIT_DESCRIPTORS = ("region", "edit_size_bin")
 
 
@@ -215,7 +235,9 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
         raise r.fail(unknown[0], f"is not a target key; known keys: {sorted(_TOP_KEYS)}")
     evolve = r.str_list("evolve")
     if len(evolve) != 1:
-        raise r.fail("evolve", "must name exactly one evolving file (multi-file is not supported yet)")
+        raise r.fail(
+            "evolve", "must name exactly one evolving file (multi-file is not supported yet)"
+        )
     if not (root / evolve[0]).is_file():
         raise r.fail("evolve", f"names {evolve[0]!r}, which is not a file in {root}")
     harness = r.str_list("harness", ())
@@ -246,14 +268,20 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
         ftimeout = fr.get("timeout", float, timeout)
         if ftimeout <= 0:
             raise fr.fail("timeout", f"must be > 0 seconds, got {ftimeout}")
-        fidelities[name] = Fidelity(name=name, env={k: str(v) for k, v in env.items()},
-                                    args=fr.str_list("args", ()), timeout=ftimeout)
+        fidelities[name] = Fidelity(
+            name=name,
+            env={k: str(v) for k, v in env.items()},
+            args=fr.str_list("args", ()),
+            timeout=ftimeout,
+        )
     if not fidelities:
         fidelities["default"] = Fidelity(name="default", timeout=timeout)
     default_fidelity = r.get("default_fidelity", str, next(iter(fidelities)))
     if default_fidelity not in fidelities:
-        raise r.fail("default_fidelity", f"names {default_fidelity!r}; "
-                                         f"defined fidelities: {sorted(fidelities)}")
+        raise r.fail(
+            "default_fidelity",
+            f"names {default_fidelity!r}; defined fidelities: {sorted(fidelities)}",
+        )
 
     descriptors = []
     desc_table = r.sub("descriptors")
@@ -274,15 +302,23 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
         bins = dr.get("bins", int, 10)
         if bins < 1:
             raise dr.fail("bins", "must be >= 1")
-        descriptors.append(DescriptorSpec(
-            name=name, range=tuple(map(float, rng)) if rng else None, bins=bins,
-            categories=tuple(map(str, cats)) if cats else None))
+        descriptors.append(
+            DescriptorSpec(
+                name=name,
+                range=tuple(map(float, rng)) if rng else None,
+                bins=bins,
+                categories=tuple(map(str, cats)) if cats else None,
+            )
+        )
 
     ranges: dict[str, tuple[float, float]] = {}
     rr = r.sub("ranges")
     for name, rng in rr.table.items():
-        if (not isinstance(rng, list) or len(rng) != 2
-                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in rng)):
+        if (
+            not isinstance(rng, list)
+            or len(rng) != 2
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in rng)
+        ):
             raise rr.fail(name, "must be [low, high] numbers")
         if rng[0] > rng[1]:
             raise rr.fail(name, f"has low > high ({rng[0]} > {rng[1]}); swap them")
@@ -302,30 +338,52 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
             raise r.fail("niches", f"names {n!r}; allowed: {sorted(known)}")
 
     return Target(
-        root=root, name=r.get("name", str, root.name),
-        description=r.get("description", str, ""), evolve=evolve[0], harness=harness,
-        command=command, metric=r.get("metric", str), direction=direction, timeout=timeout,
-        fidelities=fidelities, default_fidelity=default_fidelity,
-        descriptors=tuple(descriptors), ranges=ranges, choices=choices,
-        droppable=r.str_list("droppable", ()), block=r.get("block", bool, False),
-        niches=niches)
+        root=root,
+        name=r.get("name", str, root.name),
+        description=r.get("description", str, ""),
+        evolve=evolve[0],
+        harness=harness,
+        command=command,
+        metric=r.get("metric", str),
+        direction=direction,
+        timeout=timeout,
+        fidelities=fidelities,
+        default_fidelity=default_fidelity,
+        descriptors=tuple(descriptors),
+        ranges=ranges,
+        choices=choices,
+        droppable=r.str_list("droppable", ()),
+        block=r.get("block", bool, False),
+        niches=niches,
+    )
 
 
 def _from_openevolve(root: Path) -> Target:
     """An OpenEvolve folder: ``initial_program.py`` + ``evaluator.py`` with ``evaluate(path)``."""
     seed = (root / "initial_program.py").read_text(encoding="utf-8")
     block = BLOCK_START in seed and BLOCK_END in seed
-    harness = tuple(p.name for p in sorted(root.iterdir())
-                    if p.is_file() and p.suffix == ".py" and p.name != "initial_program.py")
+    harness = tuple(
+        p.name
+        for p in sorted(root.iterdir())
+        if p.is_file() and p.suffix == ".py" and p.name != "initial_program.py"
+    )
     desc = ""
     for name in ("README.md", "problem.md"):
         if (root / name).is_file():
             desc = (root / name).read_text(encoding="utf-8")[:4000]
             break
     return Target(
-        root=root, name=root.name, description=desc, evolve="initial_program.py",
+        root=root,
+        name=root.name,
+        description=desc,
+        evolve="initial_program.py",
         harness=harness,
         command=("{python}", OPENEVOLVE_RUNNER.name, "evaluator.py", "{program}"),
-        metric="combined_score", direction="maximize", timeout=300.0,
+        metric="combined_score",
+        direction="maximize",
+        timeout=300.0,
         fidelities={"default": Fidelity(name="default", timeout=300.0)},
-        default_fidelity="default", block=block, extra_harness=(OPENEVOLVE_RUNNER,))
+        default_fidelity="default",
+        block=block,
+        extra_harness=(OPENEVOLVE_RUNNER,),
+    )

@@ -83,8 +83,9 @@ class Operator(ABC):
     arity: ClassVar[int]
 
     @abstractmethod
-    def propose(self, parents: Sequence[Program], context: Context,
-                rng: np.random.Generator) -> Child:
+    def propose(
+        self, parents: Sequence[Program], context: Context, rng: np.random.Generator
+    ) -> Child:
         """A valid child that differs canonically from ``parents[0]``.
 
         Raises:
@@ -95,16 +96,21 @@ class Operator(ABC):
         if len(parents) < self.arity:
             raise ValueError(f"{self.name} needs {self.arity} parent(s), got {len(parents)}")
 
-    def _finish(self, source: str, parents: Sequence[Program], context: Context,
-                description: str) -> Child:
+    def _finish(
+        self, source: str, parents: Sequence[Program], context: Context, description: str
+    ) -> Child:
         """Validate ``source`` against the first parent and wrap it as a :class:`Child`."""
         try:
             child_id = validate_child(source, parents[0].source, block=context.block)
         except ValidationError as e:
             raise NoChild(f"{self.name}: {e}") from None
-        return Child(source=source, operator=self.name,
-                     parents=tuple(p.id for p in parents[: max(self.arity, 1)]),
-                     description=description, id=child_id)
+        return Child(
+            source=source,
+            operator=self.name,
+            parents=tuple(p.id for p in parents[: max(self.arity, 1)]),
+            description=description,
+            id=child_id,
+        )
 
 
 def replace_statements(p: Parsed, new_stmts: dict[int, cst.CSTNode]) -> str:
@@ -124,13 +130,13 @@ def replace_statements(p: Parsed, new_stmts: dict[int, cst.CSTNode]) -> str:
         return source
     chunks = {i: module.code_for_node(stmt) for i, stmt in new_stmts.items()}
     source = layout.render(chunks)
-    remember(source, child_module, [chunks.get(i, c) for i, c in enumerate(layout.chunks)],
-             layout)
+    remember(source, child_module, [chunks.get(i, c) for i, c in enumerate(layout.chunks)], layout)
     return source
 
 
-def render_body(p: Parsed, body: Sequence[cst.BaseStatement],
-                footer: Sequence[cst.EmptyLine] | None = None) -> str:
+def render_body(
+    p: Parsed, body: Sequence[cst.BaseStatement], footer: Sequence[cst.EmptyLine] | None = None
+) -> str:
     """Render ``p``'s module with a new body (statements added, removed or reordered)."""
     child_module = p.module.with_changes(body=tuple(body))
     if footer is not None:

@@ -53,8 +53,12 @@ class EditDescriptors:
 
     def to_dict(self) -> dict[str, Any]:
         """The form stored in ``Program.descriptors``."""
-        return {"region": self.region, "edit_size": self.size, "edit_size_bin": self.size_bin,
-                "constants": list(self.constants)}
+        return {
+            "region": self.region,
+            "edit_size": self.size,
+            "edit_size_bin": self.size_bin,
+            "constants": list(self.constants),
+        }
 
 
 def default_region(u: Unit) -> str:
@@ -71,8 +75,11 @@ def regions(seed_source: str) -> dict[str, str]:
         >>> regions("# evo: region=opt\\ndef step(): pass\\nLR = 0.1\\n")
         {'step': 'opt', 'LR': 'constants'}
     """
-    return {u.key: u.region_comment or default_region(u)
-            for u in units(parsed(seed_source)) if u.kind != "docstring"}
+    return {
+        u.key: u.region_comment or default_region(u)
+        for u in units(parsed(seed_source))
+        if u.kind != "docstring"
+    }
 
 
 def size_bin(size: int) -> int:
@@ -90,7 +97,7 @@ def edit_descriptors(child_source: str, seed_source: str) -> EditDescriptors:
     size = 0
     for key in list(old) + [k for k in new if k not in old]:
         a, b = old.get(key), new.get(key)
-        if (a.same(b) if a else b.same(a)):
+        if a.same(b) if a else b.same(a):
             continue
         unit = a or b
         label = labels.get(key) if a else (b.region_comment or default_region(b))
@@ -100,8 +107,13 @@ def edit_descriptors(child_source: str, seed_source: str) -> EditDescriptors:
         size += _diff_lists(list(a.nodes) if a else [], list(b.nodes) if b else [])
     names = tuple(sorted(changed_regions))
     region = names[0] if len(names) == 1 else ("multi" if names else "none")
-    return EditDescriptors(regions=names, region=region, size=size, size_bin=size_bin(size),
-                           constants=tuple(sorted(constants)))
+    return EditDescriptors(
+        regions=names,
+        region=region,
+        size=size,
+        size_bin=size_bin(size),
+        constants=tuple(sorted(constants)),
+    )
 
 
 def _count(node: Any) -> int:
@@ -141,5 +153,7 @@ def _diff_lists(a: list, b: list) -> int:
             continue
         pairs = min(i2 - i1, j2 - j1)
         total += sum(_diff(a[i1 + k], b[j1 + k]) for k in range(pairs))
-        total += sum(_count(x) for x in a[i1 + pairs:i2]) + sum(_count(x) for x in b[j1 + pairs:j2])
+        total += sum(_count(x) for x in a[i1 + pairs : i2]) + sum(
+            _count(x) for x in b[j1 + pairs : j2]
+        )
     return total

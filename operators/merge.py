@@ -44,8 +44,14 @@ class MergeResult:
     conflicts: tuple[str, ...]
 
 
-def three_way_merge(a_source: str, b_source: str, ancestor_source: str, *,
-                    rng: np.random.Generator, on_conflict: str = "random") -> MergeResult:
+def three_way_merge(
+    a_source: str,
+    b_source: str,
+    ancestor_source: str,
+    *,
+    rng: np.random.Generator,
+    on_conflict: str = "random",
+) -> MergeResult:
     """Apply the edits ``b_source`` made relative to ``ancestor_source`` onto ``a_source``.
 
     Raises:
@@ -86,8 +92,9 @@ def three_way_merge(a_source: str, b_source: str, ancestor_source: str, *,
                 out.append((key, a_body[u.index], u.code))
             else:
                 taken.append(f"-{key}")
-        elif not ub_.same(uo_) and (not a_changed or (not u.same(ub_)
-                                                      and pick_b(key, "changed in both"))):
+        elif not ub_.same(uo_) and (
+            not a_changed or (not u.same(ub_) and pick_b(key, "changed in both"))
+        ):
             out.append((key, b_body[ub_.index], ub_.code))
             taken.append(key)
         else:
@@ -96,8 +103,9 @@ def three_way_merge(a_source: str, b_source: str, ancestor_source: str, *,
     previous: str | None = None
     for u in ub:
         key = u.key
-        if key not in a_keys and (key not in o or (not u.same(o[key])
-                                                   and pick_b(key, "changed in B, removed in A"))):
+        if key not in a_keys and (
+            key not in o or (not u.same(o[key]) and pick_b(key, "changed in B, removed in A"))
+        ):
             at = _after(out, previous)
             out.insert(at, (key, b_body[u.index], u.code))
             taken.append(f"+{key}")
@@ -107,8 +115,9 @@ def three_way_merge(a_source: str, b_source: str, ancestor_source: str, *,
         # the statements' own text (comments and all): no code generation needed
         chunks = [chunk for _, _, chunk in out]
         source = pa.layout.header + "".join(chunks) + pa.layout.footer
-        remember(source, pa.module.with_changes(body=tuple(s for _, s, _ in out)), chunks,
-                 pa.layout)
+        remember(
+            source, pa.module.with_changes(body=tuple(s for _, s, _ in out)), chunks, pa.layout
+        )
     else:
         source = render_body(pa, [stmt for _, stmt, _ in out])
     return MergeResult(source, tuple(taken), tuple(conflicts))
@@ -139,15 +148,18 @@ class ThreeWayMerge(Operator):
             raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
         self.on_conflict = on_conflict
 
-    def propose(self, parents: Sequence[Program], context: Context,
-                rng: np.random.Generator) -> Child:
+    def propose(
+        self, parents: Sequence[Program], context: Context, rng: np.random.Generator
+    ) -> Child:
         self._check_arity(parents)
         parent_parsed(parents[0])
         parent_parsed(parents[1])
-        ancestor = context.ancestor_source if context.ancestor_source is not None \
-            else context.seed_source
-        result = three_way_merge(parents[0].source, parents[1].source, ancestor, rng=rng,
-                                 on_conflict=self.on_conflict)
+        ancestor = (
+            context.ancestor_source if context.ancestor_source is not None else context.seed_source
+        )
+        result = three_way_merge(
+            parents[0].source, parents[1].source, ancestor, rng=rng, on_conflict=self.on_conflict
+        )
         h = parsed(result.source).hash
         if h == parsed(parents[0].source).hash:
             raise NoChild("merge: B's edits add nothing to A")
@@ -157,4 +169,3 @@ class ThreeWayMerge(Operator):
         if result.conflicts:
             desc += "; conflicts: " + ", ".join(result.conflicts)
         return self._finish(result.source, parents, context, desc)
-

@@ -79,27 +79,36 @@ def choice_specs(context: Context) -> dict[str, ChoiceSpec]:
     specs = {}
     for name, (alts, origin) in sorted(declared.items()):
         if len(set(alts)) < 2:
-            raise OperatorConfigError(f"{origin}: a choice needs at least two different "
-                                      f"alternatives, got {list(alts)}")
+            raise OperatorConfigError(
+                f"{origin}: a choice needs at least two different alternatives, got {list(alts)}"
+            )
         if name not in consts:
             where = " inside the evolve block" if context.block else ""
-            raise OperatorConfigError(f"{origin}: the seed has no module-level constant "
-                                      f"{name}{where}; fix the name or add the constant")
+            raise OperatorConfigError(
+                f"{origin}: the seed has no module-level constant "
+                f"{name}{where}; fix the name or add the constant"
+            )
         cur = current_value(consts[name].value)
         if cur is None:
-            raise OperatorConfigError(f"{origin}: {name}'s value in the seed is neither a string "
-                                      "nor a simple expression; a choice cannot swap it")
+            raise OperatorConfigError(
+                f"{origin}: {name}'s value in the seed is neither a string "
+                "nor a simple expression; a choice cannot swap it"
+            )
         value, strings = cur
         if not strings:
             canon = [_canonical_expr(a) for a in alts]
             bad = [a for a, c in zip(alts, canon, strict=True) if c is None]
             if bad:
-                raise OperatorConfigError(f"{origin}: alternative {bad[0]!r} of {name} is not a "
-                                          "Python expression (the seed's value is not a string)")
+                raise OperatorConfigError(
+                    f"{origin}: alternative {bad[0]!r} of {name} is not a "
+                    "Python expression (the seed's value is not a string)"
+                )
             alts = tuple(c for c in canon if c is not None)
         if value not in alts:
-            raise OperatorConfigError(f"{origin}: the seed's value of {name} ({value!r}) is not "
-                                      f"among the alternatives {list(alts)}; add it")
+            raise OperatorConfigError(
+                f"{origin}: the seed's value of {name} ({value!r}) is not "
+                f"among the alternatives {list(alts)}; add it"
+            )
         specs[name] = ChoiceSpec(name, tuple(dict.fromkeys(alts)), strings, origin)
     return specs
 
@@ -119,8 +128,9 @@ class MutateChoice(Operator):
     name = "choice"
     arity = 1
 
-    def propose(self, parents: Sequence[Program], context: Context,
-                rng: np.random.Generator) -> Child:
+    def propose(
+        self, parents: Sequence[Program], context: Context, rng: np.random.Generator
+    ) -> Child:
         self._check_arity(parents)
         specs = choice_specs(context)
         p = parent_parsed(parents[0])

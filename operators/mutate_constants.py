@@ -35,8 +35,9 @@ class MutateConstants(Operator):
     name = "constants"
     arity = 1
 
-    def propose(self, parents: Sequence[Program], context: Context,
-                rng: np.random.Generator) -> Child:
+    def propose(
+        self, parents: Sequence[Program], context: Context, rng: np.random.Generator
+    ) -> Child:
         self._check_arity(parents)
         p = parent_parsed(parents[0])
         labels = regions(context.seed_source)
@@ -61,12 +62,14 @@ class MutateConstants(Operator):
             new = perturb(site.value, site.name, rng, context.ranges.get(site.base))
             if new is None:
                 continue
-            replacements.setdefault(site.unit_index, {})[id(site.expr)] = \
-                number_expr(new, site.text)
+            replacements.setdefault(site.unit_index, {})[id(site.expr)] = number_expr(
+                new, site.text
+            )
             notes.append(f"{site.label}: {site.value!r} -> {new!r}")
         if not notes:
-            raise NoChild("constants: no allowed value differs from the current one "
-                          "(bounds too tight?)")
+            raise NoChild(
+                "constants: no allowed value differs from the current one (bounds too tight?)"
+            )
         body = p.module.body
         new_stmts = {u: body[u].visit(ReplaceNodes(r)) for u, r in replacements.items()}
         source = replace_statements(p, new_stmts)

@@ -53,8 +53,11 @@ class Layout:
 
     def render(self, replaced: dict[int, str]) -> str:
         """The text with chunk ``i`` replaced by ``replaced[i]``."""
-        return self.header + "".join(replaced.get(i, c) for i, c in enumerate(self.chunks)) \
+        return (
+            self.header
+            + "".join(replaced.get(i, c) for i, c in enumerate(self.chunks))
             + self.footer
+        )
 
 
 def strip_docstrings(tree: ast.Module) -> ast.Module:
@@ -71,8 +74,13 @@ _BODIES = ("body", "orelse", "finalbody")
 
 
 def _strip(body: list[ast.stmt], docstring_allowed: bool, is_module: bool = False) -> None:
-    if (docstring_allowed and body and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+    if (
+        docstring_allowed
+        and body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
         del body[0]
         if not body and not is_module:
             body.append(ast.Pass())
@@ -144,7 +152,7 @@ class Parsed:
         at = self.source.find(joined) if chunks else len(self.source)
         if at < 0:
             return Layout("", chunks, "", spliceable=False)
-        return Layout(self.source[:at], chunks, self.source[at + len(joined):], spliceable=True)
+        return Layout(self.source[:at], chunks, self.source[at + len(joined) :], spliceable=True)
 
     @cached_property
     def lines(self) -> list[str]:
@@ -169,8 +177,9 @@ def parsed(source: str) -> Parsed:
     return p
 
 
-def remember(source: str, module: cst.Module, chunks: Sequence[str] | None = None,
-             like: Layout | None = None) -> Parsed:
+def remember(
+    source: str, module: cst.Module, chunks: Sequence[str] | None = None, like: Layout | None = None
+) -> Parsed:
     """Seed the cache with a child's module (and chunks, when built by splicing ``like``)."""
     p = parsed(source)
     p.__dict__.setdefault("module", module)

@@ -29,8 +29,7 @@ import re
 
 import numpy as np
 
-LOG_NAMES = re.compile(r"LR|RATE|DECAY|EPS|STD|WD|LAMBDA|TEMP|SCALE|CLIP|NOISE|ALPHA|INIT",
-                       re.I)
+LOG_NAMES = re.compile(r"LR|RATE|DECAY|EPS|STD|WD|LAMBDA|TEMP|SCALE|CLIP|NOISE|ALPHA|INIT", re.I)
 NEAR_ONE_NAMES = re.compile(r"BETA|MOMENTUM|EMA|GAMMA|DECAY", re.I)
 PROBABILITY_NAMES = re.compile(r"DROPOUT|PROB|FRAC|RATIO|BETA|MOMENTUM|EMA", re.I)
 FROZEN_NAMES = re.compile(r"(^|_)SEED$", re.I)
@@ -62,8 +61,12 @@ def is_power_of_two(n: int) -> bool:
     return n >= 2 and n & (n - 1) == 0
 
 
-def perturb(value: float | int, name: str, rng: np.random.Generator,
-            bounds: tuple[float, float] | None = None) -> float | int | None:
+def perturb(
+    value: float | int,
+    name: str,
+    rng: np.random.Generator,
+    bounds: tuple[float, float] | None = None,
+) -> float | int | None:
     """A new value for a numeric literal; ``None`` when no different value is allowed."""
     for _ in range(_TRIES):
         new = _draw_int(value, rng) if isinstance(value, int) else _draw_float(value, name, rng)
@@ -99,8 +102,9 @@ def _draw_float(v: float, name: str, rng: np.random.Generator) -> float | None:
     return round_sig(v * math.exp(rng.normal(0, sigma)))
 
 
-def _bound(new: float | int, old: float | int, name: str,
-           bounds: tuple[float, float] | None) -> float | int | None:
+def _bound(
+    new: float | int, old: float | int, name: str, bounds: tuple[float, float] | None
+) -> float | int | None:
     if isinstance(old, int):
         if old > 0:
             new = max(new, 1)

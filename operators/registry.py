@@ -43,11 +43,14 @@ def check_context(context: Context) -> None:
     try:
         seed.module  # noqa: B018
     except ValidationError as e:
-        raise OperatorConfigError(f"seed: the parser cannot handle it ({e}); fix the seed") \
-            from None
+        raise OperatorConfigError(
+            f"seed: the parser cannot handle it ({e}); fix the seed"
+        ) from None
     if context.block and not block_spans(seed):
-        raise OperatorConfigError("seed: the target is a block target but the seed has no "
-                                  "EVOLVE-BLOCK-START/EVOLVE-BLOCK-END comment lines; add them")
+        raise OperatorConfigError(
+            "seed: the target is a block target but the seed has no "
+            "EVOLVE-BLOCK-START/EVOLVE-BLOCK-END comment lines; add them"
+        )
     consts = assignments(seed, context.block)
     for name, bounds in context.ranges.items():
         lo, hi = bounds
@@ -56,32 +59,44 @@ def check_context(context: Context) -> None:
         if lo > hi:
             raise OperatorConfigError(f"ranges.{name}: low > high ({lo} > {hi}); swap them")
         if name not in consts or not _numeric(consts[name]):
-            raise OperatorConfigError(f"ranges.{name}: the seed has no numeric module-level "
-                                      f"constant {name}; fix the name or remove the range")
+            raise OperatorConfigError(
+                f"ranges.{name}: the seed has no numeric module-level "
+                f"constant {name}; fix the name or remove the range"
+            )
     specs = choice_specs(context)
     keys = {u.key for u in units(seed)}
     for key in context.droppable:
         if key not in keys:
-            raise OperatorConfigError(f"droppable: the seed has no top-level statement {key!r}; "
-                                      "use a def, class or assigned name")
+            raise OperatorConfigError(
+                f"droppable: the seed has no top-level statement {key!r}; "
+                "use a def, class or assigned name"
+            )
     labels = regions(context.seed_source)
-    mutable = (module_sites(seed, context.block, labels) or specs
-               or bool_flags(seed, context.block) or context.droppable
-               or elsewhere_sites(seed, context.block, labels))
+    mutable = (
+        module_sites(seed, context.block, labels)
+        or specs
+        or bool_flags(seed, context.block)
+        or context.droppable
+        or elsewhere_sites(seed, context.block, labels)
+    )
     if not mutable:
-        raise OperatorConfigError("seed: it has nothing the structural operators can change: "
-                                  "add module-level constants or [choices]")
+        raise OperatorConfigError(
+            "seed: it has nothing the structural operators can change: "
+            "add module-level constants or [choices]"
+        )
 
 
 def _numeric(a: Assignment) -> bool:
     if number_of(a.value) is not None:
         return True
     return isinstance(a.value, (cst.Tuple, cst.List)) and any(
-        number_of(e.value) is not None for e in a.value.elements)
+        number_of(e.value) is not None for e in a.value.elements
+    )
 
 
-def build_operators(names_or_weights: Mapping[str, float] | Sequence[str],
-                    context: Context) -> list[tuple[Operator, float]]:
+def build_operators(
+    names_or_weights: Mapping[str, float] | Sequence[str], context: Context
+) -> list[tuple[Operator, float]]:
     """The structural operators with their weights, after :func:`check_context`.
 
     Operators with weight 0, and mutations with nothing to act on in this seed (``choice``
@@ -100,12 +115,16 @@ def build_operators(names_or_weights: Mapping[str, float] | Sequence[str],
         >>> [(op.name, w) for op, w in build_operators({"constants": 2.0, "merge": 1.0}, ctx)]
         [('constants', 2.0), ('merge', 1.0)]
     """
-    weights = (dict(names_or_weights) if isinstance(names_or_weights, Mapping)
-               else {n: 1.0 for n in names_or_weights})
+    weights = (
+        dict(names_or_weights)
+        if isinstance(names_or_weights, Mapping)
+        else {n: 1.0 for n in names_or_weights}
+    )
     for name, w in weights.items():
         if name not in OPERATORS:
-            raise OperatorConfigError(f"operators.weights.{name}: unknown operator; known: "
-                                      f"{sorted(OPERATORS)}")
+            raise OperatorConfigError(
+                f"operators.weights.{name}: unknown operator; known: {sorted(OPERATORS)}"
+            )
         if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or w < 0:
             raise OperatorConfigError(f"operators.weights.{name}: must be a number >= 0, got {w!r}")
     check_context(context)
@@ -114,9 +133,14 @@ def build_operators(names_or_weights: Mapping[str, float] | Sequence[str],
         "choice": bool(choice_specs(context)),
         "toggle": bool(bool_flags(seed, context.block) or context.droppable),
     }
-    out = [(OPERATORS[name](), float(w)) for name, w in weights.items()
-           if w > 0 and usable.get(name, True)]
+    out = [
+        (OPERATORS[name](), float(w))
+        for name, w in weights.items()
+        if w > 0 and usable.get(name, True)
+    ]
     if not out:
-        raise OperatorConfigError("operators.weights: no operator is left with a weight > 0 "
-                                  "that can act on this seed; give 'constants' a weight")
+        raise OperatorConfigError(
+            "operators.weights: no operator is left with a weight > 0 "
+            "that can act on this seed; give 'constants' a weight"
+        )
     return out

@@ -99,8 +99,9 @@ def number_of(expr: cst.BaseExpression) -> tuple[int | float, str] | None:
 def number_expr(value: int | float, like: str = "") -> cst.BaseExpression:
     """A literal expression for ``value`` (``-x`` as a unary minus)."""
     mag = abs(value)
-    node: cst.BaseExpression = (cst.Integer(str(mag)) if isinstance(value, int)
-                                else cst.Float(format_float(mag, like)))
+    node: cst.BaseExpression = (
+        cst.Integer(str(mag)) if isinstance(value, int) else cst.Float(format_float(mag, like))
+    )
     return cst.UnaryOperation(operator=cst.Minus(), expression=node) if value < 0 else node
 
 
@@ -113,15 +114,29 @@ def module_sites(p: Parsed, block: bool, labels: dict[str, str]) -> list[NumberS
         region = labels.get(a.unit.key, "constants")
         num = number_of(a.value)
         if num is not None:
-            out.append(NumberSite(a.unit.index, num[0], num[1], name, name, name, region, True,
-                                  expr=a.value))
+            out.append(
+                NumberSite(
+                    a.unit.index, num[0], num[1], name, name, name, region, True, expr=a.value
+                )
+            )
             continue
         if isinstance(a.value, (cst.Tuple, cst.List)) and len(a.value.elements) <= MAX_TUPLE:
             for i, el in enumerate(a.value.elements):
                 num = number_of(el.value)
                 if num is not None:
-                    out.append(NumberSite(a.unit.index, num[0], num[1], f"{name}[{i}]",
-                                          f"{name}[{i}]", name, region, True, expr=el.value))
+                    out.append(
+                        NumberSite(
+                            a.unit.index,
+                            num[0],
+                            num[1],
+                            f"{name}[{i}]",
+                            f"{name}[{i}]",
+                            name,
+                            region,
+                            True,
+                            expr=el.value,
+                        )
+                    )
     return out
 
 
@@ -149,8 +164,20 @@ def elsewhere_sites(p: Parsed, block: bool, labels: dict[str, str]) -> list[Numb
                 continue
             hint = _hint(node, parents)
             label = f"{u.key}@L{node.lineno}" + (f" {hint}" if hint else "")
-            out.append(NumberSite(u.index, node.value, repr(node.value), hint, label, hint,
-                                  region, False, line=node.lineno, ordinal=ordinal))
+            out.append(
+                NumberSite(
+                    u.index,
+                    node.value,
+                    repr(node.value),
+                    hint,
+                    label,
+                    hint,
+                    region,
+                    False,
+                    line=node.lineno,
+                    ordinal=ordinal,
+                )
+            )
     cache[block] = out
     return out
 
@@ -197,8 +224,19 @@ def resolve(p: Parsed, site: NumberSite) -> NumberSite | None:
     node = visitor.found[site.ordinal]
     if node.evaluated_value != site.value:
         return None
-    return NumberSite(site.unit_index, site.value, node.value, site.name, site.label, site.base,
-                      site.region, False, site.line, site.ordinal, node)
+    return NumberSite(
+        site.unit_index,
+        site.value,
+        node.value,
+        site.name,
+        site.label,
+        site.base,
+        site.region,
+        False,
+        site.line,
+        site.ordinal,
+        node,
+    )
 
 
 class ReplaceNodes(cst.CSTTransformer):

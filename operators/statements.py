@@ -145,18 +145,35 @@ def units(p: Parsed) -> tuple[Unit, ...]:
         region = None
         # libcst keeps comments at the top of the file in the module header: they are
         # directly above the first statement too
-        for line in p.lines[(first if i else 1) - 1:code_line - 1]:
+        for line in p.lines[(first if i else 1) - 1 : code_line - 1]:
             m = REGION_COMMENT.search(line)
             if m:
                 region = m.group(1)
         prev = out[-1] if out else None
-        if (region is None and prev is not None and prev.region_comment
-                and kind in ("constant", "assign") and prev.kind in ("constant", "assign")
-                and code_line == prev.last_line + 1):
+        if (
+            region is None
+            and prev is not None
+            and prev.region_comment
+            and kind in ("constant", "assign")
+            and prev.kind in ("constant", "assign")
+            and code_line == prev.last_line + 1
+        ):
             region = prev.region_comment  # the same paragraph of constants: the same region
         in_block = any(s < code_line and last < e for s, e in spans)
-        out.append(Unit(i, key, kind, tuple(by_unit[i]), first, code_line, last, in_block,
-                        region, layout.chunks[i]))
+        out.append(
+            Unit(
+                i,
+                key,
+                kind,
+                tuple(by_unit[i]),
+                first,
+                code_line,
+                last,
+                in_block,
+                region,
+                layout.chunks[i],
+            )
+        )
     result = tuple(out)
     p.__dict__["_units"] = result
     return result

@@ -27,7 +27,11 @@ def bool_flags(p: Parsed, block: bool) -> dict[str, bool]:
     """Module-level constants whose value is ``True`` or ``False``."""
     out = {}
     for name, a in assignments(p, block).items():
-        if isinstance(a.value, cst.Name) and a.value.value in ("True", "False") and not a.value.lpar:
+        if (
+            isinstance(a.value, cst.Name)
+            and a.value.value in ("True", "False")
+            and not a.value.lpar
+        ):
             out[name] = a.value.value == "True"
     return out
 
@@ -38,8 +42,9 @@ class ToggleFlag(Operator):
     name = "toggle"
     arity = 1
 
-    def propose(self, parents: Sequence[Program], context: Context,
-                rng: np.random.Generator) -> Child:
+    def propose(
+        self, parents: Sequence[Program], context: Context, rng: np.random.Generator
+    ) -> Child:
         self._check_arity(parents)
         p = parent_parsed(parents[0])
         flags = bool_flags(p, context.block)
@@ -69,6 +74,5 @@ class ToggleFlag(Operator):
                 body[i] = nxt.with_changes(leading_lines=kept + tuple(nxt.leading_lines))
             elif kept:
                 footer = kept + tuple(p.module.footer)
-                return self._finish(render_body(p, body, footer), parents, context,
-                                    f"drop {name}")
+                return self._finish(render_body(p, body, footer), parents, context, f"drop {name}")
         return self._finish(render_body(p, body), parents, context, f"{action} {name}")

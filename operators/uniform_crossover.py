@@ -28,8 +28,9 @@ class UniformCrossover(Operator):
     name = "uniform_crossover"
     arity = 2
 
-    def propose(self, parents: Sequence[Program], context: Context,
-                rng: np.random.Generator) -> Child:
+    def propose(
+        self, parents: Sequence[Program], context: Context, rng: np.random.Generator
+    ) -> Child:
         self._check_arity(parents)
         pa, pb = parent_parsed(parents[0]), parent_parsed(parents[1])
         ca, cb = assignments(pa, context.block), assignments(pb, context.block)
@@ -43,10 +44,14 @@ class UniformCrossover(Operator):
             take[int(rng.integers(len(differing)))] = False
         names = [n for n, t in zip(differing, take, strict=True) if t]
         source = replace_statements(
-            pa, {ca[n].unit.index: ca[n].with_value(cb[n].value) for n in names})
+            pa, {ca[n].unit.index: ca[n].with_value(cb[n].value) for n in names}
+        )
         if parsed(source).hash == pb.hash:
             raise NoChild("uniform_crossover: the child equals parent B")
         shown = ", ".join(f"{n}={cst.Module(body=[]).code_for_node(cb[n].value)}" for n in names)
-        return self._finish(source, parents, context,
-                            f"from B: {shown} ({len(names)} of {len(differing)} differing "
-                            "constants)")
+        return self._finish(
+            source,
+            parents,
+            context,
+            f"from B: {shown} ({len(names)} of {len(differing)} differing constants)",
+        )

@@ -54,8 +54,9 @@ def is_duplicate(program_id: str, seen: Collection[str]) -> bool:
     return program_id in seen
 
 
-def validate_child(child_source: str, parent_source: str, *, block: bool,
-                   protected: Collection[str] = ()) -> str:
+def validate_child(
+    child_source: str, parent_source: str, *, block: bool, protected: Collection[str] = ()
+) -> str:
     """Check a child against its parent; returns the child's canonical hash.
 
     Args:
@@ -80,11 +81,16 @@ def validate_child(child_source: str, parent_source: str, *, block: bool,
         new = {u.key: u.dump for u in units(child)}
         for key in sorted(protected):
             if key in old and new.get(key) != old[key]:
-                raise ValidationError(f"protected statement {key!r} was changed or removed; "
-                                      "leave it as it is", kind="protected")
+                raise ValidationError(
+                    f"protected statement {key!r} was changed or removed; leave it as it is",
+                    kind="protected",
+                )
     if child.hash == parent.hash:
-        raise ValidationError("no-op: the child is canonically identical to its parent "
-                              "(comments, docstrings or formatting only)", kind="noop")
+        raise ValidationError(
+            "no-op: the child is canonically identical to its parent "
+            "(comments, docstrings or formatting only)",
+            kind="noop",
+        )
     return child.hash
 
 
@@ -92,11 +98,17 @@ def _check_block(child_source: str, parent_source: str) -> None:
     child, parent = parsed(child_source), parsed(parent_source)
     pm, cm = marker_lines(parent), marker_lines(child)
     if not pm:
-        raise ValidationError(f"the parent has no {BLOCK_START}/{BLOCK_END} markers, but the "
-                              "target is a block target", kind="markers")
+        raise ValidationError(
+            f"the parent has no {BLOCK_START}/{BLOCK_END} markers, but the "
+            "target is a block target",
+            kind="markers",
+        )
     if [k for _, k in cm] != [k for _, k in pm]:
-        raise ValidationError(f"the child's {BLOCK_START}/{BLOCK_END} markers differ from its "
-                              f"parent's ({len(cm)} vs {len(pm)} markers): keep them", kind="markers")
+        raise ValidationError(
+            f"the child's {BLOCK_START}/{BLOCK_END} markers differ from its "
+            f"parent's ({len(cm)} vs {len(pm)} markers): keep them",
+            kind="markers",
+        )
     # Outside segments: before the first START, between an END and the next START, after the
     # last END. Each must be the parent's, line for line.
     p_lines, c_lines = parent.lines, child.lines
@@ -106,11 +118,15 @@ def _check_block(child_source: str, parent_source: str) -> None:
         old = [s.rstrip() for s in p_lines[pa:pb]]
         new = [s.rstrip() for s in c_lines[ca:cb]]
         if old != new:
-            at = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
-                      min(len(old), len(new)))
-            raise ValidationError(f"edit outside the evolve block at line {ca + at + 1} "
-                                  f"(parent line {pa + at + 1}): only the block may change",
-                                  kind="outside_block")
+            at = next(
+                (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                min(len(old), len(new)),
+            )
+            raise ValidationError(
+                f"edit outside the evolve block at line {ca + at + 1} "
+                f"(parent line {pa + at + 1}): only the block may change",
+                kind="outside_block",
+            )
 
 
 def _outside(lines: list[str], markers: list[tuple[int, str]]) -> list[tuple[int, int]]:

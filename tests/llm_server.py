@@ -96,8 +96,7 @@ class LLMServer:
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         # A short poll interval: shutdown() waits up to one interval.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -179,23 +178,40 @@ class LLMServer:
                     item = item.content
                 if isinstance(item, str):
                     item = Reply(item)
-                prompt_chars = sum(len(str(m.get("content", "")))
-                                   for m in body.get("messages", []))
+                prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
                 p_tok = item.prompt_tokens if item.prompt_tokens is not None else prompt_chars // 4
-                c_tok = (item.completion_tokens if item.completion_tokens is not None
-                         else len(item.content) // 4)
+                c_tok = (
+                    item.completion_tokens
+                    if item.completion_tokens is not None
+                    else len(item.content) // 4
+                )
                 reply = {
-                    "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
                     "model": body.get("model", "test-model"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": item.content}}],
-                    "usage": {"prompt_tokens": p_tok, "completion_tokens": c_tok,
-                              "total_tokens": p_tok + c_tok},
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": item.content},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": p_tok,
+                        "completion_tokens": c_tok,
+                        "total_tokens": p_tok + c_tok,
+                    },
                 }
                 self._send(200, json.dumps(reply).encode())
 
-            def _send(self, code: int, payload: bytes, headers: dict[str, str] | None = None,
-                      content_type: str = "application/json") -> None:
+            def _send(
+                self,
+                code: int,
+                payload: bytes,
+                headers: dict[str, str] | None = None,
+                content_type: str = "application/json",
+            ) -> None:
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", content_type)

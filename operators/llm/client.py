@@ -93,7 +93,9 @@ class DollarBudget:
                 raise LLMFailure(
                     f"the dollar budget of ${self.limit:.4f} would be passed (spent "
                     f"${self.spent:.4f}, in flight ${self.reserved:.4f}, this request up to "
-                    f"${amount:.4f})", "budget")
+                    f"${amount:.4f})",
+                    "budget",
+                )
             self.reserved += amount
 
     def settle(self, reserved: float, actual: float) -> None:
@@ -115,8 +117,10 @@ def estimate_input_tokens(messages: Sequence[dict[str, str]]) -> int:
     A BPE token covers at least one byte, so this bounds what any endpoint can charge; it is
     about four times the typical count, which makes the budget conservative, never exceeded.
     """
-    return sum(len(m.get("content", "").encode("utf-8")) + MESSAGE_OVERHEAD_TOKENS
-               for m in messages) + MESSAGE_OVERHEAD_TOKENS
+    return (
+        sum(len(m.get("content", "").encode("utf-8")) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+        + MESSAGE_OVERHEAD_TOKENS
+    )
 
 
 class LLMClient:
@@ -128,8 +132,9 @@ class LLMClient:
     def __init__(self, config: LLMConfig, api_key: str, budget: DollarBudget | None = None):
         self.config = config
         self.budget = budget if budget is not None else DollarBudget(None)
-        self._openai = openai.OpenAI(base_url=config.base_url, api_key=api_key, max_retries=0,
-                                     timeout=config.timeout)
+        self._openai = openai.OpenAI(
+            base_url=config.base_url, api_key=api_key, max_retries=0, timeout=config.timeout
+        )
         self._slots = threading.Semaphore(config.concurrency)
         self._lock = threading.Lock()
         self._jitter = random.Random()  # jitter needs no reproducibility, only spread
@@ -180,8 +185,9 @@ class LLMClient:
                 self._record(model.name, 0, 0, charged, r.failure.kind)
                 spent_cost += charged
                 if attempt == cfg.retries:
-                    raise LLMFailure(f"{r.failure.reason} (after {attempt + 1} attempts)",
-                                     r.failure.kind) from None
+                    raise LLMFailure(
+                        f"{r.failure.reason} (after {attempt + 1} attempts)", r.failure.kind
+                    ) from None
                 self._sleep(attempt, r.retry_after)
                 continue
             except LLMFailure as e:
@@ -197,8 +203,14 @@ class LLMClient:
             self._record(model.name, n_in, n_out, cost, failure.kind if failure else None)
             if failure is not None:
                 raise failure
-            return Completion(text=text, model=model.name, input_tokens=spent_in,
-                              output_tokens=spent_out, cost=spent_cost, attempts=attempt + 1)
+            return Completion(
+                text=text,
+                model=model.name,
+                input_tokens=spent_in,
+                output_tokens=spent_out,
+                cost=spent_cost,
+                attempts=attempt + 1,
+            )
         raise AssertionError("unreachable: the loop returns or raises")
 
     def usage(self) -> dict[str, dict[str, Any]]:
@@ -207,14 +219,18 @@ class LLMClient:
         with self._lock:
             return {m: {**u, "failures": dict(u["failures"])} for m, u in self._usage.items()}
 
-    def _request(self, messages: Sequence[dict[str, str]], model: ModelSpec,
-                 worst_in: int) -> tuple[str, int, int]:
+    def _request(
+        self, messages: Sequence[dict[str, str]], model: ModelSpec, worst_in: int
+    ) -> tuple[str, int, int]:
         cfg = self.config
         try:
             with self._slots:
                 response = self._openai.chat.completions.create(
-                    model=model.name, messages=list(messages),  # type: ignore[arg-type]
-                    temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+                    model=model.name,
+                    messages=list(messages),  # type: ignore[arg-type]
+                    temperature=cfg.temperature,
+                    max_tokens=cfg.max_tokens,
+                )
         except openai.APITimeoutError:
             raise _Retry(LLMFailure(f"no reply within {cfg.timeout:g} s", "timeout")) from None
         except openai.APIConnectionError as e:
@@ -227,16 +243,19 @@ class LLMClient:
                 raise _Retry(LLMFailure(f"HTTP {code}: {_one_line(e)}", kind), after) from None
             raise LLMFailure(f"HTTP {code}: {_one_line(e)}", "http_error") from None
         except Exception as e:  # noqa: BLE001 - a non-JSON body, a broken proxy: never a crash
-            raise LLMFailure(f"unreadable response: {type(e).__name__}: {_one_line(e)}",
-                             "malformed") from None
+            raise LLMFailure(
+                f"unreadable response: {type(e).__name__}: {_one_line(e)}", "malformed"
+            ) from None
         try:
             text = response.choices[0].message.content
             usage = response.usage
             n_in = int(usage.prompt_tokens) if usage is not None else worst_in
             n_out = int(usage.completion_tokens) if usage is not None else None
         except Exception as e:  # noqa: BLE001 - a JSON body that is not a chat completion
-            raise LLMFailure(f"the response is not a chat completion: {type(e).__name__}: "
-                             f"{_one_line(e)}", "malformed") from None
+            raise LLMFailure(
+                f"the response is not a chat completion: {type(e).__name__}: {_one_line(e)}",
+                "malformed",
+            ) from None
         if text is not None and not isinstance(text, str):
             raise LLMFailure("the reply's content is not text", "malformed")
         text = text or ""
@@ -250,15 +269,16 @@ class LLMClient:
             # Honour the server's wait, with a little jitter on top so waiters spread out.
             delay = min(cfg.max_backoff, retry_after) * (1.0 + 0.1 * self._jitter.random())
         else:
-            delay = min(cfg.max_backoff, cfg.backoff * 2 ** attempt)
+            delay = min(cfg.max_backoff, cfg.backoff * 2**attempt)
             delay *= 0.5 + 0.5 * self._jitter.random()
         time.sleep(delay)
 
     def _record(self, model: str, n_in: int, n_out: int, cost: float, failure: str | None) -> None:
         with self._lock:
-            u = self._usage.setdefault(model, {"requests": 0, "input_tokens": 0,
-                                               "output_tokens": 0, "cost": 0.0,
-                                               "failures": {}})
+            u = self._usage.setdefault(
+                model,
+                {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0, "failures": {}},
+            )
             if failure != "budget":  # a refused request was never sent
                 u["requests"] += 1
             u["input_tokens"] += n_in
@@ -277,8 +297,10 @@ class _Retry(Exception):  # noqa: N818 - internal signal, never leaves the clien
 
 def _check_reply(text: str, max_chars: int) -> LLMFailure | None:
     if len(text) > max_chars:
-        return LLMFailure(f"the reply has {len(text)} characters, more than llm.max_reply_chars "
-                          f"= {max_chars}", "too_large")
+        return LLMFailure(
+            f"the reply has {len(text)} characters, more than llm.max_reply_chars = {max_chars}",
+            "too_large",
+        )
     if not text.strip():
         return LLMFailure("the reply is empty", "empty")
     return None

@@ -108,8 +108,15 @@ class LLMConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "models":
-                value = [{"name": m.name, "weight": m.weight, "price_input": m.price_input,
-                          "price_output": m.price_output} for m in value]
+                value = [
+                    {
+                        "name": m.name,
+                        "weight": m.weight,
+                        "price_input": m.price_input,
+                        "price_output": m.price_output,
+                    }
+                    for m in value
+                ]
             out[f.name] = value
         return out
 
@@ -128,7 +135,7 @@ class LLMConfig:
             'qwen'
         """
         if not isinstance(d, dict):
-            raise LLMConfigError("llm: must be a table of keys, e.g. [llm] base_url = \"...\"")
+            raise LLMConfigError('llm: must be a table of keys, e.g. [llm] base_url = "..."')
         known = [f.name for f in fields(cls)]
         for key in d:
             if key not in known:
@@ -138,8 +145,10 @@ class LLMConfig:
         kw["models"] = _models(d.get("models", []))
         kw["api_key_env"] = _str(d, "api_key_env", "OPENAI_API_KEY")
         if not kw["api_key_env"].replace("_", "").isalnum():
-            raise LLMConfigError("llm.api_key_env: must be an environment variable name such as "
-                                 "OPENAI_API_KEY (the name, never the key itself)")
+            raise LLMConfigError(
+                "llm.api_key_env: must be an environment variable name such as "
+                "OPENAI_API_KEY (the name, never the key itself)"
+            )
         kw["temperature"] = _number(d, "temperature", 0.8, 0.0, 2.0)
         kw["max_tokens"] = _int(d, "max_tokens", 4096, 1)
         kw["timeout"] = _number(d, "timeout", 120.0, 0.001, None, open_low=True)
@@ -149,8 +158,10 @@ class LLMConfig:
         kw["concurrency"] = _int(d, "concurrency", 4, 1)
         kw["format"] = _str(d, "format", "definitions")
         if kw["format"] not in FORMATS:
-            raise LLMConfigError(f"llm.format: {kw['format']!r} is not a reply format; "
-                                 f"choose one of {', '.join(FORMATS)}")
+            raise LLMConfigError(
+                f"llm.format: {kw['format']!r} is not a reply format; "
+                f"choose one of {', '.join(FORMATS)}"
+            )
         ideas = d.get("ideas_first", False)
         if not isinstance(ideas, bool):
             raise LLMConfigError(f"llm.ideas_first: must be true or false, got {ideas!r}")
@@ -158,11 +169,15 @@ class LLMConfig:
         kw["max_reply_chars"] = _int(d, "max_reply_chars", 200_000, 1)
         kw["inspirations"] = _int(d, "inspirations", 2, 0)
         if kw["base_url"] and not kw["models"]:
-            raise LLMConfigError("llm.models: give at least one model when llm.base_url is set, "
-                                 "e.g. models = [\"gpt-4.1-mini\"]")
+            raise LLMConfigError(
+                "llm.models: give at least one model when llm.base_url is set, "
+                'e.g. models = ["gpt-4.1-mini"]'
+            )
         if kw["base_url"] and not kw["base_url"].startswith(("http://", "https://")):
-            raise LLMConfigError(f"llm.base_url: {kw['base_url']!r} must start with http:// or "
-                                 "https://, e.g. http://localhost:8000/v1")
+            raise LLMConfigError(
+                f"llm.base_url: {kw['base_url']!r} must start with http:// or "
+                "https://, e.g. http://localhost:8000/v1"
+            )
         return cls(**kw)
 
 
@@ -173,8 +188,15 @@ def _str(d: dict[str, Any], key: str, default: str) -> str:
     return value
 
 
-def _number(d: dict[str, Any], key: str, default: float, low: float, high: float | None,
-            open_low: bool = False, where: str = "") -> float:
+def _number(
+    d: dict[str, Any],
+    key: str,
+    default: float,
+    low: float,
+    high: float | None,
+    open_low: bool = False,
+    where: str = "",
+) -> float:
     value = d.get(key, default)
     name = where or f"llm.{key}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -196,21 +218,26 @@ def _int(d: dict[str, Any], key: str, default: int, low: int) -> int:
 
 def _models(raw: Any) -> tuple[ModelSpec, ...]:
     if not isinstance(raw, list):
-        raise LLMConfigError("llm.models: must be a list of model names or of tables "
-                             "{name, weight, price_input, price_output}")
+        raise LLMConfigError(
+            "llm.models: must be a list of model names or of tables "
+            "{name, weight, price_input, price_output}"
+        )
     out: list[ModelSpec] = []
     for i, item in enumerate(raw):
         where = f"llm.models[{i}]"
         if isinstance(item, str):
             item = {"name": item}
         if not isinstance(item, dict):
-            raise LLMConfigError(f"{where}: must be a model name or a table "
-                                 "{name, weight, price_input, price_output}")
+            raise LLMConfigError(
+                f"{where}: must be a model name or a table "
+                "{name, weight, price_input, price_output}"
+            )
         allowed = ("name", "weight", "price_input", "price_output")
         for key in item:
             if key not in allowed:
-                raise LLMConfigError(f"{where}.{key}: unknown key; allowed keys: "
-                                     f"{', '.join(allowed)}")
+                raise LLMConfigError(
+                    f"{where}.{key}: unknown key; allowed keys: {', '.join(allowed)}"
+                )
         name = item.get("name")
         if not isinstance(name, str) or not name.strip():
             raise LLMConfigError(f"{where}.name: must be a non-empty model name")

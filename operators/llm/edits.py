@@ -47,14 +47,19 @@ from operators.errors import ValidationError
 from operators.parsed import parsed
 from operators.statements import CONSTANT_NAME, Unit, units
 
-FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$",
-                   re.MULTILINE | re.DOTALL)
+FENCE = re.compile(
+    r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL
+)
 PYTHON_TAGS = ("", "python", "py", "python3")
-IDEA_LINE = re.compile(r"^[ \t>*_#-]*IDEA[ \t*_]*:[ \t*_]*(.+?)[ \t*_]*$",
-                       re.MULTILINE | re.IGNORECASE)
+IDEA_LINE = re.compile(
+    r"^[ \t>*_#-]*IDEA[ \t*_]*:[ \t*_]*(.+?)[ \t*_]*$", re.MULTILINE | re.IGNORECASE
+)
 REPLACES = re.compile(r"#\s*replaces\s*:\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
-SEARCH_BLOCK = re.compile(r"^<<<<<<< SEARCH[ \t]*\n(.*?)\n?^=======[ \t]*\n(.*?)\n?"
-                          r"^>>>>>>> REPLACE[ \t]*$", re.MULTILINE | re.DOTALL)
+SEARCH_BLOCK = re.compile(
+    r"^<<<<<<< SEARCH[ \t]*\n(.*?)\n?^=======[ \t]*\n(.*?)\n?"
+    r"^>>>>>>> REPLACE[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
 
 
 class EditError(ValueError):
@@ -72,8 +77,11 @@ def code_blocks(reply: str) -> list[tuple[str, str]]:
 
 def python_blocks(reply: str) -> list[str]:
     """The fenced python blocks (untagged included), without trailing spaces, dedented."""
-    return [textwrap.dedent("\n".join(ln.rstrip() for ln in code.split("\n")))
-            for tag, code in code_blocks(_lf(reply)) if tag in PYTHON_TAGS]
+    return [
+        textwrap.dedent("\n".join(ln.rstrip() for ln in code.split("\n")))
+        for tag, code in code_blocks(_lf(reply))
+        if tag in PYTHON_TAGS
+    ]
 
 
 def _lf(text: str) -> str:
@@ -129,8 +137,10 @@ def apply_search_replace(reply: str, parent_source: str) -> str:
         if found != 1:
             first = next((s.strip() for s in search.splitlines() if s.strip()), "")
             where = "matches nothing" if found == 0 else f"matches {found} places"
-            raise EditError(f"SEARCH/REPLACE block {n} (starting {first[:60]!r}) {where} in "
-                            "the program; a SEARCH text must match exactly once")
+            raise EditError(
+                f"SEARCH/REPLACE block {n} (starting {first[:60]!r}) {where} in "
+                "the program; a SEARCH text must match exactly once"
+            )
         source = source.replace(search, replace, 1)
     return source
 
@@ -152,13 +162,15 @@ def apply_definitions(reply: str, parent_source: str, *, block: bool = False) ->
             reply_module = cst.parse_module(code)
         except cst.ParserSyntaxError as e:
             msg = " ".join(e.message.split())
-            raise EditError(f"code block {n} is not valid Python (line {e.raw_line}: "
-                            f"{msg})") from None
+            raise EditError(
+                f"code block {n} is not valid Python (line {e.raw_line}: {msg})"
+            ) from None
         body = list(reply_module.body)
         if body and any(line.comment is not None for line in reply_module.header):
             # Comments at the top of a block (``# replaces: C.m``) belong to its first statement.
             body[0] = body[0].with_changes(
-                leading_lines=[*reply_module.header, *body[0].leading_lines])
+                leading_lines=[*reply_module.header, *body[0].leading_lines]
+            )
         new_stmts.extend((n, s) for s in body)
     return _Splicer(module, parent_units, block).apply(new_stmts, p)
 
@@ -173,8 +185,11 @@ class _Splicer:
         self.body = list(module.body)
         self.replaced: dict[int, cst.BaseStatement] = {}
         self.methods: dict[int, dict[str, cst.FunctionDef]] = {}
-        self.inserted: dict[str, list[cst.BaseStatement]] = {"def": [], "constant": [],
-                                                              "import": []}
+        self.inserted: dict[str, list[cst.BaseStatement]] = {
+            "def": [],
+            "constant": [],
+            "import": [],
+        }
         self.by_name: dict[str, list[int]] = {}
         self.headers: dict[str, list[int]] = {}
         for i, stmt in enumerate(self.body):
@@ -239,25 +254,34 @@ class _Splicer:
             self._put(n, self.headers[header][0], stmt, header.split(":", 1)[1])
             return
         first = _code(stmt).strip().splitlines()[0][:60] if _code(stmt).strip() else "?"
-        raise EditError(f"code block {n}: the top-level statement {first!r} is not a whole "
-                        "definition, constant assignment or import of the program; give "
-                        "whole functions, classes or constants")
+        raise EditError(
+            f"code block {n}: the top-level statement {first!r} is not a whole "
+            "definition, constant assignment or import of the program; give "
+            "whole functions, classes or constants"
+        )
 
     def _replace(self, n: int, name: str, stmt: cst.BaseStatement) -> None:
         at = self.by_name[name]
         if len(at) > 1:
-            raise EditError(f"code block {n}: {name!r} is defined {len(at)} times at the top "
-                            "level of the program, so the one to replace is ambiguous")
+            raise EditError(
+                f"code block {n}: {name!r} is defined {len(at)} times at the top "
+                "level of the program, so the one to replace is ambiguous"
+            )
         self._put(n, at[0], stmt, name)
 
     def _put(self, n: int, i: int, stmt: cst.BaseStatement, label: str) -> None:
         if self.block and not self.units[i].in_block:
-            raise EditError(f"code block {n}: {label!r} is outside the EVOLVE-BLOCK; only "
-                            "code inside the block may change")
+            raise EditError(
+                f"code block {n}: {label!r} is outside the EVOLVE-BLOCK; only "
+                "code inside the block may change"
+            )
         old = self.body[i]
         new = stmt.with_changes(leading_lines=old.leading_lines)  # type: ignore[attr-defined]
-        if (isinstance(new, cst.SimpleStatementLine) and isinstance(old, cst.SimpleStatementLine)
-                and new.trailing_whitespace.comment is None):
+        if (
+            isinstance(new, cst.SimpleStatementLine)
+            and isinstance(old, cst.SimpleStatementLine)
+            and new.trailing_whitespace.comment is None
+        ):
             # ``LR = 2e-3`` keeps the parent's ``# peak learning rate`` comment.
             new = new.with_changes(trailing_whitespace=old.trailing_whitespace)
         self.replaced[i] = new
@@ -267,32 +291,49 @@ class _Splicer:
         params = fn.params.params
         if not params or params[0].name.value not in ("self", "cls"):
             return None
-        owners = [s.name.value for s in self.body if isinstance(s, cst.ClassDef)
-                  and any(isinstance(m, cst.FunctionDef) and m.name.value == fn.name.value
-                          for m in _class_body(s))]
+        owners = [
+            s.name.value
+            for s in self.body
+            if isinstance(s, cst.ClassDef)
+            and any(
+                isinstance(m, cst.FunctionDef) and m.name.value == fn.name.value
+                for m in _class_body(s)
+            )
+        ]
         if len(owners) > 1:
-            raise EditError(f"method {fn.name.value!r} is defined in classes "
-                            f"{', '.join(owners)}; put `# replaces: ClassName."
-                            f"{fn.name.value}` above the def to say which")
+            raise EditError(
+                f"method {fn.name.value!r} is defined in classes "
+                f"{', '.join(owners)}; put `# replaces: ClassName."
+                f"{fn.name.value}` above the def to say which"
+            )
         return owners[0] if owners else None
 
     def _method(self, n: int, cls: str, method: str, fn: cst.FunctionDef) -> None:
         at = [i for i in self.by_name.get(cls, []) if isinstance(self.body[i], cst.ClassDef)]
         if len(at) != 1:
-            raise EditError(f"code block {n}: method {cls}.{method}: the program has "
-                            f"{'no' if not at else len(at)} top-level class {cls!r}")
+            raise EditError(
+                f"code block {n}: method {cls}.{method}: the program has "
+                f"{'no' if not at else len(at)} top-level class {cls!r}"
+            )
         i = at[0]
         if self.block and not self.units[i].in_block:
-            raise EditError(f"code block {n}: class {cls!r} is outside the EVOLVE-BLOCK; only "
-                            "code inside the block may change")
+            raise EditError(
+                f"code block {n}: class {cls!r} is outside the EVOLVE-BLOCK; only "
+                "code inside the block may change"
+            )
         if fn.name.value != method:
             fn = fn.with_changes(name=cst.Name(method))
         cls_node = self.replaced.get(i, self.body[i])
-        same = [m for m in _class_body(cls_node)  # type: ignore[arg-type]
-                if isinstance(m, cst.FunctionDef) and m.name.value == method]
+        same = [
+            m
+            for m in _class_body(cls_node)  # type: ignore[arg-type]
+            if isinstance(m, cst.FunctionDef) and m.name.value == method
+        ]
         if len(same) > 1:
-            raise EditError(f"code block {n}: class {cls!r} defines {method!r} {len(same)} "
-                            "times (a property?); give the whole class instead")
+            raise EditError(
+                f"code block {n}: class {cls!r} defines {method!r} {len(same)} "
+                "times (a property?); give the whole class instead"
+            )
         self.methods.setdefault(i, {})[method] = fn
 
     def _insertion_point(self, kind: str) -> int:
@@ -310,8 +351,13 @@ class _Splicer:
             docs = [i for i in ok[:1] if _is_docstring(self.body[i])]
             return docs[0] if docs else -1
         if kind == "constant":
-            consts = [i for i in ok if (name := _stmt_name(self.body[i]))
-                      and CONSTANT_NAME.match(name) and not _is_def(self.body[i])]
+            consts = [
+                i
+                for i in ok
+                if (name := _stmt_name(self.body[i]))
+                and CONSTANT_NAME.match(name)
+                and not _is_def(self.body[i])
+            ]
             if consts:
                 return consts[-1]
         if defs:
@@ -319,8 +365,13 @@ class _Splicer:
         if self.block:
             return ok[-1]
         # No definitions at all: before the script's code, after its imports and constants.
-        head = [i for i in ok if _is_import(self.body[i]) or _is_docstring(self.body[i])
-                or ((name := _stmt_name(self.body[i])) and CONSTANT_NAME.match(name))]
+        head = [
+            i
+            for i in ok
+            if _is_import(self.body[i])
+            or _is_docstring(self.body[i])
+            or ((name := _stmt_name(self.body[i])) and CONSTANT_NAME.match(name))
+        ]
         return head[-1] if head else -1
 
 
@@ -357,8 +408,11 @@ def _replaces_header(fn: cst.FunctionDef) -> tuple[str, str] | None:
 def _fresh(stmt: cst.BaseStatement, blank: int) -> cst.BaseStatement:
     """A new statement with ``blank`` empty lines above it and the reply's own comments, minus
     ``# replaces:`` headers."""
-    comments = [ln for ln in getattr(stmt, "leading_lines", ())
-                if ln.comment is not None and not REPLACES.search(ln.comment.value)]
+    comments = [
+        ln
+        for ln in getattr(stmt, "leading_lines", ())
+        if ln.comment is not None and not REPLACES.search(ln.comment.value)
+    ]
     lines = [cst.EmptyLine()] * blank + comments
     return stmt.with_changes(leading_lines=lines)  # type: ignore[attr-defined]
 
@@ -378,14 +432,20 @@ def _stmt_name(stmt: cst.CSTNode) -> str | None:
 
 
 def _is_import(stmt: cst.CSTNode) -> bool:
-    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) > 0
-            and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body))
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) > 0
+        and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
+    )
 
 
 def _is_docstring(stmt: cst.CSTNode) -> bool:
-    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
-            and isinstance(stmt.body[0], cst.Expr)
-            and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
 
 
 def _header(stmt: cst.CSTNode) -> str | None:

@@ -83,8 +83,9 @@ class _LLMOperator(Operator):
     def _messages(self, parents: Sequence[Program], context: Context) -> list[dict[str, str]]:
         """The chat messages asking for a child of ``parents``."""
 
-    def propose(self, parents: Sequence[Program], context: Context,
-                rng: np.random.Generator) -> Child:
+    def propose(
+        self, parents: Sequence[Program], context: Context, rng: np.random.Generator
+    ) -> Child:
         """Ask a model for a child of ``parents`` (see the module docstring).
 
         Raises:
@@ -103,25 +104,31 @@ class _LLMOperator(Operator):
         idea = parse_idea(reply.text) if self.config.ideas_first else ""
         try:
             with _PARSE_LOCK:
-                source = apply_reply(reply.text, parent, self.config.format,
-                                     block=context.block)
+                source = apply_reply(reply.text, parent, self.config.format, block=context.block)
                 child_id = validate_child(source, parent, block=context.block)
                 summary = "" if idea else change_summary(parent, source)
         except EditError as e:
-            self._fail(f"{self.name}: the reply does not apply: {e.reason}", "edit", tokens,
-                       reply.cost)
+            self._fail(
+                f"{self.name}: the reply does not apply: {e.reason}", "edit", tokens, reply.cost
+            )
         except ValidationError as e:
-            self._fail(f"{self.name}: invalid child: {e}", f"invalid_{e.kind}", tokens,
-                       reply.cost)
+            self._fail(f"{self.name}: invalid child: {e}", f"invalid_{e.kind}", tokens, reply.cost)
         with self._lock:
             self.children += 1
         line = " ".join(idea.split()) if idea else summary
         if len(line) > DESCRIPTION_CHARS:
             line = line[: DESCRIPTION_CHARS - 3] + "..."
-        return LLMChild(source=source, operator=self.name,
-                        parents=tuple(p.id for p in parents[: self.arity]), description=line,
-                        id=child_id, idea=idea, tokens=tokens, cost=reply.cost,
-                        model=reply.model)
+        return LLMChild(
+            source=source,
+            operator=self.name,
+            parents=tuple(p.id for p in parents[: self.arity]),
+            description=line,
+            id=child_id,
+            idea=idea,
+            tokens=tokens,
+            cost=reply.cost,
+            model=reply.model,
+        )
 
     def _fail(self, reason: str, kind: str, tokens: int = 0, cost: float = 0.0) -> NoReturn:
         with self._lock:
@@ -161,14 +168,21 @@ def change_summary(parent_source: str, child_source: str) -> str:
     changed = [k for k in new if k in old and new[k] != old[k]]
     added = [k for k in new if k not in old]
     removed = [k for k in old if k not in new]
-    parts = [f"{label} {show(keys)}" for label, keys in
-             (("changed", changed), ("added", added), ("removed", removed)) if keys]
+    parts = [
+        f"{label} {show(keys)}"
+        for label, keys in (("changed", changed), ("added", added), ("removed", removed))
+        if keys
+    ]
     return "; ".join(parts) or "reformatted"
 
 
-def build_llm_operators(config: LLMConfig, weights: dict[str, float], *,
-                        client: LLMClient | None = None,
-                        budget: DollarBudget | None = None) -> list[tuple[Operator, float]]:
+def build_llm_operators(
+    config: LLMConfig,
+    weights: dict[str, float],
+    *,
+    client: LLMClient | None = None,
+    budget: DollarBudget | None = None,
+) -> list[tuple[Operator, float]]:
     """The LLM operators with a positive weight, sharing one client (none when LLM is off).
 
     Args:

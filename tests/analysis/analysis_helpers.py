@@ -28,15 +28,22 @@ def evo_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m evo.cli ARGS`` as a user runs it."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "evo.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "evo.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def substitute(source: str, **values: str) -> str:
     """``source`` with the module-level assignments ``NAME = ...`` given new values."""
     for name, value in values.items():
-        source, n = re.subn(rf"^{name} = [^#\n]+?(\s*#|\n)", rf"{name} = {value}\1", source,
-                            count=1, flags=re.M)
+        source, n = re.subn(
+            rf"^{name} = [^#\n]+?(\s*#|\n)", rf"{name} = {value}\1", source, count=1, flags=re.M
+        )
         assert n == 1, name
     return source
 
@@ -45,4 +52,3 @@ def substitute(source: str, **values: str) -> str:
 class Planted:
     run_dir: Path
     ids: dict[str, str]  # name -> program id
-

@@ -28,8 +28,11 @@ def cp_run(tmp_path_factory) -> Planted:
     base = tmp_path_factory.mktemp("cp")
     run_dir = base / "cp_run"
     seed = (CIRCLE / "pack.py").read_text()
-    ids = _seed_files(run_dir, "circle_packing",
-                      {"planted": substitute(seed, STEP_SIZE="0.1", STEP_DECAY="0.999")})
+    ids = _seed_files(
+        run_dir,
+        "circle_packing",
+        {"planted": substitute(seed, STEP_SIZE="0.1", STEP_DECAY="0.999")},
+    )
     evo.run(target="circle_packing", run_dir=str(run_dir), evaluations=30, workers=2, seed=0)
     return Planted(run_dir, ids)
 
@@ -41,7 +44,10 @@ def quad_run(tmp_path_factory) -> Planted:
     seed = (QUAD / "bowl.py").read_text()
     redundant = substitute(seed, W="0.0").replace("return X, Y, Z, W", "return X, Y, Z, 0.0")
     assert redundant.count("0.0") >= 2
-    ids = _seed_files(run_dir, str(QUAD), {"additive": substitute(seed, X="1.0", Y="-0.5"),
-                                           "redundant": redundant})
+    ids = _seed_files(
+        run_dir,
+        str(QUAD),
+        {"additive": substitute(seed, X="1.0", Y="-0.5"), "redundant": redundant},
+    )
     evo.run(target=str(QUAD), run_dir=str(run_dir), evaluations=14, workers=2, seed=0)
     return Planted(run_dir, ids)

@@ -35,9 +35,12 @@ def test_planted_circle_packing_edits_are_found_and_add_up_as_measured(cp_run, t
 
     # Ground truth, independent of analysis.edits: the four programs written by hand.
     seed_src = (CIRCLE / "pack.py").read_text()
-    sources = {"seed": seed_src, "size": substitute(seed_src, STEP_SIZE="0.1"),
-               "decay": substitute(seed_src, STEP_DECAY="0.999"),
-               "both": substitute(seed_src, STEP_SIZE="0.1", STEP_DECAY="0.999")}
+    sources = {
+        "seed": seed_src,
+        "size": substitute(seed_src, STEP_SIZE="0.1"),
+        "decay": substitute(seed_src, STEP_DECAY="0.999"),
+        "both": substitute(seed_src, STEP_SIZE="0.1", STEP_DECAY="0.999"),
+    }
     target = load_target(CIRCLE)
 
     def value(job: tuple[str, int]) -> float:
@@ -54,16 +57,16 @@ def test_planted_circle_packing_edits_are_found_and_add_up_as_measured(cp_run, t
     by_key = {r.edit.key: r for r in ab.edits}
     assert by_key["STEP_SIZE"].gain_alone.mean == pytest.approx(gain["size"], abs=1e-12)
     assert by_key["STEP_DECAY"].gain_alone.mean == pytest.approx(gain["decay"], abs=1e-12)
-    assert by_key["STEP_SIZE"].loss_removed.mean == pytest.approx(mean["both"] - mean["decay"],
-                                                                  abs=1e-12)
+    assert by_key["STEP_SIZE"].loss_removed.mean == pytest.approx(
+        mean["both"] - mean["decay"], abs=1e-12
+    )
     assert ab.joint.mean == pytest.approx(gain["both"], abs=1e-12)
     assert ab.sum_gains.mean == pytest.approx(gain["size"] + gain["decay"], abs=1e-12)
     interaction = gain["both"] - gain["size"] - gain["decay"]
     assert ab.interaction.mean == pytest.approx(interaction, abs=1e-12)
     # Both edits speed up the hill climb's exploration: together they overlap, far beyond
     # the tolerance, so the verdict must be sub-additive (measured: joint ~ half the sum).
-    assert interaction < -ADDITIVE_TOLERANCE * (gain["size"]
-                                                                        + gain["decay"])
+    assert interaction < -ADDITIVE_TOLERANCE * (gain["size"] + gain["decay"])
     assert ab.additivity.startswith("sub-additive"), ab.additivity
 
     md, js = analysis.write_ablation(ab)
@@ -76,8 +79,19 @@ def test_planted_circle_packing_edits_are_found_and_add_up_as_measured(cp_run, t
 
 def test_separable_edits_are_additive_exactly_through_the_cli(quad_run, capsys):
     """X and Y moved to their optima on a separable bowl: gains 4 and 2.25, joint 6.25."""
-    assert main(["ablate", str(quad_run.run_dir), "--program", quad_run.ids["additive"][:12],
-                 "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "ablate",
+                str(quad_run.run_dir),
+                "--program",
+                quad_run.ids["additive"][:12],
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     data = json.loads((quad_run.run_dir / "ablation.json").read_text())
     gains = {e["key"]: e["gain_alone"]["mean"] for e in data["edits"]}
@@ -93,8 +107,9 @@ def test_separable_edits_are_additive_exactly_through_the_cli(quad_run, capsys):
 
 def test_redundant_edits_are_sub_additive_and_neither_is_needed(quad_run):
     """W = 0 and work() returning 0 for W do the same thing: each gains 2.25, both 2.25."""
-    ab = analysis.ablate(quad_run.run_dir, program=quad_run.ids["redundant"][:12], seeds=1,
-                         workers=2)
+    ab = analysis.ablate(
+        quad_run.run_dir, program=quad_run.ids["redundant"][:12], seeds=1, workers=2
+    )
     assert sorted(r.edit.key for r in ab.edits) == ["W", "work"]
     for r in ab.edits:
         assert r.gain_alone.mean == pytest.approx(2.25, abs=1e-9)

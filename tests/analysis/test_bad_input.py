@@ -38,14 +38,16 @@ def test_not_a_run_dir(cmd, tmp_path, capsys):
 
 @pytest.mark.parametrize("cmd", COMMANDS)
 def test_empty_run(cmd, tmp_path, capsys):
-    RunStore.create(tmp_path / "empty", dims=[Dim(name="x", bins=4)], direction="minimize",
-                    meta={}).close()
+    RunStore.create(
+        tmp_path / "empty", dims=[Dim(name="x", bins=4)], direction="minimize", meta={}
+    ).close()
     one_line_error(capsys, [*cmd, str(tmp_path / "empty")], "empty run, no program recorded")
 
 
 def test_run_with_only_a_pending_program(tmp_path, capsys):
-    with RunStore.create(tmp_path / "r", dims=[Dim(name="x", bins=4)], direction="minimize",
-                         meta={"fidelity": "f"}) as store:
+    with RunStore.create(
+        tmp_path / "r", dims=[Dim(name="x", bins=4)], direction="minimize", meta={"fidelity": "f"}
+    ) as store:
         store.add(Program(id="a", source="x = 1\n", fidelity="f"))
     one_line_error(capsys, ["report", str(tmp_path / "r")], "no evaluation has finished yet")
 
@@ -62,10 +64,16 @@ def test_newer_schema(cmd, quad_run, tmp_path, capsys):
 def test_unwritable_output(quad_run, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    one_line_error(capsys, ["plot", str(quad_run.run_dir), "--out", str(blocker / "sub")],
-                   "cannot create the output folder")
-    one_line_error(capsys, ["report", str(quad_run.run_dir), "--out",
-                            str(tmp_path / "no" / "report.md")], "cannot write the report")
+    one_line_error(
+        capsys,
+        ["plot", str(quad_run.run_dir), "--out", str(blocker / "sub")],
+        "cannot create the output folder",
+    )
+    one_line_error(
+        capsys,
+        ["report", str(quad_run.run_dir), "--out", str(tmp_path / "no" / "report.md")],
+        "cannot write the report",
+    )
 
 
 def test_a_run_of_one_program(tmp_path, capsys):
@@ -86,5 +94,7 @@ def test_a_run_of_one_program(tmp_path, capsys):
 def test_the_evo_command_itself_prints_one_line(tmp_path):
     r = evo_cli("plot", str(tmp_path / "nope"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == (f"evo plot: error: {tmp_path / 'nope'}: no such run dir; check "
-                                "the path (a run dir is made by 'evo run')")
+    assert r.stderr.strip() == (
+        f"evo plot: error: {tmp_path / 'nope'}: no such run dir; check "
+        "the path (a run dir is made by 'evo run')"
+    )

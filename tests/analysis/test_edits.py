@@ -40,9 +40,11 @@ print(f())
 def test_every_subset_of_edits_composes_exactly():
     es = edit_set(SEED, PROGRAM)
     assert sorted((e.key, e.kind) for e in es.edits) == [
-        ("B", "removed"), ("C", "added"), ("f", "changed")]
-    assert {e.summary for e in es.edits} == {"removes B", "adds C = 3",
-                                            "changes f (+1/-1 lines)"}
+        ("B", "removed"),
+        ("C", "added"),
+        ("f", "changed"),
+    ]
+    assert {e.summary for e in es.edits} == {"removes B", "adds C = 3", "changes f (+1/-1 lines)"}
     keys = [e.key for e in es.edits]
     for n in range(len(keys) + 1):
         for subset in itertools.combinations(keys, n):

@@ -106,8 +106,9 @@ def test_overlay_of_two_runs_names_both(cp_run, tmp_path):
     runs = [analysis.load_run(cp_run.run_dir), analysis.load_run(other)]
     for name in ("frontier", "qd_coverage", "diversity"):
         fig = plots.PLOTS[name](runs)
-        texts = " ".join(t.get_text() for ax in fig.axes if ax.get_legend()
-                         for t in ax.get_legend().get_texts())
+        texts = " ".join(
+            t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()
+        )
         assert "cp_run" in texts and "baseline" in texts, name
     for name in ("heatmap", "operators", "lineage"):  # one panel per run
         titles = [ax.get_title() for ax in plots.PLOTS[name](runs).axes if ax.get_title()]
@@ -122,12 +123,19 @@ def test_plots_of_a_live_run(tmp_path):
     plotted, so a slow machine cannot let it end before the plot is taken."""
     run_dir = tmp_path / "live"
     cfg = tmp_path / "run.toml"
-    cfg.write_text(f'[run]\ntarget = "{QUAD}"\nrun_dir = "{run_dir}"\nevaluations = 400\n'
-                   'pass_env = ["BOWL_SLEEP"]\n[backend]\nworkers = 2\n')
+    cfg.write_text(
+        f'[run]\ntarget = "{QUAD}"\nrun_dir = "{run_dir}"\nevaluations = 400\n'
+        'pass_env = ["BOWL_SLEEP"]\n[backend]\nworkers = 2\n'
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "BOWL_SLEEP": "0.4"}
-    proc = subprocess.Popen([sys.executable, "-m", "evo.cli", "run", str(cfg), "--no-progress"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evo.cli", "run", str(cfg), "--no-progress"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

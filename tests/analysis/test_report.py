@@ -17,8 +17,12 @@ def test_report_numbers_equal_the_archive(cp_run, tmp_path):
     best, stats, st = store.best(fid), store.elites(fid).stats(), status_dict(store)
 
     assert rep.best.id == best.id and rep.best.fitness == best.fitness
-    assert (rep.elites, rep.cells, rep.coverage, rep.qd_score) == \
-        (stats.elites, stats.cells, stats.coverage, stats.qd_score)
+    assert (rep.elites, rep.cells, rep.coverage, rep.qd_score) == (
+        stats.elites,
+        stats.cells,
+        stats.coverage,
+        stats.qd_score,
+    )
     assert rep.by_status == store.counts_by_status()
     assert rep.seed_runs == st["evaluations"] == sum(len(p.runs) for p in store.programs.values())
     assert rep.evaluations == len(store.history)
@@ -48,9 +52,14 @@ def test_report_numbers_equal_the_archive(cp_run, tmp_path):
 
     md = path.read_text()
     assert md == analysis.render_report(rep)
-    for text in (f"{best.fitness:.6g}", f"{rep.hit.rate:.1%}", f"{rep.noise_floor:.4g}",
-                 f"| evaluations (finished programs) | {len(store.history)} |",
-                 f"{stats.elites} / {stats.cells}", best.id[:12]):
+    for text in (
+        f"{best.fitness:.6g}",
+        f"{rep.hit.rate:.1%}",
+        f"{rep.noise_floor:.4g}",
+        f"| evaluations (finished programs) | {len(store.history)} |",
+        f"{stats.elites} / {stats.cells}",
+        best.id[:12],
+    ):
         assert text in md, text
 
 
@@ -79,7 +88,8 @@ def test_planted_variant_hunks_are_its_two_constants(cp_run):
     edits = analysis.edit_set(run.seed.source, planted.source).edits
     assert [(e.key, e.kind, e.summary) for e in edits] == [
         ("STEP_SIZE", "changed", "STEP_SIZE: 0.03 -> 0.1"),
-        ("STEP_DECAY", "changed", "STEP_DECAY: 0.99 -> 0.999")]
+        ("STEP_DECAY", "changed", "STEP_DECAY: 0.99 -> 0.999"),
+    ]
     assert "-STEP_SIZE = 0.03" in edits[0].diff() and "+STEP_SIZE = 0.1" in edits[0].diff()
 
 

@@ -11,8 +11,10 @@ from typing import Any
 from archive import Dim, Program, RunStore, SeedRun
 
 ROOT = Path(__file__).resolve().parents[2]
-DIMS = (Dim(name="depth", low=0, high=8, bins=8), Dim(name="opt", kind="category",
-                                                       categories=("adam", "sgd", "muon")))
+DIMS = (
+    Dim(name="depth", low=0, high=8, bins=8),
+    Dim(name="opt", kind="category", categories=("adam", "sgd", "muon")),
+)
 
 TEMPLATE = '''"""Train a small GPT on the tiny corpus; variant {i}."""
 import math
@@ -44,31 +46,64 @@ def build(vocab: int) -> torch.nn.Module:
 '''
 
 
-def make_program(i: int, *, rng: random.Random | None = None, fidelity: str = "tiny",
-                 status: str | None = None, fitness: float | None = None,
-                 parents: tuple[str, ...] = (), small: bool = False) -> Program:
+def make_program(
+    i: int,
+    *,
+    rng: random.Random | None = None,
+    fidelity: str = "tiny",
+    status: str | None = None,
+    fitness: float | None = None,
+    parents: tuple[str, ...] = (),
+    small: bool = False,
+) -> Program:
     """A realistic program record (a ~1.2 KB training script) with seeded random fields."""
     rng = rng or random.Random(i)
     depth, opt = rng.randrange(0, 9), rng.choice(["adam", "sgd", "muon"])
-    source = (f"DEPTH = {depth}\nLR = {rng.random()!r}\n" if small else TEMPLATE.format(
-        i=i, depth=depth, width=rng.choice([64, 128, 256]), lr=10 ** rng.uniform(-4, -2),
-        warmup=rng.randrange(0, 500), opt=opt))
+    source = (
+        f"DEPTH = {depth}\nLR = {rng.random()!r}\n"
+        if small
+        else TEMPLATE.format(
+            i=i,
+            depth=depth,
+            width=rng.choice([64, 128, 256]),
+            lr=10 ** rng.uniform(-4, -2),
+            warmup=rng.randrange(0, 500),
+            opt=opt,
+        )
+    )
     status = status or rng.choice(["ok"] * 6 + ["crash", "timeout", "nan", "oom"])
     ok = status == "ok"
     if fitness is None and ok:
         fitness = 3.0 + rng.random()
-    runs = [SeedRun(seed=s, status=status, metrics={"val_bpb": fitness or 0.0, "steps": 100.0},
-                    wall_time=rng.random() * 10) for s in range(rng.randrange(1, 3))]
+    runs = [
+        SeedRun(
+            seed=s,
+            status=status,
+            metrics={"val_bpb": fitness or 0.0, "steps": 100.0},
+            wall_time=rng.random() * 10,
+        )
+        for s in range(rng.randrange(1, 3))
+    ]
     return Program(
-        id=hashlib.sha256(source.encode()).hexdigest()[:16] + f"-{i}", source=source,
-        fidelity=fidelity, parents=parents, operator=rng.choice(["seed", "mutate", "llm"]),
-        description=f"set DEPTH={depth}", idea="deeper is better" if ok else "", birth=i,
-        status=status, runs=runs, fitness=fitness,
+        id=hashlib.sha256(source.encode()).hexdigest()[:16] + f"-{i}",
+        source=source,
+        fidelity=fidelity,
+        parents=parents,
+        operator=rng.choice(["seed", "mutate", "llm"]),
+        description=f"set DEPTH={depth}",
+        idea="deeper is better" if ok else "",
+        birth=i,
+        status=status,
+        runs=runs,
+        fitness=fitness,
         fitness_std=rng.random() * 0.01 if ok else None,
         descriptors={"depth": depth, "opt": opt, "params": rng.random() * 1e6},
-        wall_time=rng.random() * 30, cost=rng.random() * 0.01, tokens=rng.randrange(0, 5000),
+        wall_time=rng.random() * 30,
+        cost=rng.random() * 0.01,
+        tokens=rng.randrange(0, 5000),
         reason="" if ok else f"{status} at step {rng.randrange(100)}",
-        stderr_tail="" if ok else "Traceback (most recent call last):\n  ...\nRuntimeError: ✗ boom")
+        stderr_tail="" if ok else "Traceback (most recent call last):\n  ...\nRuntimeError: ✗ boom",
+    )
 
 
 def snapshot(store: RunStore) -> dict[str, Any]:

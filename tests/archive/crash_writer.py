@@ -36,8 +36,9 @@ def writer(run_dir: str, trial: int, seed: int) -> None:
             store.checkpoint()
             say("C")
             continue
-        p = make_program(trial * 100_000 + i, rng=rng, small=True,
-                         fidelity=rng.choice(["tiny", "small"]))
+        p = make_program(
+            trial * 100_000 + i, rng=rng, small=True, fidelity=rng.choice(["tiny", "small"])
+        )
         if rng.random() < 0.3:
             pending = Program.from_dict({**p.to_dict(), "status": "pending", "fitness": None})
             store.add(pending)

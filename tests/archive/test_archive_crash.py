@@ -26,8 +26,13 @@ class ForkServer:
     """crash_writer.py, with its stdout drained by a thread so writers never block on it."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, WRITER], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=subprocess_env())
+        self.proc = subprocess.Popen(
+            [sys.executable, WRITER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=subprocess_env(),
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._drain, daemon=True).start()
 

@@ -13,10 +13,23 @@ from archive import STATUSES, Dim, EliteArchive, Program
 GRID = [Dim(name="x", low=0.0, high=1.0, bins=4)]
 
 
-def prog(pid: str, fitness: float | None, descriptors: dict, *, status: str = "ok",
-         std: float | None = None) -> Program:
-    return Program(id=pid, source=f"# {pid}\n", fidelity="f", status=status, fitness=fitness,
-                   fitness_std=std, descriptors=descriptors)
+def prog(
+    pid: str,
+    fitness: float | None,
+    descriptors: dict,
+    *,
+    status: str = "ok",
+    std: float | None = None,
+) -> Program:
+    return Program(
+        id=pid,
+        source=f"# {pid}\n",
+        fidelity="f",
+        status=status,
+        fitness=fitness,
+        fitness_std=std,
+        descriptors=descriptors,
+    )
 
 
 def test_minimize_keeps_the_lowest_fitness_per_cell():
@@ -24,7 +37,7 @@ def test_minimize_keeps_the_lowest_fitness_per_cell():
     assert a.add(prog("a", 2.0, {"x": 0.1})).status == "new"
     r = a.add(prog("b", 1.0, {"x": 0.2}))
     assert (r.status, r.previous, r.cell) == ("improved", "a", 0)
-    assert a.add(prog("c", 1.5, {"x": 0.05})) .status == "not_added"
+    assert a.add(prog("c", 1.5, {"x": 0.05})).status == "not_added"
     assert a.add(prog("d", 1.0, {"x": 0.05})).status == "not_added"  # a tie keeps the elite
     assert a.elite_ids() == ["b"]
     assert a.stats().best_fitness == 1.0
@@ -80,8 +93,9 @@ def test_z_prefers_a_confidently_measured_program():
 
 
 def test_grid_cells_follow_pyribs_bins_and_clip_out_of_range_values():
-    a = EliteArchive(dims=[Dim(name="x", low=0, high=1, bins=4), Dim(name="y", low=0, high=10,
-                                                                     bins=5)])
+    a = EliteArchive(
+        dims=[Dim(name="x", low=0, high=1, bins=4), Dim(name="y", low=0, high=10, bins=5)]
+    )
     assert a.mode == "grid" and a.cell_count == 20 and a.shape == (4, 5)
     assert a.cell_of({"x": 0.0, "y": 0.0}) == 0
     assert a.cell_of({"x": 0.26, "y": 3.0}) == 1 * 5 + 1
@@ -101,19 +115,25 @@ def test_log_bins_split_decades():
 
 
 def test_categorical_archive_for_labels():
-    dims = [Dim(name="opt", kind="category", categories=("adam", "sgd", "muon")),
-            Dim(name="act", kind="category", categories=("relu", "gelu"))]
+    dims = [
+        Dim(name="opt", kind="category", categories=("adam", "sgd", "muon")),
+        Dim(name="act", kind="category", categories=("relu", "gelu")),
+    ]
     a = EliteArchive(dims=dims, direction="maximize")
     assert a.mode == "categorical" and a.cell_count == 6
     a.add(prog("p", 1.0, {"opt": "muon", "act": "gelu"}))
     a.add(prog("q", 2.0, {"opt": "adam", "act": "relu"}))
-    assert [(c.labels, c.id) for c in a.cells()] == [(("adam", "relu"), "q"),
-                                                     (("muon", "gelu"), "p")]
+    assert [(c.labels, c.id) for c in a.cells()] == [
+        (("adam", "relu"), "q"),
+        (("muon", "gelu"), "p"),
+    ]
 
 
 def test_mixed_numeric_and_categorical_bins_the_numbers_into_labels():
-    dims = [Dim(name="depth", low=0, high=8, bins=4),
-            Dim(name="opt", kind="category", categories=("adam", "sgd"))]
+    dims = [
+        Dim(name="depth", low=0, high=8, bins=4),
+        Dim(name="opt", kind="category", categories=("adam", "sgd")),
+    ]
     a = EliteArchive(dims=dims)
     assert a.mode == "categorical" and a.cell_count == 8
     assert a.cell_of({"depth": 5, "opt": "sgd"}) == 2 * 2 + 1
@@ -136,14 +156,17 @@ def test_cvt_archive_for_a_vector_descriptor():
     assert next(iter(a.cells())).labels == (f"c{r.cell}",)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(name="x", low=1.0, high=1.0), "low < high"),
-    (dict(name="x", kind="ring"), "kind must be one of"),
-    (dict(name="x", bins=0), "bins must be >= 1"),
-    (dict(name="x", low=0.0, high=1.0, log=True), "log bins need low > 0"),
-    (dict(name="x", kind="category"), "categories"),
-    (dict(name="x", kind="cvt", dimension=2, ranges=((0, 1),)), "one \\(low, high\\) range"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(name="x", low=1.0, high=1.0), "low < high"),
+        (dict(name="x", kind="ring"), "kind must be one of"),
+        (dict(name="x", bins=0), "bins must be >= 1"),
+        (dict(name="x", low=0.0, high=1.0, log=True), "log bins need low > 0"),
+        (dict(name="x", kind="category"), "categories"),
+        (dict(name="x", kind="cvt", dimension=2, ranges=((0, 1),)), "one \\(low, high\\) range"),
+    ],
+)
 def test_invalid_dims_are_refused_naming_the_dim(bad, match):
     with pytest.raises(ValueError, match=match):
         Dim(**bad)
@@ -163,14 +186,16 @@ def test_invalid_archive_arguments_are_refused():
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
 def test_would_add_answers_exactly_what_add_then_does(direction):
     rng = random.Random(7)
-    a = EliteArchive(dims=[Dim(name="x", bins=5), Dim(name="y", bins=5)], direction=direction,
-                     z=0.5)
+    a = EliteArchive(
+        dims=[Dim(name="x", bins=5), Dim(name="y", bins=5)], direction=direction, z=0.5
+    )
     seen = set()
     for i in range(400):
         status = rng.choice(["ok"] * 5 + ["crash"])
         desc = {"x": rng.random(), "y": rng.random()} if rng.random() > 0.05 else {}
-        p = prog(f"p{i}", round(rng.uniform(0, 3), 1), desc, status=status,
-                 std=rng.choice([None, 0.1]))
+        p = prog(
+            f"p{i}", round(rng.uniform(0, 3), 1), desc, status=status, std=rng.choice([None, 0.1])
+        )
         before = a.stats()
         predicted = a.would_add(p)
         assert a.stats() == before  # would_add changes nothing
@@ -187,8 +212,14 @@ def test_rebuild_lowers_an_elite_that_was_re_measured_worse():
     a.add(prog("c", 5.0, {"x": 0.9}))
     assert a.add(prog("a", 3.0, {"x": 0.1})).status == "not_added"  # pyribs never lowers
     assert a.elite(0).fitness == 1.0
-    a.rebuild([prog("a", 3.0, {"x": 0.1}), prog("b", 2.0, {"x": 0.1}),
-               prog("c", 5.0, {"x": 0.9}), prog("d", 0.0, {"x": 0.9}, status="crash")])
+    a.rebuild(
+        [
+            prog("a", 3.0, {"x": 0.1}),
+            prog("b", 2.0, {"x": 0.1}),
+            prog("c", 5.0, {"x": 0.9}),
+            prog("d", 0.0, {"x": 0.9}, status="crash"),
+        ]
+    )
     assert [(c.id, c.fitness) for c in a.cells()] == [("b", 2.0), ("c", 5.0)]
     assert a.stats().best_id == "b" and a.stats().mean_fitness == 3.5
     a.rebuild([prog("t2", 1.0, {"x": 0.1}), prog("t1", 1.0, {"x": 0.2})])

@@ -27,8 +27,12 @@ def run(tmp_path: Path) -> Path:
 
 
 def start_holder(run: Path, mode: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, HOLDER, str(run), mode], stdout=subprocess.PIPE,
-                            text=True, env=subprocess_env())
+    proc = subprocess.Popen(
+        [sys.executable, HOLDER, str(run), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
     line = proc.stdout.readline().split()
     assert line[:1] == ["locked"], line
     return proc, int(line[1])
@@ -39,7 +43,9 @@ def test_a_live_holder_blocks_writers_but_not_readers(run):
     try:
         assert read_holder(run)["pid"] == str(pid)
         before = (run / "lock").read_bytes()
-        with pytest.raises(LockError, match=rf"{run} is locked by pid {pid} \(alive.*stop it or wait"):
+        with pytest.raises(
+            LockError, match=rf"{run} is locked by pid {pid} \(alive.*stop it or wait"
+        ):
             RunStore.open(run)
         with pytest.raises(LockError, match=f"pid {pid}"):
             RunLock.acquire(run)
@@ -69,8 +75,10 @@ def test_a_dead_holders_stale_lock_is_taken_over(run):
 def test_a_recycled_pid_does_not_keep_a_stale_lock(run):
     # Our own pid is alive, but it is not the process that wrote this lock: its kernel start
     # time differs, and nobody holds the flock.
-    (run / "lock").write_text(f"pid={os.getpid()}\nhost={socket.gethostname()}\n"
-                              "started=2020-01-01T00:00:00\nproc_start=1\n")
+    (run / "lock").write_text(
+        f"pid={os.getpid()}\nhost={socket.gethostname()}\n"
+        "started=2020-01-01T00:00:00\nproc_start=1\n"
+    )
     with RunStore.open(run):
         assert read_holder(run)["proc_start"] != "1"
 
@@ -85,8 +93,14 @@ def test_racers_for_a_stale_lock_have_exactly_one_winner(run):
     proc, _ = start_holder(run, "exit")
     proc.wait()
     start_at = time.time() + 1.5  # after every racer has imported archive
-    racers = [subprocess.Popen([sys.executable, HOLDER, str(run), "race", str(start_at)],
-                               stdout=subprocess.PIPE, text=True, env=subprocess_env())
-              for _ in range(3)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, HOLDER, str(run), "race", str(start_at)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=subprocess_env(),
+        )
+        for _ in range(3)
+    ]
     results = sorted(p.communicate(timeout=60)[0].strip() for p in racers)
     assert results == ["lost", "lost", "won"]

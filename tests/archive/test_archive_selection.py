@@ -13,13 +13,16 @@ from archive.selection import weights
 
 def elites(n: int = 10) -> list[Program]:
     # p0 is the best for minimize (lowest fitness), p{n-1} the worst.
-    return [Program(id=f"p{i}", source="", fidelity="f", status="ok", fitness=float(i))
-            for i in range(n)]
+    return [
+        Program(id=f"p{i}", source="", fidelity="f", status="ok", fitness=float(i))
+        for i in range(n)
+    ]
 
 
 def picks(strategy, k=4000, seed=0, counts=None, direction="minimize", es=None):
-    chosen = select_parents(strategy, es or elites(), k, np.random.default_rng(seed), counts,
-                            direction=direction)
+    chosen = select_parents(
+        strategy, es or elites(), k, np.random.default_rng(seed), counts, direction=direction
+    )
     assert len(chosen) == k
     return collections.Counter(p.id for p in chosen)
 

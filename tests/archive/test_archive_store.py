@@ -15,8 +15,13 @@ from archive import SCHEMA_VERSION, EliteArchive, Program, RunStore, StoreError
 
 
 def new_store(tmp_path: Path, **kw) -> RunStore:
-    return RunStore.create(tmp_path / "run", dims=DIMS, direction="minimize",
-                           meta={"target": "tinygpt", "budget": 10}, **kw)
+    return RunStore.create(
+        tmp_path / "run",
+        dims=DIMS,
+        direction="minimize",
+        meta={"target": "tinygpt", "budget": 10},
+        **kw,
+    )
 
 
 def add_many(store: RunStore, n: int, seed: int = 0, start: int = 0) -> None:
@@ -25,11 +30,21 @@ def add_many(store: RunStore, n: int, seed: int = 0, start: int = 0) -> None:
     done: list[Program] = []
     for i in range(start, start + n):
         parents = tuple(rng.sample([p.id for p in done[-50:]], min(2, len(done))))
-        p = make_program(i, rng=rng, parents=parents,
-                         fidelity=rng.choice(["tiny", "tiny", "small"]))
+        p = make_program(
+            i, rng=rng, parents=parents, fidelity=rng.choice(["tiny", "tiny", "small"])
+        )
         if i % 10 == 0:
-            store.add(Program.from_dict({**p.to_dict(), "status": "pending", "fitness": None,
-                                         "runs": [], "fitness_std": None}))
+            store.add(
+                Program.from_dict(
+                    {
+                        **p.to_dict(),
+                        "status": "pending",
+                        "fitness": None,
+                        "runs": [],
+                        "fitness_std": None,
+                    }
+                )
+            )
         store.add(p)
         done.append(p)
         # Re-measure with more seeds: an elite turns out worse (the archive is rebuilt), or
@@ -135,10 +150,8 @@ def test_pending_programs_are_reported_for_requeue(tmp_path):
 def test_re_measured_elite_is_lowered_and_history_records_each_evaluation(tmp_path):
     with new_store(tmp_path) as s:
         desc = {"depth": 3, "opt": "adam"}
-        a = Program(id="a", source="a", fidelity="tiny", status="ok", fitness=1.0,
-                    descriptors=desc)
-        b = Program(id="b", source="b", fidelity="tiny", status="ok", fitness=2.0,
-                    descriptors=desc)
+        a = Program(id="a", source="a", fidelity="tiny", status="ok", fitness=1.0, descriptors=desc)
+        b = Program(id="b", source="b", fidelity="tiny", status="ok", fitness=2.0, descriptors=desc)
         assert s.add(a).status == "new"
         assert s.add(b).status == "not_added"
         r = s.add(Program.from_dict({**a.to_dict(), "fitness": 3.0}))
@@ -147,14 +160,18 @@ def test_re_measured_elite_is_lowered_and_history_records_each_evaluation(tmp_pa
         assert s.add(Program.from_dict({**a.to_dict(), "fitness": 0.5})).status == "improved"
         assert s.best().id == "a"
         assert [(h.id, h.added, h.best) for h in s.history] == [
-            ("a", "new", 1.0), ("b", "not_added", 1.0), ("a", "not_added", 2.0),
-            ("a", "improved", 0.5)]
+            ("a", "new", 1.0),
+            ("b", "not_added", 1.0),
+            ("a", "not_added", 2.0),
+            ("a", "improved", 0.5),
+        ]
         before = snapshot(s)
     assert snapshot(RunStore.read(tmp_path / "run")) == before
 
 
 def test_the_journal_record_of_a_program_is_its_to_dict():
     from archive.store import program_dict
+
     for i in range(50):
         p = make_program(i)
         assert json.dumps(program_dict(p)) == json.dumps(p.to_dict())
@@ -209,19 +226,36 @@ def test_non_ok_statuses_and_bad_records_are_refused(tmp_path):
         with pytest.raises(ValueError, match="fidelity"):
             s.add(Program(id="x", source="", fidelity="", status="ok"))
         with pytest.raises(TypeError):
-            s.add(Program(id="x", source="", fidelity="tiny", status="ok", fitness=1.0,
-                          descriptors={"depth": object()}))
+            s.add(
+                Program(
+                    id="x",
+                    source="",
+                    fidelity="tiny",
+                    status="ok",
+                    fitness=1.0,
+                    descriptors={"depth": object()},
+                )
+            )
         assert s.journal_seq == 0
     assert RunStore.read(tmp_path / "run").journal_seq == 0
 
 
 def test_cvt_run_keeps_its_centroids_across_reloads(tmp_path):
     from archive import Dim
+
     dims = [Dim(name="emb", kind="cvt", bins=8, dimension=2, ranges=((0, 1), (0, 1)))]
     with RunStore.create(tmp_path / "run", dims=dims, direction="maximize", meta={}) as s:
         for i in range(20):
-            s.add(Program(id=f"p{i}", source="", fidelity="f", status="ok", fitness=float(i),
-                          descriptors={"emb": [i / 20, (i * 7 % 20) / 20]}))
+            s.add(
+                Program(
+                    id=f"p{i}",
+                    source="",
+                    fidelity="f",
+                    status="ok",
+                    fitness=float(i),
+                    descriptors={"emb": [i / 20, (i * 7 % 20) / 20]},
+                )
+            )
         s.checkpoint()
         before = snapshot(s)
     r = RunStore.read(tmp_path / "run")
@@ -229,6 +263,7 @@ def test_cvt_run_keeps_its_centroids_across_reloads(tmp_path):
 
 
 # ---- bad input: a StoreError naming the file, and not one byte changed ----
+
 
 def _corrupt_truncated(run: Path) -> None:
     data = (run / "archive.h5").read_bytes()
@@ -276,16 +311,19 @@ def _corrupt_record_fields(run: Path) -> None:
     seg.write_bytes(b"\n".join(lines))
 
 
-@pytest.mark.parametrize("corrupt, match", [
-    (_corrupt_truncated, "archive.h5: (not a readable HDF5 file|damaged archive)"),
-    (_corrupt_garbage, "archive.h5: not a readable HDF5 file"),
-    (_corrupt_newer_schema, f"schema version {SCHEMA_VERSION + 1} is newer .*upgrade evo"),
-    (_corrupt_not_evo, "archive.h5: not an evo archive"),
-    (_corrupt_missing_archive, "archive.h5: missing; .* is not an evo run dir"),
-    (_corrupt_journal_middle, r"00000002.jsonl: line 4 is corrupt .*not the torn tail"),
-    (_corrupt_journal_gap, r"00000002.jsonl: line 3 has record .*missing"),
-    (_corrupt_record_fields, r"run: damaged run \(TypeError.*restore archive.h5 and journal/"),
-])
+@pytest.mark.parametrize(
+    "corrupt, match",
+    [
+        (_corrupt_truncated, "archive.h5: (not a readable HDF5 file|damaged archive)"),
+        (_corrupt_garbage, "archive.h5: not a readable HDF5 file"),
+        (_corrupt_newer_schema, f"schema version {SCHEMA_VERSION + 1} is newer .*upgrade evo"),
+        (_corrupt_not_evo, "archive.h5: not an evo archive"),
+        (_corrupt_missing_archive, "archive.h5: missing; .* is not an evo run dir"),
+        (_corrupt_journal_middle, r"00000002.jsonl: line 4 is corrupt .*not the torn tail"),
+        (_corrupt_journal_gap, r"00000002.jsonl: line 3 has record .*missing"),
+        (_corrupt_record_fields, r"run: damaged run \(TypeError.*restore archive.h5 and journal/"),
+    ],
+)
 def test_bad_input_is_a_one_line_store_error_and_changes_nothing(tmp_path, corrupt, match):
     with new_store(tmp_path) as s:
         add_many(s, 40)
@@ -294,8 +332,11 @@ def test_bad_input_is_a_one_line_store_error_and_changes_nothing(tmp_path, corru
     run = tmp_path / "run"
     corrupt(run)
     before = file_bytes(run)
-    for opener in (lambda: RunStore.open(run), lambda: RunStore.read(run),
-                   lambda: RunStore.open(run, writer=False)):
+    for opener in (
+        lambda: RunStore.open(run),
+        lambda: RunStore.read(run),
+        lambda: RunStore.open(run, writer=False),
+    ):
         with pytest.raises(StoreError, match=match) as err:
             opener()
         assert "\n" not in str(err.value) and str(run) in str(err.value)

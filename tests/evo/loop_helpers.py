@@ -15,8 +15,9 @@ FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "noisy_quadratic
 REPO = Path(__file__).resolve().parents[2]
 
 
-def quadratic_target(tmp: Path, *, start: tuple[float, float, float, float] | None = None,
-                     log: bool = False) -> Path:
+def quadratic_target(
+    tmp: Path, *, start: tuple[float, float, float, float] | None = None, log: bool = False
+) -> Path:
     """A copy of noisy_quadratic; ``start`` moves the seed's constants, ``log`` makes the
     harness append one line per evaluation to ``$BOWL_LOG``."""
     dst = tmp / "target"
@@ -28,17 +29,22 @@ def quadratic_target(tmp: Path, *, start: tuple[float, float, float, float] | No
         (dst / "bowl.py").write_text(src)
     if log:
         m = (dst / "measure.py").read_text()
-        m += ("\nwith open(os.environ['BOWL_LOG'], 'a') as f:\n"
-              "    f.write(f\"{x!r},{y!r},{z!r},{w!r},{os.environ['EVO_SEED']}\\n\")\n")
+        m += (
+            "\nwith open(os.environ['BOWL_LOG'], 'a') as f:\n"
+            "    f.write(f\"{x!r},{y!r},{z!r},{w!r},{os.environ['EVO_SEED']}\\n\")\n"
+        )
         (dst / "measure.py").write_text(m)
     return dst
 
 
 def write_config(path: Path, target: Path, run_dir: Path, **run: object) -> Path:
-    lines = ["[run]", f'target = "{target}"', f'run_dir = "{run_dir}"',
-             'pass_env = ["BOWL_SLEEP", "BOWL_LOG"]']
-    lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
-              for k, v in run.items()]
+    lines = [
+        "[run]",
+        f'target = "{target}"',
+        f'run_dir = "{run_dir}"',
+        'pass_env = ["BOWL_SLEEP", "BOWL_LOG"]',
+    ]
+    lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in run.items()]
     lines += ["[backend]", "workers = 2"]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -56,8 +62,9 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def run_evo(*args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(evo_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          env=env(**extra), cwd=REPO)
+    return subprocess.run(
+        evo_cmd(*args), capture_output=True, text=True, timeout=timeout, env=env(**extra), cwd=REPO
+    )
 
 
 def runs_in_store(run_dir: Path) -> list[tuple[str, int]]:

@@ -31,15 +31,24 @@ def _small_tinygpt(tmp: Path) -> Path:
 def test_tinygpt_cascade_promotes_and_reports_transfer(tmp_path):
     target = _small_tinygpt(tmp_path)
     run_dir = tmp_path / "run"
-    cfg = evo.load_config(None, {"run.target": str(target), "run.run_dir": str(run_dir),
-                                 "run.evaluations": 14, "backend.workers": 2})
+    cfg = evo.load_config(
+        None,
+        {
+            "run.target": str(target),
+            "run.run_dir": str(run_dir),
+            "run.evaluations": 14,
+            "backend.workers": 2,
+        },
+    )
     cfg["cascade"].update({"levels": ["tiny", "small"], "top_fraction": 1.0})
     cfg["noise"].update({"seeds": 1, "max_seeds": 1})
     summary = evo.Search(cfg, progress=False).run()
     assert summary.evaluations == 14
     store = evo.open_run(run_dir)
-    at = {lvl: [p for p in store.programs.values() if p.fidelity == lvl and p.ok]
-          for lvl in ("tiny", "small")}
+    at = {
+        lvl: [p for p in store.programs.values() if p.fidelity == lvl and p.ok]
+        for lvl in ("tiny", "small")
+    }
     promoted = [p for p in at["small"] if p.id != store.meta["seed_id"]]
     assert promoted, "nothing was promoted to small"
     assert all((p.id, "tiny") in store.programs for p in promoted)
@@ -59,10 +68,16 @@ def test_tinygpt_cascade_promotes_and_reports_transfer(tmp_path):
 def test_quadratic_cascade_transfer_correlation_and_reserved_slots(tmp_path):
     target = quadratic_target(tmp_path)
     run_dir = tmp_path / "run"
-    cfg = evo.load_config(None, {"run.target": str(target), "run.run_dir": str(run_dir),
-                                 "run.evaluations": 40, "backend.workers": 2})
-    cfg["cascade"].update({"levels": ["default", "noisy"], "top_fraction": 0.5,
-                           "reserve": [1]})
+    cfg = evo.load_config(
+        None,
+        {
+            "run.target": str(target),
+            "run.run_dir": str(run_dir),
+            "run.evaluations": 40,
+            "backend.workers": 2,
+        },
+    )
+    cfg["cascade"].update({"levels": ["default", "noisy"], "top_fraction": 0.5, "reserve": [1]})
     summary = evo.Search(cfg, progress=False).run()
     assert summary.evaluations == 40 and summary.fidelity == "noisy"
     (t,) = transfers(load_run(run_dir))
@@ -75,9 +90,11 @@ def test_quadratic_cascade_transfer_correlation_and_reserved_slots(tmp_path):
 
 def test_bad_cascades_are_one_line_errors(tmp_path):
     target = quadratic_target(tmp_path)
-    for body, key in (('levels = ["default", "huge"]', "huge"),
-                      ('levels = ["default", "noisy"]\nreserve = [2]', "cascade.reserve"),
-                      ('promote = "luck"', "cascade.promote")):
+    for body, key in (
+        ('levels = ["default", "huge"]', "huge"),
+        ('levels = ["default", "noisy"]\nreserve = [2]', "cascade.reserve"),
+        ('promote = "luck"', "cascade.promote"),
+    ):
         cfg = tmp_path / "run.toml"
         cfg.write_text(f'[run]\ntarget = "{target}"\n[cascade]\n{body}\n[backend]\nworkers = 2\n')
         r = run_evo("run", str(cfg), "--run-dir", str(tmp_path / "run"))

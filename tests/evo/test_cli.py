@@ -28,14 +28,28 @@ def test_help_lists_every_subcommand():
 
 
 def test_circle_packing_and_openevolve_layout_end_to_end(tmp_path):
-    r = run_evo("run", "circle_packing", "--evaluations", "8", "--run-dir",
-                str(tmp_path / "cp"), "--no-progress")
+    r = run_evo(
+        "run",
+        "circle_packing",
+        "--evaluations",
+        "8",
+        "--run-dir",
+        str(tmp_path / "cp"),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(run_evo("status", str(tmp_path / "cp"), "--json").stdout)
     assert info["evaluations"] == 8 and info["by_status"].get("ok", 0) >= 3
     assert 1.0 < info["best"]["fitness"] < 2.64
-    r = run_evo("run", str(REPO / "targets" / "function_minimization"), "--evaluations", "6",
-                "--run-dir", str(tmp_path / "oe"), "--no-progress")
+    r = run_evo(
+        "run",
+        str(REPO / "targets" / "function_minimization"),
+        "--evaluations",
+        "6",
+        "--run-dir",
+        str(tmp_path / "oe"),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     store = evo.open_run(tmp_path / "oe")
     assert store.meta["metric"] == "combined_score"
@@ -57,9 +71,11 @@ def test_target_errors_are_one_line_before_anything_runs(tmp_path):
     cases = {
         "missing harness": lambda t: (t / "measure.py").unlink(),
         "mistyped field": lambda t: (t / "target.toml").write_text(
-            (t / "target.toml").read_text().replace("metric =", "metrc =")),
+            (t / "target.toml").read_text().replace("metric =", "metrc =")
+        ),
         "bad direction": lambda t: (t / "target.toml").write_text(
-            (t / "target.toml").read_text().replace('"minimize"', '"down"')),
+            (t / "target.toml").read_text().replace('"minimize"', '"down"')
+        ),
     }
     for i, (name, edit) in enumerate(cases.items()):
         target = _broken_target(tmp_path / str(i), edit)
@@ -86,9 +102,18 @@ def test_bad_run_dirs_are_refused_and_left_as_they_were(tmp_path):
     evo.run(target=str(target), run_dir=str(run_dir), evaluations=4)
     # a run dir locked by a live process
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from archive import RunStore; "
-         "s = RunStore.open(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
-         str(run_dir)], stdout=subprocess.PIPE, text=True, env=env(), cwd=REPO)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from archive import RunStore; "
+            "s = RunStore.open(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=REPO,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = _tree_digest(run_dir)
@@ -105,8 +130,11 @@ def test_bad_run_dirs_are_refused_and_left_as_they_were(tmp_path):
     h5 = run_dir / "archive.h5"
     h5.write_bytes(h5.read_bytes()[: h5.stat().st_size // 2])
     before = _tree_digest(run_dir)
-    for args in (("status", str(run_dir)), ("best", str(run_dir)),
-                 ("run", str(target), "--run-dir", str(run_dir), "--evaluations", "8")):
+    for args in (
+        ("status", str(run_dir)),
+        ("best", str(run_dir)),
+        ("run", str(target), "--run-dir", str(run_dir), "--evaluations", "8"),
+    ):
         r = run_evo(*args)
         assert r.returncode == 2, args
         assert "archive.h5" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

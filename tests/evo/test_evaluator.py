@@ -18,14 +18,19 @@ from tests.evo.evaluator_helpers import make_job
 
 
 def test_ok_run_reports_metrics_info_and_protocol_env(tmp_path):
-    job = make_job(tmp_path, """
+    job = make_job(
+        tmp_path,
+        """
         print("hello from the child")
         report({"score": 2.5, "steps": 7, "note": "fine", "extra_nan": float("nan"),
                 "seed": int(os.environ["EVO_SEED"]), "fid": os.environ["EVO_FIDELITY"],
                 "threads": os.environ["OMP_NUM_THREADS"], "evo_threads": os.environ["EVO_THREADS"],
                 "cuda": os.environ["CUDA_VISIBLE_DEVICES"], "home": os.environ["HOME"],
                 "tmp": os.environ["TMPDIR"], "cwd": os.getcwd()})
-    """, seed=42, fidelity="tiny")
+    """,
+        seed=42,
+        fidelity="tiny",
+    )
     r = run_job(job, Slot(index=1, gpu=None, threads=3))
     assert r.status == "ok", r.reason
     assert r.metrics == {"score": 2.5, "steps": 7.0, "seed": 42.0}
@@ -49,12 +54,17 @@ def test_gpu_slot_exports_its_device(tmp_path):
 
 
 def test_crash_keeps_the_last_traceback_line(tmp_path):
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         def inner():
             raise ZeroDivisionError("division by zero in the loss")
         print("about to fail")
         inner()
-    """))
+    """,
+        )
+    )
     assert r.status == "crash"
     assert r.reason == "ZeroDivisionError: division by zero in the loss"
     assert "Traceback (most recent call last)" in r.stderr_tail
@@ -76,23 +86,38 @@ def test_memory_error_in_stderr_is_oom(tmp_path):
     assert r.status == "oom" and "MemoryError" in r.reason
 
 
-@pytest.mark.parametrize("body, status, reason", [
-    ("report({'score': float('nan')})", "nan", "metric 'score' is nan"),
-    ("report({'score': float('-inf')})", "nan", "metric 'score' is -inf"),
-    ("report({'score': 1.0, 'status': 'nan', 'reason': 'loss diverged at step 3'})", "nan",
-     "loss diverged at step 3"),
-    ("report({'status': 'invalid_result', 'reason': 'model sees the future'})",
-     "invalid_result", "model sees the future"),
-    ("pass", "invalid_result", "no result written to $EVO_RESULT"),
-    ("open(os.environ['EVO_RESULT'], 'w').write('{\"score\": 1.0,')", "invalid_result",
-     "result is not valid JSON"),
-    ("open(os.environ['EVO_RESULT'], 'w').write('[1, 2]')", "invalid_result",
-     "result is a JSON list, not an object"),
-    ("report({'loss': 1.0})", "invalid_result", "metric 'score' missing from result"),
-    ("report({'score': 'high'})", "invalid_result", "metric 'score' is not a number: 'high'"),
-    ("report({'score': True})", "invalid_result", "metric 'score' is not a number: True"),
-    ("os.mkfifo(os.environ['EVO_RESULT'])", "invalid_result", "no result written"),
-])
+@pytest.mark.parametrize(
+    "body, status, reason",
+    [
+        ("report({'score': float('nan')})", "nan", "metric 'score' is nan"),
+        ("report({'score': float('-inf')})", "nan", "metric 'score' is -inf"),
+        (
+            "report({'score': 1.0, 'status': 'nan', 'reason': 'loss diverged at step 3'})",
+            "nan",
+            "loss diverged at step 3",
+        ),
+        (
+            "report({'status': 'invalid_result', 'reason': 'model sees the future'})",
+            "invalid_result",
+            "model sees the future",
+        ),
+        ("pass", "invalid_result", "no result written to $EVO_RESULT"),
+        (
+            "open(os.environ['EVO_RESULT'], 'w').write('{\"score\": 1.0,')",
+            "invalid_result",
+            "result is not valid JSON",
+        ),
+        (
+            "open(os.environ['EVO_RESULT'], 'w').write('[1, 2]')",
+            "invalid_result",
+            "result is a JSON list, not an object",
+        ),
+        ("report({'loss': 1.0})", "invalid_result", "metric 'score' missing from result"),
+        ("report({'score': 'high'})", "invalid_result", "metric 'score' is not a number: 'high'"),
+        ("report({'score': True})", "invalid_result", "metric 'score' is not a number: True"),
+        ("os.mkfifo(os.environ['EVO_RESULT'])", "invalid_result", "no result written"),
+    ],
+)
 def test_result_classification(tmp_path, body, status, reason):
     r = run_job(make_job(tmp_path, body))
     assert r.status == status
@@ -102,7 +127,10 @@ def test_result_classification(tmp_path, body, status, reason):
 def test_harness_is_read_only_and_tampering_is_invalid(tmp_path):
     harness = tmp_path / "harness.py"
     harness.write_text("SECRET_SCORE = 1.0\n")
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         import stat
         mode = stat.S_IMODE(os.stat("harness.py").st_mode)
         try:
@@ -114,23 +142,35 @@ def test_harness_is_read_only_and_tampering_is_invalid(tmp_path):
         with open("harness.py", "w") as f:
             f.write("SECRET_SCORE = 1e9\\n")
         report({"score": 1e9, "mode": mode, "refused": refused})
-    """, harness=[harness]))
+    """,
+            harness=[harness],
+        )
+    )
     assert r.status == "invalid_result"
     assert r.reason == "harness file 'harness.py' was modified or deleted"
     result = json.loads((tmp_path / "w" / "result.json").read_text())
     assert result["mode"] == 0o444
-    assert result["refused"] is (os.geteuid() != 0)  # root ignores file modes; the checksum does not
+    assert result["refused"] is (
+        os.geteuid() != 0
+    )  # root ignores file modes; the checksum does not
     assert harness.read_text() == "SECRET_SCORE = 1.0\n"  # the original is untouched
 
 
 def test_deleted_harness_is_invalid_and_intact_harness_is_ok(tmp_path):
     harness = tmp_path / "harness.py"
     harness.write_text("VALUE = 3.0\n")
-    r = run_job(make_job(tmp_path, "os.remove('harness.py')\nreport({'score': 1})",
-                         harness=[harness]))
+    r = run_job(
+        make_job(tmp_path, "os.remove('harness.py')\nreport({'score': 1})", harness=[harness])
+    )
     assert r.status == "invalid_result" and "harness.py" in r.reason
-    r = run_job(make_job(tmp_path, "import harness\nreport({'score': harness.VALUE})",
-                         name="w2", harness=[harness]))
+    r = run_job(
+        make_job(
+            tmp_path,
+            "import harness\nreport({'score': harness.VALUE})",
+            name="w2",
+            harness=[harness],
+        )
+    )
     assert r.status == "ok" and r.metrics["score"] == 3.0
 
 
@@ -139,18 +179,34 @@ def test_environment_holds_no_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_should_never_leak")
     monkeypatch.setenv("PYTHONPATH", "/should/not/leak")
     monkeypatch.setenv("SOME_UNLISTED_VAR", "unlisted")
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         raw = open("/proc/self/environ", "rb").read().decode()
         report({"score": 1, "env": dict(os.environ), "raw": raw})
-    """, env={"TINYGPT_DATA": "/data/corpus", "MY_AUTH_SECRET": "leak-me-not",
-              "EVO_SEED": "999", "TINYGPT_BUDGET_TOKENS": "20000",
-              "HF_TOKENS": "hf_should_never_leak", "COPY": "sk-test-should-never-leak"}))
+    """,
+            env={
+                "TINYGPT_DATA": "/data/corpus",
+                "MY_AUTH_SECRET": "leak-me-not",
+                "EVO_SEED": "999",
+                "TINYGPT_BUDGET_TOKENS": "20000",
+                "HF_TOKENS": "hf_should_never_leak",
+                "COPY": "sk-test-should-never-leak",
+            },
+        )
+    )
     assert r.status == "ok"
     env, raw = r.info["env"], r.info["raw"]
     for word in ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH"):
         assert not [k for k in env if word in k.upper() and k != "TINYGPT_BUDGET_TOKENS"]
-    for leaked in ("sk-test-should-never-leak", "hf_should_never_leak", "leak-me-not",
-                   "/should/not/leak", "unlisted"):
+    for leaked in (
+        "sk-test-should-never-leak",
+        "hf_should_never_leak",
+        "leak-me-not",
+        "/should/not/leak",
+        "unlisted",
+    ):
         assert leaked not in raw and leaked not in json.dumps(env)
     assert "PYTHONPATH" not in env
     assert env["TINYGPT_DATA"] == "/data/corpus"  # passed through on purpose
@@ -160,13 +216,26 @@ def test_environment_holds_no_secrets(tmp_path, monkeypatch):
     assert r.info["dropped_env"] == ["COPY", "HF_TOKENS", "MY_AUTH_SECRET"]
 
 
-@pytest.mark.parametrize("name, secret", [
-    ("OPENAI_API_KEY", True), ("HF_TOKEN", True), ("GITHUB_TOKEN", True), ("APIKEY", True),
-    ("AWS_SECRET_ACCESS_KEY", True), ("DB_PASSWORD", True), ("AUTHORIZATION", True),
-    ("GOOGLE_APPLICATION_CREDENTIALS", True), ("my_token", True), ("TOKENSECRET", True),
-    ("TINYGPT_BUDGET_TOKENS", False), ("MAX_TOKENS", False), ("PATH", False),
-    ("EVO_SEED", False), ("OMP_NUM_THREADS", False),
-])
+@pytest.mark.parametrize(
+    "name, secret",
+    [
+        ("OPENAI_API_KEY", True),
+        ("HF_TOKEN", True),
+        ("GITHUB_TOKEN", True),
+        ("APIKEY", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("DB_PASSWORD", True),
+        ("AUTHORIZATION", True),
+        ("GOOGLE_APPLICATION_CREDENTIALS", True),
+        ("my_token", True),
+        ("TOKENSECRET", True),
+        ("TINYGPT_BUDGET_TOKENS", False),
+        ("MAX_TOKENS", False),
+        ("PATH", False),
+        ("EVO_SEED", False),
+        ("OMP_NUM_THREADS", False),
+    ],
+)
 def test_secret_names(name, secret):
     assert is_secret_name(name) is secret
 
@@ -179,8 +248,13 @@ def test_job_validation_and_fresh_workdir(tmp_path):
     with pytest.raises(EvaluatorError, match="plain, free file name"):
         EvalJob(argv=["true"], workdir=tmp_path / "x", metric="m", files={"../x.py": ""})
     with pytest.raises(EvaluatorError, match="share a name"):
-        EvalJob(argv=["true"], workdir=tmp_path / "x", metric="m", files={"h.py": ""},
-                harness=[tmp_path / "h.py"])
+        EvalJob(
+            argv=["true"],
+            workdir=tmp_path / "x",
+            metric="m",
+            files={"h.py": ""},
+            harness=[tmp_path / "h.py"],
+        )
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "old.txt").write_text("x")
     with pytest.raises(EvaluatorError, match="must be new or empty"):
@@ -190,19 +264,25 @@ def test_job_validation_and_fresh_workdir(tmp_path):
 
 
 def test_command_that_cannot_start_is_a_crash(tmp_path):
-    r = run_job(EvalJob(argv=[str(tmp_path / "no-such-binary")], workdir=tmp_path / "w",
-                        metric="m"))
+    r = run_job(
+        EvalJob(argv=[str(tmp_path / "no-such-binary")], workdir=tmp_path / "w", metric="m")
+    )
     assert r.status == "crash" and r.reason.startswith("cannot start") and r.returncode is None
 
 
 def test_remove_workdir_handles_read_only_dirs(tmp_path):
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         os.makedirs("locked/inner")
         open("locked/inner/f", "w").write("x")
         os.chmod("locked/inner", 0o500)
         os.chmod("locked", 0o000)
         report({"score": 1})
-    """))
+    """,
+        )
+    )
     assert r.status == "ok"
     remove_workdir(tmp_path / "w")
     assert not (tmp_path / "w").exists()
@@ -210,15 +290,18 @@ def test_remove_workdir_handles_read_only_dirs(tmp_path):
 
 def _write_target(root: Path) -> Path:
     root.mkdir()
-    (root / "harness.py").write_text(textwrap.dedent("""
+    (root / "harness.py").write_text(
+        textwrap.dedent("""
         import json, os, sys
         def finish(score):
             with open(os.environ["EVO_RESULT"], "w") as f:
                 json.dump({"score": score, "argv": sys.argv[1:],
                            "level": os.environ.get("LEVEL", "")}, f)
-    """))
+    """)
+    )
     (root / "prog.py").write_text("import harness\nharness.finish(1.0)\n")
-    (root / "target.toml").write_text(textwrap.dedent("""
+    (root / "target.toml").write_text(
+        textwrap.dedent("""
         name = "toy"
         evolve = "prog.py"
         harness = ["harness.py"]
@@ -231,23 +314,38 @@ def _write_target(root: Path) -> Path:
         timeout = 5
         [fidelity.long]
         env = { LEVEL = "long" }
-    """))
+    """)
+    )
     return root
 
 
 def test_evaluate_program_uses_the_targets_fidelity(tmp_path):
     target = load_target(_write_target(tmp_path / "toy"))
-    r = evaluate_program(target, "import harness, os\nharness.finish(float(os.environ['EVO_SEED']))\n",
-                         workdir=tmp_path / "c1", seed=5)
+    r = evaluate_program(
+        target,
+        "import harness, os\nharness.finish(float(os.environ['EVO_SEED']))\n",
+        workdir=tmp_path / "c1",
+        seed=5,
+    )
     assert r.status == "ok" and r.metrics["score"] == 5.0
     assert r.info["level"] == "quick" and r.info["argv"] == ["--steps", "3"]
     assert stat.S_IMODE(os.stat(tmp_path / "c1" / "harness.py").st_mode) == 0o444
-    r = evaluate_program(target, "import time\ntime.sleep(30)\n", workdir=tmp_path / "c2",
-                         fidelity="long", timeout=0.5, extra_env={"LEVEL": "overridden"})
+    r = evaluate_program(
+        target,
+        "import time\ntime.sleep(30)\n",
+        workdir=tmp_path / "c2",
+        fidelity="long",
+        timeout=0.5,
+        extra_env={"LEVEL": "overridden"},
+    )
     assert r.status == "timeout" and r.reason == "timeout after 0.5 s"
-    r = evaluate_program(target, "import harness\nharness.finish(2.0)\n",
-                         workdir=tmp_path / "c3", fidelity="long",
-                         extra_env={"LEVEL": "overridden"})
+    r = evaluate_program(
+        target,
+        "import harness\nharness.finish(2.0)\n",
+        workdir=tmp_path / "c3",
+        fidelity="long",
+        extra_env={"LEVEL": "overridden"},
+    )
     assert r.info["level"] == "overridden" and r.info["argv"] == []
     with pytest.raises(TargetError, match="unknown fidelity 'huge'"):
         evaluate_program(target, "", workdir=tmp_path / "c4", fidelity="huge")

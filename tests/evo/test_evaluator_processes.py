@@ -20,7 +20,7 @@ def alive(pid: int) -> bool:
         data = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return False
-    return data[data.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")
+    return data[data.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X")
 
 
 def wait_for_pids(path: Path, n: int, timeout: float = 5.0) -> list[int]:
@@ -44,13 +44,19 @@ def test_infinite_loop_times_out(tmp_path):
 
 def test_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
     t0 = time.monotonic()
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         import signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("ignoring SIGTERM", flush=True)
         while True:
             time.sleep(0.1)
-    """, timeout=1.0))
+    """,
+            timeout=1.0,
+        )
+    )
     elapsed = time.monotonic() - t0
     assert r.status == "timeout" and r.returncode == -9
     assert elapsed < 1.0 + GRACE_SECONDS + 1.0
@@ -60,7 +66,10 @@ def test_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
 
 def test_grandchildren_are_killed_when_the_child_exits(tmp_path):
     pid_file = tmp_path / "pids.txt"
-    r = run_job(make_job(tmp_path, f"""
+    r = run_job(
+        make_job(
+            tmp_path,
+            f"""
         sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
         plain = subprocess.Popen(sleeper)  # same process group, inherits stdout
         # Double fork + setsid: a new session, reparented to init once the middle one exits.
@@ -78,7 +87,9 @@ def test_grandchildren_are_killed_when_the_child_exits(tmp_path):
         with open({str(pid_file)!r}, "w") as f:
             f.write(f"{{plain.pid}} {{hidden.pid}}")
         report({{"score": 1.0}})
-    """))
+    """,
+        )
+    )
     assert r.status == "ok", r.reason
     pids = [int(x) for x in pid_file.read_text().split()]
     assert "survivors" not in r.info
@@ -104,14 +115,18 @@ def _processes_in(tmp_path: Path) -> list[int]:
 
 def test_grandchild_left_running_after_a_timeout_dies_too(tmp_path):
     pid_file = tmp_path / "pids.txt"
-    job = make_job(tmp_path, f"""
+    job = make_job(
+        tmp_path,
+        f"""
         import signal
         p = subprocess.Popen([sys.executable, "-c",
             "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"],
             start_new_session=True)
         open({str(pid_file)!r}, "w").write(str(p.pid))
         time.sleep(60)
-    """, timeout=1.0)
+    """,
+        timeout=1.0,
+    )
     r = run_job(job)
     assert r.status == "timeout"
     pids = wait_for_pids(pid_file, 1)
@@ -119,13 +134,19 @@ def test_grandchild_left_running_after_a_timeout_dies_too(tmp_path):
 
 
 def test_allocation_past_the_memory_limit_is_oom(tmp_path):
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         chunks = []
         for _ in range(60):  # up to 3 GB, 50 MB at a time
             chunks.append(b"x" * 50_000_000)
             time.sleep(0.01)
         report({"score": 1.0})
-    """, memory_mb=300))
+    """,
+            memory_mb=300,
+        )
+    )
     assert r.status == "oom"
     assert r.reason.startswith("killed: memory limit 300 MB")
     assert r.info["peak_rss_mb"] > 300
@@ -133,23 +154,36 @@ def test_allocation_past_the_memory_limit_is_oom(tmp_path):
 
 
 def test_memory_limit_counts_the_whole_process_tree(tmp_path):
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         hog = ("import time\\nchunks = []\\n"
                "for _ in range(60):\\n    chunks.append(b'x' * 50_000_000); time.sleep(0.01)\\n"
                "time.sleep(30)")
         subprocess.run([sys.executable, "-c", hog])
         report({"score": 1.0})
-    """, memory_mb=300))
+    """,
+            memory_mb=300,
+        )
+    )
     assert r.status == "oom" and "memory limit 300 MB" in r.reason
 
 
 def test_torch_runs_under_a_memory_limit(tmp_path):
     # RLIMIT_AS at this size would break `import torch`; the RSS watcher does not.
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         import torch
         x = torch.randn(256, 256)
         report({"score": float((x @ x).abs().mean())})
-    """, memory_mb=1024, timeout=60))
+    """,
+            memory_mb=1024,
+            timeout=60,
+        )
+    )
     assert r.status == "ok", r.reason + r.stderr_tail
     assert 0 < r.info["peak_rss_mb"] < 1024
 
@@ -157,7 +191,10 @@ def test_torch_runs_under_a_memory_limit(tmp_path):
 def test_100_mb_of_output_is_capped_and_the_run_goes_on(tmp_path):
     cap = 1 << 20
     t0 = time.monotonic()
-    r = run_job(make_job(tmp_path, """
+    r = run_job(
+        make_job(
+            tmp_path,
+            """
         line = b"y" * 999 + b"\\n"
         block = line * 1000
         for _ in range(100):  # 100 MB on stdout
@@ -166,11 +203,14 @@ def test_100_mb_of_output_is_capped_and_the_run_goes_on(tmp_path):
         sys.stdout.flush()
         print("last stdout line")
         report({"score": 1.0})
-    """, output_cap_bytes=cap))
+    """,
+            output_cap_bytes=cap,
+        )
+    )
     assert r.status == "ok", r.reason
     assert time.monotonic() - t0 < 20
-    out = (tmp_path / "w" / "stdout.log")
-    err = (tmp_path / "w" / "stderr.log")
+    out = tmp_path / "w" / "stdout.log"
+    err = tmp_path / "w" / "stderr.log"
     assert cap < out.stat().st_size < cap + 200
     assert cap < err.stat().st_size < cap + 200
     assert out.read_text().endswith("more bytes discarded]\n")
@@ -187,7 +227,10 @@ def test_result_written_then_hang_is_a_timeout(tmp_path):
 
 def test_a_tree_of_forked_sleepers_is_killed_on_timeout(tmp_path):
     pid_file = tmp_path / "pids.txt"
-    r = run_job(make_job(tmp_path, f"""
+    r = run_job(
+        make_job(
+            tmp_path,
+            f"""
         pids = []
         for i in range(20):
             pid = os.fork()
@@ -203,7 +246,10 @@ def test_a_tree_of_forked_sleepers_is_killed_on_timeout(tmp_path):
         with open({str(pid_file)!r}, "w") as f:
             f.write(" ".join(map(str, pids)))
         time.sleep(60)
-    """, timeout=1.0))
+    """,
+            timeout=1.0,
+        )
+    )
     assert r.status == "timeout"
     pids = wait_for_pids(pid_file, 20)
     assert not [p for p in pids if alive(p)]
@@ -212,14 +258,21 @@ def test_a_tree_of_forked_sleepers_is_killed_on_timeout(tmp_path):
 
 def test_kill_marked_ends_every_child_of_one_run_only(tmp_path):
     pid_file = tmp_path / "pids.txt"
-    job = make_job(tmp_path, f"""
+    job = make_job(
+        tmp_path,
+        f"""
         p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                              start_new_session=True)
         open({str(pid_file)!r}, "w").write(str(p.pid))
         time.sleep(60)
-    """, env={"EVO_RUN_ID": "run-a"}, timeout=30)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                             env={"EVO_RUN_ID": "run-a-but-longer", "PATH": "/usr/bin"})
+    """,
+        env={"EVO_RUN_ID": "run-a"},
+        timeout=30,
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={"EVO_RUN_ID": "run-a-but-longer", "PATH": "/usr/bin"},
+    )
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(run_job, job)
         grandchild = wait_for_pids(pid_file, 1)[0]

@@ -41,10 +41,13 @@ class Script:
             i = next(self.values)
         radius = 0.30 + (i % 17) * 0.006
         phase = (i // 17) * 0.05
-        return Reply("IDEA: move the outer ring\n```python\n"
-                     f"OUTER_RADIUS = {radius:.3f}  # distance of the outer ring\n"
-                     f"OUTER_PHASE = {phase:.3f}\n```\n",
-                     prompt_tokens=1000, completion_tokens=50)
+        return Reply(
+            "IDEA: move the outer ring\n```python\n"
+            f"OUTER_RADIUS = {radius:.3f}  # distance of the outer ring\n"
+            f"OUTER_PHASE = {phase:.3f}\n```\n",
+            prompt_tokens=1000,
+            completion_tokens=50,
+        )
 
 
 def test_llm_only_run_survives_every_fault_and_never_writes_the_key(tmp_path, monkeypatch):
@@ -52,18 +55,30 @@ def test_llm_only_run_survives_every_fault_and_never_writes_the_key(tmp_path, mo
     script = Script()
     run_dir = tmp_path / "run"
     with LLMServer(script) as server:
-        cfg = evo.load_config(None, {
-            "run.target": "circle_packing", "run.run_dir": str(run_dir),
-            "run.evaluations": 12, "backend.workers": 2})
+        cfg = evo.load_config(
+            None,
+            {
+                "run.target": "circle_packing",
+                "run.run_dir": str(run_dir),
+                "run.evaluations": 12,
+                "backend.workers": 2,
+            },
+        )
         for name in ("constants", "choice", "toggle", "uniform_crossover", "merge"):
             cfg["operators"][name] = 0.0
         cfg["operators"]["llm_mutation"] = 1.0
         cfg["operators"]["llm_crossover"] = 0.0
-        cfg["llm"] = {"base_url": server.base_url, "api_key_env": "EVO_TEST_LLM_KEY",
-                      "models": [{"name": "test-model", "price_input": 1.0,
-                                  "price_output": 2.0}],
-                      "timeout": 1.0, "retries": 0, "backoff": 0.05, "max_backoff": 0.5,
-                      "concurrency": 2, "ideas_first": True}
+        cfg["llm"] = {
+            "base_url": server.base_url,
+            "api_key_env": "EVO_TEST_LLM_KEY",
+            "models": [{"name": "test-model", "price_input": 1.0, "price_output": 2.0}],
+            "timeout": 1.0,
+            "retries": 0,
+            "backoff": 0.05,
+            "max_backoff": 0.5,
+            "concurrency": 2,
+            "ideas_first": True,
+        }
         evo.config.validate(cfg)
         summary = evo.Search(cfg, progress=False).run()
         requests = list(server.requests)
@@ -73,15 +88,24 @@ def test_llm_only_run_survives_every_fault_and_never_writes_the_key(tmp_path, mo
     counts = summary.operators["llm_mutation"]
     failed = {k: v for k, v in counts.items() if k.startswith(("no_child", "rejected"))}
     # each fault is a failed proposal, counted by kind in the summary
-    for kind in ("rate_limited", "server_error", "timeout", "connection", "malformed",
-                 "empty", "edit", "too_large"):
+    for kind in (
+        "rate_limited",
+        "server_error",
+        "timeout",
+        "connection",
+        "malformed",
+        "empty",
+        "edit",
+        "too_large",
+    ):
         assert any(kind in k for k in failed), (kind, failed)
     assert counts.get("evaluated", 0) >= 1
     store = evo.open_run(run_dir)
     llm = [p for p in store.programs.values() if p.operator == "llm_mutation"]
     assert llm and all(p.idea.startswith("move the outer ring") for p in llm)
-    assert all(p.tokens == 1050 and abs(p.cost - (1000 * 1.0 + 50 * 2.0) / 1e6) < 1e-12
-               for p in llm)
+    assert all(
+        p.tokens == 1050 and abs(p.cost - (1000 * 1.0 + 50 * 2.0) / 1e6) < 1e-12 for p in llm
+    )
     status = json.loads((run_dir / "counters.json").read_text())
     assert status["llm_usage"]["test-model"]["requests"] == len(requests)
     # The key went out only in the Authorization header...

@@ -37,8 +37,7 @@ def _constants(source: str) -> tuple[float, ...]:
 
 def test_run_spends_exactly_the_budget_and_beats_the_seed(tmp_path):
     target = quadratic_target(tmp_path)
-    summary = evo.run(target=str(target), run_dir=str(tmp_path / "run"), evaluations=30,
-                      workers=2)
+    summary = evo.run(target=str(target), run_dir=str(tmp_path / "run"), evaluations=30, workers=2)
     assert summary.evaluations == 30
     assert summary.stopped == "evaluation budget reached"
     assert summary.improved and summary.best_fitness < summary.seed_fitness
@@ -62,9 +61,13 @@ def test_resume_after_sigkill_loses_and_redoes_nothing(tmp_path):
     cfg = write_config(tmp_path / "run.toml", target, tmp_path / "run", evaluations=budget)
     rng = random.Random(1234)
     for _attempt in range(40):
-        proc = subprocess.Popen(evo_cmd("run", str(cfg), "--no-progress"),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env=env(BOWL_SLEEP="0.15", BOWL_LOG=str(log)))
+        proc = subprocess.Popen(
+            evo_cmd("run", str(cfg), "--no-progress"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(BOWL_SLEEP="0.15", BOWL_LOG=str(log)),
+        )
         if kills < 10:
             try:
                 proc.wait(timeout=rng.uniform(1.5, 5.0))
@@ -97,8 +100,13 @@ def test_resume_after_sigkill_loses_and_redoes_nothing(tmp_path):
 def test_ctrl_c_finishes_in_flight_children_and_checkpoints(tmp_path):
     target = quadratic_target(tmp_path)
     cfg = write_config(tmp_path / "run.toml", target, tmp_path / "run", evaluations=200)
-    proc = subprocess.Popen(evo_cmd("run", str(cfg), "--no-progress"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env(BOWL_SLEEP="0.3"))
+    proc = subprocess.Popen(
+        evo_cmd("run", str(cfg), "--no-progress"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(BOWL_SLEEP="0.3"),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         journal = list((tmp_path / "run" / "journal").glob("*"))
@@ -119,19 +127,22 @@ def test_ctrl_c_finishes_in_flight_children_and_checkpoints(tmp_path):
     assert len(runs_in_store(tmp_path / "run")) == max(30, len(runs_in_store(tmp_path / "run")))
 
 
-@pytest.mark.parametrize("body, key", [
-    ("[run]\nevaluations = 'ten'\n", "run.evaluations"),
-    ("[run]\nbudget = 3\n", "run.budget"),
-    ("[archive]\nselection = 'best'\n", "archive.selection"),
-    ("[noise]\nseeds = 0\n", "noise.seeds"),
-    ("[backend]\nkind = 'slurm'\n", "backend.kind"),
-    ("[llm]\nformat = 'diff'\n", "llm.format"),
-    ("[turbo]\nx = 1\n", "[turbo]"),
-    ("[run]\nevaluations = \n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ("[run]\nevaluations = 'ten'\n", "run.evaluations"),
+        ("[run]\nbudget = 3\n", "run.budget"),
+        ("[archive]\nselection = 'best'\n", "archive.selection"),
+        ("[noise]\nseeds = 0\n", "noise.seeds"),
+        ("[backend]\nkind = 'slurm'\n", "backend.kind"),
+        ("[llm]\nformat = 'diff'\n", "llm.format"),
+        ("[turbo]\nx = 1\n", "[turbo]"),
+        ("[run]\nevaluations = \n", "not valid TOML"),
+    ],
+)
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, body, key):
     cfg = tmp_path / "run.toml"
-    cfg.write_text(body + '\n[backend]\nworkers = 1\n' if "[backend]" not in body else body)
+    cfg.write_text(body + "\n[backend]\nworkers = 1\n" if "[backend]" not in body else body)
     r = run_evo("run", str(cfg), "--run-dir", str(tmp_path / "run"))
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -165,8 +176,18 @@ def test_run_dir_of_another_config_is_refused_unless_force_new(tmp_path):
     assert evo.run(target=str(target), run_dir=str(run_dir), evaluations=4).evaluations == 4
     r = run_evo("run", str(target), "--run-dir", str(run_dir), "--fidelity", "noisy")
     assert r.returncode == 2 and "another target or config" in r.stderr
-    r = run_evo("run", str(target), "--run-dir", str(run_dir), "--fidelity", "noisy",
-                "--evaluations", "4", "--force-new", "--no-progress")
+    r = run_evo(
+        "run",
+        str(target),
+        "--run-dir",
+        str(run_dir),
+        "--fidelity",
+        "noisy",
+        "--evaluations",
+        "4",
+        "--force-new",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert list(tmp_path.glob("run.old-*")), "the old run is kept beside the new one"
 
@@ -189,11 +210,15 @@ def test_hand_written_variants_are_evaluated_first(tmp_path):
     store = RunStore.read(run_dir)
     hand = [p for p in store.programs.values() if p.operator == "hand"]
     assert len(hand) == 1 and hand[0].status == "ok"
-    dispatched = [line.split()[4] for line in (run_dir / "evo.log").read_text().splitlines()
-                  if " dispatch " in line]
+    dispatched = [
+        line.split()[4]
+        for line in (run_dir / "evo.log").read_text().splitlines()
+        if " dispatch " in line
+    ]
     children = [p.id[:10] for p in store.programs.values() if p.operator not in ("seed", "hand")]
-    assert children and all(dispatched.index(hand[0].id[:10]) < dispatched.index(c)
-                            for c in children)
+    assert children and all(
+        dispatched.index(hand[0].id[:10]) < dispatched.index(c) for c in children
+    )
     assert summary.best_fitness <= hand[0].fitness + 1e-9
     r = run_evo("seed", str(tmp_path / "missing"), str(good))
     assert r.returncode == 2 and "missing" in r.stderr
@@ -244,18 +269,27 @@ def test_noise_gate_cuts_false_elites_against_greedy_keep_discard(tmp_path):
     flight happened to finish first; six runs a mode keep them well above the thresholds."""
     target = quadratic_target(tmp_path, start=(1.4, -0.2, 0.55, 0.3))
     modes = {
-        "greedy": {"archive": {"selection": "greedy", "descriptors": []},
-                   "noise": {"seeds": 1, "gate": 0.0, "max_seeds": 1, "z": 0.0}},
+        "greedy": {
+            "archive": {"selection": "greedy", "descriptors": []},
+            "noise": {"seeds": 1, "gate": 0.0, "max_seeds": 1, "z": 0.0},
+        },
         "gated": {"noise": {"seeds": 3, "gate": 2.0, "max_seeds": 4, "z": 1.0}},
     }
     totals = {}
     for mode, extra in modes.items():
         changes = false = 0
         for rep in range(6):
-            cfg = evo.load_config(None, {"run.target": str(target), "run.fidelity": "noisy",
-                                         "run.evaluations": 60, "run.seed": rep,
-                                         "run.run_dir": str(tmp_path / f"{mode}{rep}"),
-                                         "backend.workers": 1})
+            cfg = evo.load_config(
+                None,
+                {
+                    "run.target": str(target),
+                    "run.fidelity": "noisy",
+                    "run.evaluations": 60,
+                    "run.seed": rep,
+                    "run.run_dir": str(tmp_path / f"{mode}{rep}"),
+                    "backend.workers": 1,
+                },
+            )
             for section, table in extra.items():
                 cfg[section].update(table)
             summary = evo.Search(cfg, progress=False).run()

@@ -60,18 +60,24 @@ def test_evaluation_result_class_works_without_openevolve_installed(tmp_path):
     assert (tmp_path / "c1" / OPENEVOLVE_RUNNER.name).is_file()
 
 
-@pytest.mark.parametrize("returned, status, reason", [
-    ("{'combined_score': 0.75, 'error': ''}", "ok", ""),
-    ("{'score': 1.0}", "invalid_result", "metric 'combined_score' missing from result"),
-    ("{'combined_score': float('nan')}", "nan", "metric 'combined_score' is nan"),
-    ("{'combined_score': 'great'}", "invalid_result", "metric 'combined_score' is not a number"),
-    ("[0.5]", "crash", "TypeError: evaluate() returned list"),
-])
+@pytest.mark.parametrize(
+    "returned, status, reason",
+    [
+        ("{'combined_score': 0.75, 'error': ''}", "ok", ""),
+        ("{'score': 1.0}", "invalid_result", "metric 'combined_score' missing from result"),
+        ("{'combined_score': float('nan')}", "nan", "metric 'combined_score' is nan"),
+        (
+            "{'combined_score': 'great'}",
+            "invalid_result",
+            "metric 'combined_score' is not a number",
+        ),
+        ("[0.5]", "crash", "TypeError: evaluate() returned list"),
+    ],
+)
 def test_plain_dict_evaluator(tmp_path, returned, status, reason):
     evaluator = f"def evaluate(program_path):\n    return {returned}\n"
     target = load_target(make_folder(tmp_path, evaluator))
-    r = evaluate_program(target, PROGRAM.replace("3.0", "4.0"), workdir=tmp_path / "c",
-                         timeout=30)
+    r = evaluate_program(target, PROGRAM.replace("3.0", "4.0"), workdir=tmp_path / "c", timeout=30)
     assert r.status == status, r.reason + r.stderr_tail
     assert r.reason.startswith(reason)
     if status == "ok":
@@ -111,19 +117,30 @@ def test_to_result_keeps_numbers_and_moves_the_rest():
         artifacts = {"log": b"bytes here"}
 
     out = openevolve_runner.to_result(Duck())
-    assert out == {"combined_score": 2.0, "flag": True, "name": "x", "nested": {"a": [1, 2]},
-                   "artifacts": {"log": "bytes here"}}
+    assert out == {
+        "combined_score": 2.0,
+        "flag": True,
+        "name": "x",
+        "nested": {"a": [1, 2]},
+        "artifacts": {"log": "bytes here"},
+    }
     with pytest.raises(TypeError, match="expected a dict of metrics"):
         openevolve_runner.to_result(None)
 
 
 def test_runner_without_evo_result_prints_json_and_checks_usage(tmp_path):
     root = make_folder(tmp_path, "def evaluate(p):\n    return {'combined_score': 3}\n")
-    run = subprocess.run([sys.executable, str(OPENEVOLVE_RUNNER), "evaluator.py",
-                          "initial_program.py"], cwd=root, capture_output=True, text=True,
-                         timeout=30, env={"PATH": "/usr/bin:/bin"})
+    run = subprocess.run(
+        [sys.executable, str(OPENEVOLVE_RUNNER), "evaluator.py", "initial_program.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"combined_score": 3.0}
-    usage = subprocess.run([sys.executable, str(OPENEVOLVE_RUNNER)], capture_output=True,
-                           text=True, timeout=30)
+    usage = subprocess.run(
+        [sys.executable, str(OPENEVOLVE_RUNNER)], capture_output=True, text=True, timeout=30
+    )
     assert usage.returncode == 2 and "usage:" in usage.stderr

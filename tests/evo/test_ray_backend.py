@@ -30,7 +30,7 @@ from tests.evo.loop_helpers import FIXTURE, REPO, runs_in_store
 # parent's pid and the parent's command line; it then waits until the test has picked a victim
 # (written to $RAYTEST_DIR/victim). The victim waits on, as a long evaluation would, until it is
 # killed: only the backend's cleanup can end it before the test does.
-PROGRAM = '''\
+PROGRAM = """\
 import json, os, time
 
 X = 3.0
@@ -52,9 +52,9 @@ while time.monotonic() - t0 < 90:
     time.sleep(0.02)
 with open(os.environ["EVO_RESULT"], "w") as f:
     json.dump({"loss": (X - 1.0) ** 2 + (Y + 0.5) ** 2}, f)
-'''
+"""
 
-TARGET_TOML = '''\
+TARGET_TOML = """\
 name = "recorder"
 evolve = "prog.py"
 metric = "loss"
@@ -63,7 +63,7 @@ timeout = 120
 [ranges]
 X = [-4.0, 4.0]
 Y = [-4.0, 4.0]
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,15 @@ def backend():
 
 
 def _config(target: Path, run_dir: Path, evaluations: int, pass_env: list[str]) -> dict:
-    cfg = evo.load_config(None, {"run.target": str(target), "run.run_dir": str(run_dir),
-                                 "run.evaluations": evaluations, "backend.workers": 2})
+    cfg = evo.load_config(
+        None,
+        {
+            "run.target": str(target),
+            "run.run_dir": str(run_dir),
+            "run.evaluations": evaluations,
+            "backend.workers": 2,
+        },
+    )
     cfg["run"]["pass_env"] = pass_env
     return cfg
 
@@ -156,8 +163,9 @@ def test_a_killed_worker_is_requeued_and_its_child_killed(backend, tmp_path, mon
     killer.start()
     run_dir = tmp_path / "run"
     t0 = time.monotonic()
-    summary = evo.Search(_config(target, run_dir, 12, ["RAYTEST_DIR"]), backend=backend,
-                         progress=False).run()
+    summary = evo.Search(
+        _config(target, run_dir, 12, ["RAYTEST_DIR"]), backend=backend, progress=False
+    ).run()
     killer.join(timeout=5)
     assert picked, "no child ever started"
     assert "ray::" in picked["parent"]  # the child ran under a Ray worker, not the driver
@@ -179,8 +187,11 @@ def test_a_killed_worker_is_requeued_and_its_child_killed(backend, tmp_path, mon
 
 def test_cleanup_tasks_kill_marked_processes_on_the_nodes(backend, tmp_path):
     marker = str(tmp_path / "result.json")
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                               env={**os.environ, "EVO_RESULT": marker}, start_new_session=True)
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, "EVO_RESULT": marker},
+        start_new_session=True,
+    )
     try:
         assert backend.kill_on_nodes(marker + "-other", var="EVO_RESULT") == 0
         assert sleeper.poll() is None
@@ -260,25 +271,50 @@ def test_a_running_cluster_is_used_by_address_and_left_running(backend, tmp_path
     head_log = tmp_path / "head.log"
     with open(head_log, "wb") as log:
         head = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-             f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-             "--disable-usage-stats", f"--temp-dir={ray_tmp}"],
-            env=env, stdout=log, stderr=log, start_new_session=True)
+            [
+                str(Path(sys.executable).parent / "ray"),
+                "start",
+                "--head",
+                "--block",
+                f"--port={port}",
+                "--num-cpus=1",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                f"--temp-dir={ray_tmp}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
     try:
-        out = subprocess.run([sys.executable, "-c", CLUSTER_DRIVER, f"127.0.0.1:{port}",
-                              str(FIXTURE), str(tmp_path / "child")],
-                             env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                CLUSTER_DRIVER,
+                f"127.0.0.1:{port}",
+                str(FIXTURE),
+                str(tmp_path / "child"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr[-2000:] + head_log.read_text()[-2000:]
-        assert json.loads(out.stdout.splitlines()[-1]) == {"slots": 1, "status": "ok",
-                                                           "again": 1}
+        assert json.loads(out.stdout.splitlines()[-1]) == {"slots": 1, "status": "ok", "again": 1}
     finally:
         # Every process of this head node is in its session (never `ray stop`: it would stop
         # every Ray instance on the machine).
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)
         head.wait(timeout=30)
-        left = [pid for pid in os.listdir("/proc") if pid.isdigit()
-                and ray_tmp.encode() in _cmdline(int(pid))]
+        left = [
+            pid
+            for pid in os.listdir("/proc")
+            if pid.isdigit() and ray_tmp.encode() in _cmdline(int(pid))
+        ]
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert left == []
 

@@ -29,7 +29,10 @@ def test_gpu_slots_one_per_gpu():
     cores = cpu_count()
     slots = make_slots(gpus=[0, 1, 2])
     assert [(s.index, s.gpu, s.cuda_visible_devices) for s in slots] == [
-        (0, 0, "0"), (1, 1, "1"), (2, 2, "2")]
+        (0, 0, "0"),
+        (1, 1, "1"),
+        (2, 2, "2"),
+    ]
     assert all(s.threads == max(1, cores // 3) for s in slots)
     assert [s.gpu for s in make_slots(2, gpus=[4, 5, 6])] == [4, 5]
     assert len(make_slots(8, gpus=[4, 5])) == 2  # never two children on one GPU
@@ -64,15 +67,24 @@ def test_local_backend_runs_four_children_on_two_slots(tmp_path):
     def job(i: int):
         def run(slot: Slot):
             t0 = time.monotonic()
-            r = run_job(EvalJob(
-                argv=[sys.executable, "-c",
-                      "import json, os, time; time.sleep(0.6); "
-                      "json.dump({'score': float(os.environ['OMP_NUM_THREADS'])}, "
-                      "open(os.environ['EVO_RESULT'], 'w'))"],
-                workdir=tmp_path / f"c{i}", metric="score"), slot)
+            r = run_job(
+                EvalJob(
+                    argv=[
+                        sys.executable,
+                        "-c",
+                        "import json, os, time; time.sleep(0.6); "
+                        "json.dump({'score': float(os.environ['OMP_NUM_THREADS'])}, "
+                        "open(os.environ['EVO_RESULT'], 'w'))",
+                    ],
+                    workdir=tmp_path / f"c{i}",
+                    metric="score",
+                ),
+                slot,
+            )
             with lock:
                 spans.append((t0, time.monotonic(), slot.index))
             return r
+
         return run
 
     backend = LocalBackend(slots)

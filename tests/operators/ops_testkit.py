@@ -45,21 +45,38 @@ def program(source: str) -> Program:
 def cases() -> list[Case]:
     """The fixtures, and every real target whose seed exists in ``targets/``."""
     out = [
-        Case("train600", Context(seed_source=(FIXTURES / "train600.py").read_text(),
-                                 ranges={"DEPTH": (2.0, 16.0), "MATRIX_LR": (0.001, 0.1)},
-                                 droppable=("get_weight_decay",))),
-        Case("block_pack", Context(seed_source=(FIXTURES / "block_pack.py").read_text(),
-                                   block=True)),
+        Case(
+            "train600",
+            Context(
+                seed_source=(FIXTURES / "train600.py").read_text(),
+                ranges={"DEPTH": (2.0, 16.0), "MATRIX_LR": (0.001, 0.1)},
+                droppable=("get_weight_decay",),
+            ),
+        ),
+        Case(
+            "block_pack", Context(seed_source=(FIXTURES / "block_pack.py").read_text(), block=True)
+        ),
     ]
     for folder in sorted((ROOT / "targets").iterdir()):
-        openevolve = (folder / "initial_program.py").is_file() and (folder / "evaluator.py").is_file()
+        openevolve = (folder / "initial_program.py").is_file() and (
+            folder / "evaluator.py"
+        ).is_file()
         if (folder / "target.toml").is_file() or openevolve:
             from evo.target import load_target
 
             t = load_target(folder)
-            out.append(Case(t.name, Context(seed_source=t.seed_source(), ranges=t.ranges,
-                                            choices=t.choices, droppable=t.droppable,
-                                            block=t.block)))
+            out.append(
+                Case(
+                    t.name,
+                    Context(
+                        seed_source=t.seed_source(),
+                        ranges=t.ranges,
+                        choices=t.choices,
+                        droppable=t.droppable,
+                        block=t.block,
+                    ),
+                )
+            )
         elif folder.name in REAL_SEEDS and (folder / REAL_SEEDS[folder.name]).is_file():
             source = (folder / REAL_SEEDS[folder.name]).read_text()
             block = START in source and END in source
@@ -70,9 +87,13 @@ def cases() -> list[Case]:
 def strip_docstrings(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             body[0] = ast.Pass()
     return tree
 
@@ -85,8 +106,11 @@ def top_level(source: str) -> list[tuple[str, str]]:
         name = ""
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             name = node.name
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                and isinstance(node.targets[0], ast.Name):
+        elif (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             name = node.targets[0].id
         out.append((name, ast.dump(node)))
     return out
@@ -96,8 +120,9 @@ def changed_names(parent: str, child: str) -> set[str]:
     """Names of the top-level statements that differ, for children with the same statements."""
     a, b = top_level(parent), top_level(child)
     assert len(a) == len(b), "statement count changed"
-    return {na or f"<{i}>" for i, ((na, da), (_, db)) in enumerate(zip(a, b, strict=True))
-            if da != db}
+    return {
+        na or f"<{i}>" for i, ((na, da), (_, db)) in enumerate(zip(a, b, strict=True)) if da != db
+    }
 
 
 @functools.lru_cache(maxsize=64)
@@ -107,8 +132,12 @@ def _tree(source: str) -> ast.Module:
 
 def module_value(source: str, name: str) -> object:
     for node in _tree(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == name:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == name
+        ):
             try:
                 return ast.literal_eval(node.value)
             except ValueError:
@@ -117,8 +146,11 @@ def module_value(source: str, name: str) -> object:
 
 
 def float_at(source: str, line: int) -> list[float]:
-    return [n.value for n in ast.walk(_tree(source))
-            if isinstance(n, ast.Constant) and type(n.value) is float and n.lineno == line]
+    return [
+        n.value
+        for n in ast.walk(_tree(source))
+        if isinstance(n, ast.Constant) and type(n.value) is float and n.lineno == line
+    ]
 
 
 CLAUSE = re.compile(r"^(?P<where>[^:]+): (?P<old>.+) -> (?P<new>.+)$")

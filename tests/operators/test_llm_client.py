@@ -17,9 +17,16 @@ MESSAGES = [{"role": "user", "content": "improve the program"}]
 
 
 def config(server: LLMServer, **kw) -> LLMConfig:
-    table = {"base_url": server.base_url, "timeout": 0.3, "retries": 4, "backoff": 0.01,
-             "max_backoff": 3.0, "api_key_env": "EVO_TEST_LLM_KEY",
-             "models": [{"name": "m", "price_input": 2.0, "price_output": 4.0}], **kw}
+    table = {
+        "base_url": server.base_url,
+        "timeout": 0.3,
+        "retries": 4,
+        "backoff": 0.01,
+        "max_backoff": 3.0,
+        "api_key_env": "EVO_TEST_LLM_KEY",
+        "models": [{"name": "m", "price_input": 2.0, "price_output": 4.0}],
+        **kw,
+    }
     return LLMConfig.from_dict(table)
 
 
@@ -71,14 +78,17 @@ def test_retries_run_out_with_the_last_failure():
     assert len(server.requests) == 3 and server.exhausted == 0
 
 
-@pytest.mark.parametrize("item, kind", [
-    (Status(400, body='{"error": {"message": "bad model"}}'), "http_error"),
-    (NOT_JSON, "malformed"),
-    (Status(200, body='{"not": "a chat completion"}'), "malformed"),
-    ("", "empty"),
-    ("   \n", "empty"),
-    ("x" * 1_000_000, "too_large"),
-])
+@pytest.mark.parametrize(
+    "item, kind",
+    [
+        (Status(400, body='{"error": {"message": "bad model"}}'), "http_error"),
+        (NOT_JSON, "malformed"),
+        (Status(200, body='{"not": "a chat completion"}'), "malformed"),
+        ("", "empty"),
+        ("   \n", "empty"),
+        ("x" * 1_000_000, "too_large"),
+    ],
+)
 def test_bad_replies_fail_at_once_without_retry(item, kind):
     with LLMServer([item, "never asked"]) as server:
         c = client(server)
@@ -90,21 +100,33 @@ def test_bad_replies_fail_at_once_without_retry(item, kind):
 
 
 def test_tokens_and_cost_are_counted_per_model():
-    script = [Reply("one", prompt_tokens=1000, completion_tokens=500),
-              Reply("two", prompt_tokens=3000, completion_tokens=100)]
+    script = [
+        Reply("one", prompt_tokens=1000, completion_tokens=500),
+        Reply("two", prompt_tokens=3000, completion_tokens=100),
+    ]
     with LLMServer(script) as server:
         budget = DollarBudget(10.0)
-        c = client(server, budget,
-                   models=[{"name": "a", "price_input": 2.0, "price_output": 4.0},
-                           {"name": "b", "price_input": 1.0, "price_output": 10.0}])
+        c = client(
+            server,
+            budget,
+            models=[
+                {"name": "a", "price_input": 2.0, "price_output": 4.0},
+                {"name": "b", "price_input": 1.0, "price_output": 10.0},
+            ],
+        )
         one = c.complete(MESSAGES, c.config.model("a"))
         two = c.complete(MESSAGES, c.config.model("b"))
     assert one.cost == pytest.approx((1000 * 2 + 500 * 4) / 1e6)
     assert two.cost == pytest.approx((3000 * 1 + 100 * 10) / 1e6)
     assert [r.json["model"] for r in server.requests] == ["a", "b"]
     usage = c.usage()
-    assert usage["a"] == {"requests": 1, "input_tokens": 1000, "output_tokens": 500,
-                          "cost": pytest.approx(one.cost), "failures": {}}
+    assert usage["a"] == {
+        "requests": 1,
+        "input_tokens": 1000,
+        "output_tokens": 500,
+        "cost": pytest.approx(one.cost),
+        "failures": {},
+    }
     assert usage["b"]["output_tokens"] == 100
     assert budget.spent == pytest.approx(one.cost + two.cost) and budget.reserved == 0
 
@@ -120,8 +142,13 @@ def test_dollar_budget_is_never_exceeded_under_concurrency():
     budget = DollarBudget(limit)
     results: list[object] = []
     with LLMServer(slow_reply) as server:
-        c = client(server, budget, concurrency=4, max_tokens=100,
-                   models=[{"name": "m", "price_input": 1000.0, "price_output": 1000.0}])
+        c = client(
+            server,
+            budget,
+            concurrency=4,
+            max_tokens=100,
+            models=[{"name": "m", "price_input": 1000.0, "price_output": 1000.0}],
+        )
 
         def worker():
             for _ in range(4):
@@ -149,8 +176,13 @@ def test_dollar_budget_is_never_exceeded_under_concurrency():
 def test_a_timed_out_request_is_charged_its_worst_case():
     budget = DollarBudget(100.0)
     with LLMServer([Slow(3.0)]) as server:
-        c = client(server, budget, retries=0, max_tokens=1000,
-                   models=[{"name": "m", "price_input": 0.0, "price_output": 1000.0}])
+        c = client(
+            server,
+            budget,
+            retries=0,
+            max_tokens=1000,
+            models=[{"name": "m", "price_input": 0.0, "price_output": 1000.0}],
+        )
         with pytest.raises(LLMFailure) as err:
             c.complete(MESSAGES, c.config.models[0])
     assert err.value.kind == "timeout"
@@ -172,8 +204,10 @@ def test_concurrency_caps_requests_in_flight():
 
     with LLMServer(counting) as server:
         c = client(server, concurrency=2, timeout=5.0)
-        threads = [threading.Thread(target=c.complete, args=(MESSAGES, c.config.models[0]))
-                   for _ in range(6)]
+        threads = [
+            threading.Thread(target=c.complete, args=(MESSAGES, c.config.models[0]))
+            for _ in range(6)
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -46,8 +46,9 @@ def test_full_table_from_toml_round_trips_through_to_dict():
 
 
 def test_plain_list_of_model_names():
-    cfg = LLMConfig.from_dict({"base_url": "https://api.openai.com/v1",
-                               "models": ["gpt-4.1-mini", "gpt-4.1"]})
+    cfg = LLMConfig.from_dict(
+        {"base_url": "https://api.openai.com/v1", "models": ["gpt-4.1-mini", "gpt-4.1"]}
+    )
     assert [m.name for m in cfg.models] == ["gpt-4.1-mini", "gpt-4.1"]
     assert all(m.weight == 1.0 and m.price_input == 0.0 for m in cfg.models)
 
@@ -55,23 +56,26 @@ def test_plain_list_of_model_names():
 URL = {"base_url": "http://127.0.0.1:1/v1", "models": ["m"]}
 
 
-@pytest.mark.parametrize("table, key, allowed", [
-    ({"base_ulr": "x"}, "llm.base_ulr", "allowed keys: base_url"),
-    ({**URL, "format": "diff"}, "llm.format", ", ".join(FORMATS)),
-    ({**URL, "temperature": 3}, "llm.temperature", "between 0.0 and 2.0"),
-    ({**URL, "timeout": 0}, "llm.timeout", "> 0.001"),
-    ({**URL, "retries": -1}, "llm.retries", ">= 0"),
-    ({**URL, "concurrency": 0}, "llm.concurrency", ">= 1"),
-    ({**URL, "max_tokens": 1.5}, "llm.max_tokens", "integer"),
-    ({**URL, "ideas_first": "yes"}, "llm.ideas_first", "true or false"),
-    ({"base_url": "http://x/v1"}, "llm.models", "at least one model"),
-    ({"base_url": "localhost:8000", "models": ["m"]}, "llm.base_url", "http://"),
-    ({**URL, "models": [{"name": "m", "weight": 0}]}, "llm.models[0].weight", "> 0.0"),
-    ({**URL, "models": [{"name": "m", "price": 1}]}, "llm.models[0].price", "price_input"),
-    ({**URL, "models": ["m", "m"]}, "llm.models[1].name", "twice"),
-    ({**URL, "models": "m"}, "llm.models", "list"),
-    ({**URL, "api_key_env": "sk-live-abc"}, "llm.api_key_env", "variable name"),
-])
+@pytest.mark.parametrize(
+    "table, key, allowed",
+    [
+        ({"base_ulr": "x"}, "llm.base_ulr", "allowed keys: base_url"),
+        ({**URL, "format": "diff"}, "llm.format", ", ".join(FORMATS)),
+        ({**URL, "temperature": 3}, "llm.temperature", "between 0.0 and 2.0"),
+        ({**URL, "timeout": 0}, "llm.timeout", "> 0.001"),
+        ({**URL, "retries": -1}, "llm.retries", ">= 0"),
+        ({**URL, "concurrency": 0}, "llm.concurrency", ">= 1"),
+        ({**URL, "max_tokens": 1.5}, "llm.max_tokens", "integer"),
+        ({**URL, "ideas_first": "yes"}, "llm.ideas_first", "true or false"),
+        ({"base_url": "http://x/v1"}, "llm.models", "at least one model"),
+        ({"base_url": "localhost:8000", "models": ["m"]}, "llm.base_url", "http://"),
+        ({**URL, "models": [{"name": "m", "weight": 0}]}, "llm.models[0].weight", "> 0.0"),
+        ({**URL, "models": [{"name": "m", "price": 1}]}, "llm.models[0].price", "price_input"),
+        ({**URL, "models": ["m", "m"]}, "llm.models[1].name", "twice"),
+        ({**URL, "models": "m"}, "llm.models", "list"),
+        ({**URL, "api_key_env": "sk-live-abc"}, "llm.api_key_env", "variable name"),
+    ],
+)
 def test_bad_values_name_the_key_and_what_is_allowed(table, key, allowed):
     with pytest.raises(LLMConfigError) as err:
         LLMConfig.from_dict(table)

@@ -28,8 +28,11 @@ def lr_multiplier(progress):
 
 
 def changed_lines(old: str, new: str) -> list[str]:
-    return [ln for ln in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-            if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    return [
+        ln
+        for ln in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+        if ln[:1] in "+-" and not ln.startswith(("+++", "---"))
+    ]
 
 
 def fenced(code: str, tag: str = "python") -> str:
@@ -41,19 +44,28 @@ def test_a_function_is_swapped_in_at_its_node_and_nothing_else_moves():
     validate_child(child, TINYGPT, block=False)
     diff = changed_lines(TINYGPT, child)
     assert "+import math" in diff
-    assert all(ln.startswith("+") or "WARMUP_FRAC" in ln or "WARMDOWN" in ln or "return" in ln
-               or "left" in ln or "Linear warmup" in ln for ln in diff)
+    assert all(
+        ln.startswith("+")
+        or "WARMUP_FRAC" in ln
+        or "WARMDOWN" in ln
+        or "return" in ln
+        or "left" in ln
+        or "Linear warmup" in ln
+        for ln in diff
+    )
     # The region label above the def survives, so the edit lands in the 'schedule' niche.
-    assert "# evo: region=schedule\ndef lr_multiplier(progress):\n    \"\"\"Cosine" in child
+    assert '# evo: region=schedule\ndef lr_multiplier(progress):\n    """Cosine' in child
     assert edit_descriptors(child, TINYGPT).regions == ("imports", "schedule")
 
 
 def test_whitespace_drift_in_the_reply_still_applies():
-    drifted = "\n".join("    " + ln.replace("    ", "  ") + "   " for ln in
-                        NEW_SCHEDULE.strip().splitlines())
+    drifted = "\n".join(
+        "    " + ln.replace("    ", "  ") + "   " for ln in NEW_SCHEDULE.strip().splitlines()
+    )
     reply = "```python\n\n" + drifted.replace("\n", "\r\n") + "\n\n\n```"
-    child = apply_reply(reply, TINYGPT.replace("import torch\n", "import math\nimport torch\n"),
-                        "definitions")
+    child = apply_reply(
+        reply, TINYGPT.replace("import torch\n", "import math\nimport torch\n"), "definitions"
+    )
     # libcst re-indents the new body with the program's own 4 spaces; line ends are \n.
     assert "\n    t = (progress - WARMUP_FRAC) / (1.0 - WARMUP_FRAC)\n" in child
     assert "\r" not in child and " \n" not in child
@@ -73,14 +85,16 @@ def test_constants_keep_their_comment_and_new_names_go_after_the_last_one():
 def test_a_new_function_goes_after_the_last_definition():
     reply = fenced("def label_smooth(x, eps):\n    return x * (1 - eps)\n")
     child = apply_reply(reply, TINYGPT, "definitions")
-    assert child.index("def lr_multiplier") < child.index("def label_smooth") \
-        < child.index("DEPTH = ")
+    assert (
+        child.index("def lr_multiplier") < child.index("def label_smooth") < child.index("DEPTH = ")
+    )
     validate_child(child, TINYGPT, block=False)
 
 
 def test_a_method_by_header_and_by_its_sole_owner():
-    by_header = fenced("# replaces: RMSNorm.forward\ndef forward(self, x):\n"
-                       "    return x * self.weight\n")
+    by_header = fenced(
+        "# replaces: RMSNorm.forward\ndef forward(self, x):\n    return x * self.weight\n"
+    )
     child = apply_reply(by_header, TINYGPT, "definitions")
     assert "    def forward(self, x):\n        return x * self.weight\n" in child
     assert "# replaces" not in child and child.count("class RMSNorm") == 1
@@ -90,7 +104,8 @@ def test_a_method_by_header_and_by_its_sole_owner():
     sole = fenced("def configure(self):\n    return 1\n")
     src = "class A:\n    def configure(self):\n        return 0\n\n\nclass B:\n    pass\n"
     assert "class A:\n    def configure(self):\n        return 1\n" in apply_reply(
-        sole, src, "definitions")
+        sole, src, "definitions"
+    )
 
 
 def test_the_main_guard_is_matched_by_its_header():
@@ -100,27 +115,33 @@ def test_the_main_guard_is_matched_by_its_header():
     assert child.endswith("    main()\n    main()\n") and child.count("if __name__") == 1
 
 
-@pytest.mark.parametrize("reply, match", [
-    ("I would use a cosine schedule.", "no ```python code block"),
-    (fenced("print('hello')"), "not a whole definition"),
-    (fenced("def f(:\n    pass"), "code block 1 is not valid Python"),
-    (fenced("# replaces: Nope.forward\ndef forward(self):\n    pass"), "no top-level class"),
-])
+@pytest.mark.parametrize(
+    "reply, match",
+    [
+        ("I would use a cosine schedule.", "no ```python code block"),
+        (fenced("print('hello')"), "not a whole definition"),
+        (fenced("def f(:\n    pass"), "code block 1 is not valid Python"),
+        (fenced("# replaces: Nope.forward\ndef forward(self):\n    pass"), "no top-level class"),
+    ],
+)
 def test_unusable_definitions_replies_are_edit_errors(reply, match):
     with pytest.raises(EditError, match=match):
         apply_reply(reply, TINYGPT, "definitions")
 
 
 def test_search_replace_applies_every_block_or_none():
-    reply = ("<<<<<<< SEARCH\nLEARNING_RATE = 1e-3\n=======\nLEARNING_RATE = 2e-3\n"
-             ">>>>>>> REPLACE\n\n<<<<<<< SEARCH\nGRAD_CLIP = 1.0\n=======\nGRAD_CLIP = 0.5\n"
-             ">>>>>>> REPLACE\n")
+    reply = (
+        "<<<<<<< SEARCH\nLEARNING_RATE = 1e-3\n=======\nLEARNING_RATE = 2e-3\n"
+        ">>>>>>> REPLACE\n\n<<<<<<< SEARCH\nGRAD_CLIP = 1.0\n=======\nGRAD_CLIP = 0.5\n"
+        ">>>>>>> REPLACE\n"
+    )
     child = apply_reply(reply, TINYGPT, "search_replace")
     assert changed_lines(TINYGPT, child) == [
         "-LEARNING_RATE = 1e-3  # peak AdamW learning rate",
         "+LEARNING_RATE = 2e-3  # peak AdamW learning rate",
         "-GRAD_CLIP = 1.0  # max global grad norm (0 disables clipping)",
-        "+GRAD_CLIP = 0.5  # max global grad norm (0 disables clipping)"]
+        "+GRAD_CLIP = 0.5  # max global grad norm (0 disables clipping)",
+    ]
     missing = reply.replace("GRAD_CLIP = 1.0\n=", "GRAD_CLIP = 7.0\n=")
     with pytest.raises(EditError) as err:
         apply_reply(missing, TINYGPT, "search_replace")
@@ -141,13 +162,19 @@ def test_whole_file_takes_the_longest_python_block():
 
 
 def test_block_target_edits_inside_the_block_and_rejects_outside():
-    reply = fenced("import math\nSPACING = 0.97\n\ndef jitter(c):\n    return c\n\n"
-                   "def construct_packing():\n    centers = jitter(grid_centers(N))\n"
-                   "    return centers, radii_for(centers)\n")
+    reply = fenced(
+        "import math\nSPACING = 0.97\n\ndef jitter(c):\n    return c\n\n"
+        "def construct_packing():\n    centers = jitter(grid_centers(N))\n"
+        "    return centers, radii_for(centers)\n"
+    )
     child = apply_reply(reply, PACK, "definitions", block=True)
     validate_child(child, PACK, block=True)
-    assert child.index("# EVOLVE-BLOCK-START") < child.index("import math") \
-        < child.index("def jitter") < child.index("# EVOLVE-BLOCK-END")
+    assert (
+        child.index("# EVOLVE-BLOCK-START")
+        < child.index("import math")
+        < child.index("def jitter")
+        < child.index("# EVOLVE-BLOCK-END")
+    )
     with pytest.raises(EditError, match="'main' is outside the EVOLVE-BLOCK"):
         apply_reply(fenced("def main():\n    pass\n"), PACK, "definitions", block=True)
     outside = "<<<<<<< SEARCH\nN = 26\n=======\nN = 30\n>>>>>>> REPLACE\n"
@@ -157,9 +184,12 @@ def test_block_target_edits_inside_the_block_and_rejects_outside():
 
 
 def test_ideas_are_read_from_a_line_or_a_block():
-    assert parse_idea("IDEA: use a cosine schedule\n```python\nx = 1\n```") == \
-        "use a cosine schedule"
+    assert (
+        parse_idea("IDEA: use a cosine schedule\n```python\nx = 1\n```") == "use a cosine schedule"
+    )
     assert parse_idea("**Idea:** warm restarts\n") == "warm restarts"
-    assert parse_idea("```idea\nwider MLP,\nfewer layers\n```\n```python\nx=1\n```") == \
-        "wider MLP, fewer layers"
+    assert (
+        parse_idea("```idea\nwider MLP,\nfewer layers\n```\n```python\nx=1\n```")
+        == "wider MLP, fewer layers"
+    )
     assert parse_idea("```python\n# IDEA: inside code does not count\n```") == ""

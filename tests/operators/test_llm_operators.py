@@ -29,8 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TINYGPT = (ROOT / "targets/tinygpt/train.py").read_text()
 PACK = (ROOT / "tests/llm_fixtures/pack.py").read_text()
 # (seed source, block target?, constant to change, its text in the seed, the new text)
-SEEDS = {"tinygpt": (TINYGPT, False, "LEARNING_RATE = 1e-3", "LEARNING_RATE = 2e-3"),
-         "pack": (PACK, True, "SPACING = 0.9", "SPACING = 0.95")}
+SEEDS = {
+    "tinygpt": (TINYGPT, False, "LEARNING_RATE = 1e-3", "LEARNING_RATE = 2e-3"),
+    "pack": (PACK, True, "SPACING = 0.9", "SPACING = 0.95"),
+}
 if (ROOT / "targets/circle_packing/pack.py").exists():  # the real target, once it has landed
     _real = (ROOT / "targets/circle_packing/pack.py").read_text()
     SEEDS["circle_packing"] = (_real, "EVOLVE-BLOCK-START" in _real, "", "")
@@ -38,34 +40,57 @@ if (ROOT / "targets/circle_packing/pack.py").exists():  # the real target, once 
 
 def program(source: str, fitness: float = 1.5, **kw) -> Program:
     kw.setdefault("runs", [SeedRun(0, "ok", {"val_bpb": fitness, "steps": 100.0})])
-    return Program(id=canonical_hash(source), source=source, fidelity="tiny", status="ok",
-                   fitness=fitness, fitness_std=0.01, **kw)
+    return Program(
+        id=canonical_hash(source),
+        source=source,
+        fidelity="tiny",
+        status="ok",
+        fitness=fitness,
+        fitness_std=0.01,
+        **kw,
+    )
 
 
 def make_op(cls, server: LLMServer, budget: DollarBudget | None = None, **kw):
-    table = {"base_url": server.base_url, "timeout": 0.3, "retries": 0, "backoff": 0.01,
-             "models": [{"name": "coder", "price_input": 1.0, "price_output": 2.0}], **kw}
+    table = {
+        "base_url": server.base_url,
+        "timeout": 0.3,
+        "retries": 0,
+        "backoff": 0.01,
+        "models": [{"name": "coder", "price_input": 1.0, "price_output": 2.0}],
+        **kw,
+    }
     cfg = LLMConfig.from_dict(table)
     return cls(make_client(cfg, budget), cfg)
 
 
 def context(seed: str = TINYGPT, **kw) -> Context:
-    return Context(seed_source=seed, description="Train a byte-level GPT; lower val_bpb wins.",
-                   **kw)
+    return Context(
+        seed_source=seed, description="Train a byte-level GPT; lower val_bpb wins.", **kw
+    )
 
 
-COSINE = ("```python\nimport math\n\n\ndef lr_multiplier(progress):\n"
-          "    return 0.5 * (1.0 + math.cos(math.pi * progress))\n```\n")
+COSINE = (
+    "```python\nimport math\n\n\ndef lr_multiplier(progress):\n"
+    "    return 0.5 * (1.0 + math.cos(math.pi * progress))\n```\n"
+)
 
 
 def test_mutation_prompt_carries_task_feedback_inspirations_and_niche():
-    other = program(TINYGPT.replace("DEPTH = 2 ", "DEPTH = 4 "), fitness=1.41,
-                    descriptors={"region": "constants", "edit_size_bin": 1})
+    other = program(
+        TINYGPT.replace("DEPTH = 2 ", "DEPTH = 4 "),
+        fitness=1.41,
+        descriptors={"region": "constants", "edit_size_bin": 1},
+    )
     parent = program(TINYGPT, descriptors={"region": "none", "edit_size_bin": 0})
-    ctx = context(feedback=("child 3f2a crashed: RuntimeError: CUDA out of memory",
-                            "parent stderr tail: step 90 loss 2.31"),
-                  archive_sample=(parent, other),
-                  niche={"region": "schedule", "edit_size_bin": 2})
+    ctx = context(
+        feedback=(
+            "child 3f2a crashed: RuntimeError: CUDA out of memory",
+            "parent stderr tail: step 90 loss 2.31",
+        ),
+        archive_sample=(parent, other),
+        niche={"region": "schedule", "edit_size_bin": 2},
+    )
     with LLMServer([Reply(COSINE, prompt_tokens=4000, completion_tokens=50)]) as server:
         op = make_op(LLMMutation, server)
         child = op.propose([parent], ctx, np.random.default_rng(0))
@@ -107,8 +132,12 @@ def test_crossover_prompt_has_both_diffs_and_the_child_keeps_both():
     prompt = server.requests[0].prompt
     assert "-LEARNING_RATE = 1e-3" in prompt and "+LEARNING_RATE = 3e-3" in prompt
     assert "-GRAD_CLIP = 1.0" in prompt and "+GRAD_CLIP = 0.25" in prompt
-    assert prompt.index("Parent A (") < prompt.index("+LEARNING_RATE = 3e-3") \
-        < prompt.index("Parent B (") < prompt.index("+GRAD_CLIP = 0.25")
+    assert (
+        prompt.index("Parent A (")
+        < prompt.index("+LEARNING_RATE = 3e-3")
+        < prompt.index("Parent B (")
+        < prompt.index("+GRAD_CLIP = 0.25")
+    )
     assert child.parents == (a.id, b.id) and child.operator == "llm_crossover"
     assert "LEARNING_RATE = 3e-3" in child.source and "GRAD_CLIP = 0.25" in child.source
 
@@ -129,12 +158,17 @@ def test_crossover_diffs_against_the_given_ancestor():
 def test_each_format_applies_on_each_seed(fmt, name):
     seed, block, old, new = SEEDS[name]
     if not old:  # a target we did not write: change its last evolvable constant
-        old = next(ln for ln in reversed(seed.splitlines())
-                   if ln[:1].isupper() and " = " in ln and ln.split(" = ")[1][:1].isdigit())
+        old = next(
+            ln
+            for ln in reversed(seed.splitlines())
+            if ln[:1].isupper() and " = " in ln and ln.split(" = ")[1][:1].isdigit()
+        )
         new = old.replace(" = ", " = 1 + ", 1)
-    reply = {"definitions": f"```python\n{new}\n```",
-             "search_replace": f"<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE",
-             "whole_file": f"```python\n{seed.replace(old, new)}```"}[fmt]
+    reply = {
+        "definitions": f"```python\n{new}\n```",
+        "search_replace": f"<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE",
+        "whole_file": f"```python\n{seed.replace(old, new)}```",
+    }[fmt]
     with LLMServer([reply]) as server:
         op = make_op(LLMMutation, server, format=fmt)
         child = op.propose([program(seed)], context(seed, block=block), np.random.default_rng(0))
@@ -228,10 +262,12 @@ def test_concurrent_proposals_from_worker_threads():
 def test_build_llm_operators_shares_one_client_and_honours_weights():
     with LLMServer([]) as server:
         cfg = LLMConfig.from_dict({"base_url": server.base_url, "models": ["m"]})
-        ops = build_llm_operators(cfg, {"llm_mutation": 2.0, "llm_crossover": 0.5,
-                                        "constants": 1.0})
+        ops = build_llm_operators(
+            cfg, {"llm_mutation": 2.0, "llm_crossover": 0.5, "constants": 1.0}
+        )
         assert [(type(op), w) for op, w in ops] == [(LLMMutation, 2.0), (LLMCrossover, 0.5)]
         assert ops[0][0].client is ops[1][0].client
-        assert [op.name for op, _ in build_llm_operators(cfg, {"llm_crossover": 1.0})] == \
-            ["llm_crossover"]
+        assert [op.name for op, _ in build_llm_operators(cfg, {"llm_crossover": 1.0})] == [
+            "llm_crossover"
+        ]
     assert build_llm_operators(LLMConfig.from_dict({}), {"llm_mutation": 1.0}) == []

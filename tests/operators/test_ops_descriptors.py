@@ -26,18 +26,28 @@ def test_a_label_does_not_spread_past_its_statement():
     assert regions(source) == {"step": "opt", "other": "other", "LR": "constants"}
 
 
-@pytest.mark.parametrize(("size", "expected"), [(0, 0), (1, 1), (2, 2), (3, 2), (4, 3), (7, 3),
-                                                (8, 4), (100, 7)])
+@pytest.mark.parametrize(
+    ("size", "expected"), [(0, 0), (1, 1), (2, 2), (3, 2), (4, 3), (7, 3), (8, 4), (100, 7)]
+)
 def test_size_bins_are_log2(size, expected):
     assert size_bin(size) == expected
 
 
 def test_one_constant_changed():
     d = edit_descriptors(TRAIN.replace("MATRIX_LR = 0.04", "MATRIX_LR = 0.05"), TRAIN)
-    assert (d.regions, d.region, d.size, d.size_bin, d.constants) == \
-        (("constants",), "constants", 1, 1, ("MATRIX_LR",))
-    assert d.to_dict() == {"region": "constants", "edit_size": 1, "edit_size_bin": 1,
-                           "constants": ["MATRIX_LR"]}
+    assert (d.regions, d.region, d.size, d.size_bin, d.constants) == (
+        ("constants",),
+        "constants",
+        1,
+        1,
+        ("MATRIX_LR",),
+    )
+    assert d.to_dict() == {
+        "region": "constants",
+        "edit_size": 1,
+        "edit_size_bin": 1,
+        "constants": ["MATRIX_LR"],
+    }
 
 
 def test_no_change_and_cosmetic_change_are_none():
@@ -61,15 +71,18 @@ def test_a_replaced_subtree_counts_the_larger_side():
 
 def test_edits_in_two_regions_are_multi():
     child = TRAIN.replace("DEPTH = 8", "DEPTH = 10").replace(
-        "    p.mul_(1 - lr * wd)\n    exp_avg", "    p.mul_(1 - 2 * lr * wd)\n    exp_avg")
+        "    p.mul_(1 - lr * wd)\n    exp_avg", "    p.mul_(1 - 2 * lr * wd)\n    exp_avg"
+    )
     d = edit_descriptors(child, TRAIN)
     assert d.regions == ("constants", "optimizer") and d.region == "multi"
     assert d.constants == ("DEPTH",)
 
 
 def test_inserting_a_line_counts_that_line_not_the_rest_of_the_function():
-    child = TRAIN.replace("        x = norm(x)\n        x0 = x\n",
-                          "        x = norm(x)\n        x = x * 2.0\n        x0 = x\n")
+    child = TRAIN.replace(
+        "        x = norm(x)\n        x0 = x\n",
+        "        x = norm(x)\n        x = x * 2.0\n        x0 = x\n",
+    )
     d = edit_descriptors(child, TRAIN)
     # Assign(targets=[Name], value=BinOp(Name, Mult, Constant)): 6 nodes without contexts
     assert d.region == "model" and d.size == 6 and d.size_bin == 3

@@ -9,11 +9,15 @@ from ops_testkit import check_value_claims, program
 from operators import Context, MutateConstants, ToggleFlag, parse, three_way_merge
 
 
-@pytest.mark.parametrize("source", [
-    "LR = 0.1\nDEPTH = 4\nUSE = True",
-    "LR = 0.1\r\nDEPTH = 4\r\nUSE = True\r\n",
-    "# evo: region=x\nLR = 0.1; B = 2\nUSE = True\n\n\n# trailing comment\n",
-], ids=["no-final-newline", "crlf", "semicolons"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "LR = 0.1\nDEPTH = 4\nUSE = True",
+        "LR = 0.1\r\nDEPTH = 4\r\nUSE = True\r\n",
+        "# evo: region=x\nLR = 0.1; B = 2\nUSE = True\n\n\n# trailing comment\n",
+    ],
+    ids=["no-final-newline", "crlf", "semicolons"],
+)
 def test_children_keep_the_layout_of_odd_sources(source):
     ctx = Context(seed_source=source)
     for seed in range(5):

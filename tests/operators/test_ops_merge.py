@@ -24,8 +24,10 @@ CTX = Context(seed_source=SEED)
 PROPS = settings(max_examples=10, deadline=None, database=None)
 
 # two hand edits in different statements: a function body and a constant
-EDIT_FN = ("    return WEIGHT_DECAY * (1 - progress)\n",
-           "    return WEIGHT_DECAY * (1 - progress) ** 2\n")
+EDIT_FN = (
+    "    return WEIGHT_DECAY * (1 - progress)\n",
+    "    return WEIGHT_DECAY * (1 - progress) ** 2\n",
+)
 EDIT_CONST = ("GRAD_CLIP = 1.0\n", "GRAD_CLIP = 0.5\n")
 
 
@@ -61,20 +63,25 @@ def test_independent_edits_are_stacked(seed):
     child = ThreeWayMerge(on_conflict="reject").propose([program(a), program(b)], CTX, rng)
     expected = _edit(a, EDIT_FN)
     for name in ("ACTIVATION", "WINDOW_PATTERN"):
-        expected = expected.replace(f"{name} = {module_value(a, name)!r}".replace("'", '"'),
-                                    f"{name} = {module_value(b, name)!r}".replace("'", '"'))
+        expected = expected.replace(
+            f"{name} = {module_value(a, name)!r}".replace("'", '"'),
+            f"{name} = {module_value(b, name)!r}".replace("'", '"'),
+        )
     assert canonical_hash(child.source) == canonical_hash(expected)
     assert child.parents == (canonical_hash(a), canonical_hash(b))
 
 
 def test_merge_of_two_hand_edits_holds_both_and_keeps_a_formatting():
     a = _edit(SEED, EDIT_CONST)
-    b = _edit(SEED, EDIT_FN).replace("# evo: region=schedule\ndef get_weight_decay",
-                                     "# evo: region=schedule (B's comment)\ndef get_weight_decay")
+    b = _edit(SEED, EDIT_FN).replace(
+        "# evo: region=schedule\ndef get_weight_decay",
+        "# evo: region=schedule (B's comment)\ndef get_weight_decay",
+    )
     child = ThreeWayMerge().propose([program(a), program(b)], CTX, np.random.default_rng(0))
     assert child.source == _edit(_edit(SEED, EDIT_CONST), EDIT_FN).replace(
         "# evo: region=schedule\ndef get_weight_decay",
-        "# evo: region=schedule (B's comment)\ndef get_weight_decay")
+        "# evo: region=schedule (B's comment)\ndef get_weight_decay",
+    )
     assert child.description == "merge B onto A: took get_weight_decay"
 
 
@@ -82,13 +89,15 @@ def test_conflicts_are_rejected_or_resolved_at_random():
     a = SEED.replace("GRAD_CLIP = 1.0", "GRAD_CLIP = 0.5").replace("DEPTH = 8", "DEPTH = 10")
     b = SEED.replace("GRAD_CLIP = 1.0", "GRAD_CLIP = 2.0")
     with pytest.raises(NoChild, match="conflict in 'GRAD_CLIP'"):
-        ThreeWayMerge(on_conflict="reject").propose([program(a), program(b)], CTX,
-                                                    np.random.default_rng(0))
+        ThreeWayMerge(on_conflict="reject").propose(
+            [program(a), program(b)], CTX, np.random.default_rng(0)
+        )
     seen = set()
     for seed in range(20):
         try:
-            child = ThreeWayMerge().propose([program(a), program(b)], CTX,
-                                            np.random.default_rng(seed))
+            child = ThreeWayMerge().propose(
+                [program(a), program(b)], CTX, np.random.default_rng(seed)
+            )
             seen.add(module_value(child.source, "GRAD_CLIP"))
             assert module_value(child.source, "DEPTH") == 10
             assert "conflicts: GRAD_CLIP (B)" in child.description
@@ -105,9 +114,9 @@ def test_statements_added_and_removed_in_b():
     b = SEED.replace(anchor, anchor + helper).replace("DROPOUT = 0.0\n", "")
     result = three_way_merge(a, b, SEED, rng=np.random.default_rng(0))
     assert result.source.index("def weight_decay_floor") > result.source.index(
-        "def get_weight_decay")
-    assert result.source.index("def weight_decay_floor") < result.source.index(
-        "def clip_gradients")
+        "def get_weight_decay"
+    )
+    assert result.source.index("def weight_decay_floor") < result.source.index("def clip_gradients")
     assert "DROPOUT" not in result.source and "GRAD_CLIP = 0.5" in result.source
     assert set(result.taken) == {"+weight_decay_floor", "-DROPOUT"}
 
@@ -117,8 +126,9 @@ def test_the_ancestor_defaults_to_the_seed_and_can_be_given():
     a = mid.replace("DEPTH = 8", "DEPTH = 10")
     b = mid.replace("NS_STEPS = 5", "NS_STEPS = 6")
     ctx = Context(seed_source=SEED, ancestor_source=mid)
-    child = ThreeWayMerge(on_conflict="reject").propose([program(a), program(b)], ctx,
-                                                        np.random.default_rng(0))
+    child = ThreeWayMerge(on_conflict="reject").propose(
+        [program(a), program(b)], ctx, np.random.default_rng(0)
+    )
     assert child.source == a.replace("NS_STEPS = 5", "NS_STEPS = 6")
 
 

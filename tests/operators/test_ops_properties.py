@@ -71,7 +71,9 @@ def _parent(case: Case, rng: np.random.Generator) -> str:
 def _claimed_match(claimed: set[str], parent: str, child: str) -> None:
     changed = changed_names(parent, child)
     base = {k.split("#")[0] for k in claimed}
-    assert {k for k in changed if not k.startswith("<")} == {k for k in base if not k.startswith("<")}
+    assert {k for k in changed if not k.startswith("<")} == {
+        k for k in base if not k.startswith("<")
+    }
     assert len(changed) == len(base)
 
 
@@ -91,8 +93,9 @@ def test_constants_children_change_the_literals_they_name(name, seed):
     child = MutateConstants().propose([program(parent)], case.context, rng)
     _common(case, parent, child)
     assert child.operator == "constants" and child.parents == (canonical_hash(parent),)
-    _claimed_match(check_value_claims(child.description, parent, child.source), parent,
-                   child.source)
+    _claimed_match(
+        check_value_claims(child.description, parent, child.source), parent, child.source
+    )
     for name, (lo, hi) in case.context.ranges.items():
         assert lo <= module_value(child.source, name) <= hi
 
@@ -154,8 +157,9 @@ def _two_parents(case: Case, rng: np.random.Generator) -> tuple[str, str]:
         source = case.context.seed_source
         for _ in range(int(rng.integers(1, 4))):
             try:
-                source = ops[int(rng.integers(3))].propose([program(source)], case.context,
-                                                           rng).source
+                source = (
+                    ops[int(rng.integers(3))].propose([program(source)], case.context, rng).source
+                )
             except NoChild:
                 pass
         out.append(source)

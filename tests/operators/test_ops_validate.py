@@ -40,11 +40,14 @@ def test_parse_keeps_the_source_and_caches_it():
     assert parse(TRAIN) is module
 
 
-@pytest.mark.parametrize("variant", [
-    "LR = 0.003\n\n\ndef f(x):\n    '''Doc.'''\n    return x * LR\n",
-    "LR=3e-3  # the rate\ndef f(x):\n    return (x*LR)\n",
-    '# header\nLR = 0.0030\n\ndef f(x):\n    """Another docstring."""\n    # why\n    return x * LR\n',
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "LR = 0.003\n\n\ndef f(x):\n    '''Doc.'''\n    return x * LR\n",
+        "LR=3e-3  # the rate\ndef f(x):\n    return (x*LR)\n",
+        '# header\nLR = 0.0030\n\ndef f(x):\n    """Another docstring."""\n    # why\n    return x * LR\n',
+    ],
+)
 def test_cosmetic_variants_share_the_canonical_hash(variant):
     base = "LR = 0.003\ndef f(x):\n    return x * LR\n"
     assert canonical_source(variant) == canonical_source(base)
@@ -53,10 +56,12 @@ def test_cosmetic_variants_share_the_canonical_hash(variant):
 
 def test_real_changes_change_the_canonical_hash():
     base = "LR = 0.003\ndef f(x):\n    return x * LR\n"
-    for other in ("LR = 0.004\ndef f(x):\n    return x * LR\n",
-                  "LR = 0.003\ndef f(x):\n    return x + LR\n",
-                  "LR = 0.003\ndef f(y):\n    return y * LR\n",
-                  "LR = 0.003\ndef f(x):\n    s = 'not a docstring'\n    return x * LR\n"):
+    for other in (
+        "LR = 0.004\ndef f(x):\n    return x * LR\n",
+        "LR = 0.003\ndef f(x):\n    return x + LR\n",
+        "LR = 0.003\ndef f(y):\n    return y * LR\n",
+        "LR = 0.003\ndef f(x):\n    s = 'not a docstring'\n    return x * LR\n",
+    ):
         assert canonical_hash(other) != canonical_hash(base)
 
 
@@ -76,9 +81,13 @@ def test_comment_and_whitespace_edits_are_caught_as_duplicates(data):
     lines = source.splitlines(keepends=True)
     forbidden = _string_interior_lines(source)
     allowed = [i for i in range(1, len(lines) + 1) if i not in forbidden]
-    edits = data.draw(st.lists(st.tuples(st.sampled_from(allowed),
-                                         st.sampled_from(["comment", "blank", "trailing"])),
-                               min_size=1, max_size=6))
+    edits = data.draw(
+        st.lists(
+            st.tuples(st.sampled_from(allowed), st.sampled_from(["comment", "blank", "trailing"])),
+            min_size=1,
+            max_size=6,
+        )
+    )
     for line_no, kind in sorted(edits, reverse=True):
         line = lines[line_no - 1]
         indent = line[: len(line) - len(line.lstrip())]

@@ -19,8 +19,14 @@ from evo.target import Target
 TARGETS = Path(__file__).resolve().parents[2] / "targets"
 
 
-def run_target(target: Target, workdir: Path, *, fidelity: str | None = None, seed: int = 0,
-               source: str | None = None) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
+def run_target(
+    target: Target,
+    workdir: Path,
+    *,
+    fidelity: str | None = None,
+    seed: int = 0,
+    source: str | None = None,
+) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
     """Run ``target`` (with ``source`` in place of its seed, when given) in ``workdir``."""
     fid = target.fidelity(fidelity)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -33,11 +39,20 @@ def run_target(target: Target, workdir: Path, *, fidelity: str | None = None, se
     result_path = workdir / "result.json"
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # a target must run without evo importable
-    env.update({"EVO_RESULT": str(result_path), "EVO_SEED": str(seed),
-                "EVO_FIDELITY": fid.name, "EVO_THREADS": "1", "EVO_DEVICE": "cpu",
-                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    env.update(
+        {
+            "EVO_RESULT": str(result_path),
+            "EVO_SEED": str(seed),
+            "EVO_FIDELITY": fid.name,
+            "EVO_THREADS": "1",
+            "EVO_DEVICE": "cpu",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+    )
     env.update(fid.env)
-    proc = subprocess.run(target.argv(fid), cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=fid.timeout)
+    proc = subprocess.run(
+        target.argv(fid), cwd=workdir, env=env, capture_output=True, text=True, timeout=fid.timeout
+    )
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
     return proc, result

@@ -42,9 +42,11 @@ def test_seed_is_valid_with_its_known_score(target, tmp_path):
 def test_overlapping_variant_is_rejected(target, tmp_path):
     source = target.seed_source()
     assert source.count("return radii * (1 - 1e-9)") == 1
-    proc, result = run_target(target, tmp_path / "c",
-                              source=source.replace("return radii * (1 - 1e-9)",
-                                                    "return radii * 1.05"))
+    proc, result = run_target(
+        target,
+        tmp_path / "c",
+        source=source.replace("return radii * (1 - 1e-9)", "return radii * 1.05"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert result["status"] == "invalid_result"
     assert "overlap" in result["reason"] or "leaves the square" in result["reason"]
@@ -57,15 +59,17 @@ def test_program_cannot_forge_the_result(target, tmp_path):
         "_path = _os.environ.get('EVO_RESULT')\n"
         "if _path:\n"
         "    open(_path, 'w').write(_json.dumps({'sum_radii': 99.0, 'valid': 1}))\n"
-        "_os.kill(_os.getppid(), _signal.SIGKILL)\n")
+        "_os.kill(_os.getppid(), _signal.SIGKILL)\n"
+    )
     proc, result = run_target(target, tmp_path / "d", source=cheat)
     assert proc.returncode != 0
     assert result == {}  # the program never saw EVO_RESULT
 
 
 def test_constructor_exception_is_a_crash(target, tmp_path):
-    source = target.seed_source().replace("def construct(seed=0):\n",
-                                          "def construct(seed=0):\n    raise RuntimeError('boom')\n")
+    source = target.seed_source().replace(
+        "def construct(seed=0):\n", "def construct(seed=0):\n    raise RuntimeError('boom')\n"
+    )
     proc, result = run_target(target, tmp_path / "e", source=source)
     assert proc.returncode != 0 and "boom" in proc.stderr
     assert result == {}
@@ -90,14 +94,17 @@ def test_overlap_of_one_nanometre_in_a_unit_square_is_rejected(harness):
         harness.verify(centers, radii)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda c, r: ([[c[0][0] - 0.01, c[0][1]]] + c[1:], r), "leaves the square"),
-    (lambda c, r: (c, [0.0] + r[1:]), "<= 0"),
-    (lambda c, r: (c, [math.nan] + r[1:]), "non-finite"),
-    (lambda c, r: (c[:25], r[:25]), "exactly 26"),
-    (lambda c, r: ([[0.5]] + c[1:], r), "pair"),
-    (lambda c, r: (c, ["0.1"] + r[1:]), "not a number"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c, r: ([[c[0][0] - 0.01, c[0][1]]] + c[1:], r), "leaves the square"),
+        (lambda c, r: (c, [0.0] + r[1:]), "<= 0"),
+        (lambda c, r: (c, [math.nan] + r[1:]), "non-finite"),
+        (lambda c, r: (c[:25], r[:25]), "exactly 26"),
+        (lambda c, r: ([[0.5]] + c[1:], r), "pair"),
+        (lambda c, r: (c, ["0.1"] + r[1:]), "not a number"),
+    ],
+)
 def test_verifier_rejects_bad_packings(harness, edit, message):
     centers, radii = edit(*_grid(1 / 12 - 1e-6))
     with pytest.raises(harness.InvalidPacking, match=message):

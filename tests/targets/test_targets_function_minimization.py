@@ -28,7 +28,8 @@ def evaluator(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     (pkg / "evaluation_result.py").write_text(
         "from dataclasses import dataclass, field\n\n\n@dataclass\nclass EvaluationResult:\n"
-        "    metrics: dict\n    artifacts: dict = field(default_factory=dict)\n")
+        "    metrics: dict\n    artifacts: dict = field(default_factory=dict)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "stub"))
     for name in ("openevolve", "openevolve.evaluation_result"):
         monkeypatch.delitem(sys.modules, name, raising=False)
@@ -53,9 +54,11 @@ def test_seed_program_scores_between_zero_and_one(evaluator):
 def test_perfect_answer_scores_near_one(evaluator, tmp_path):
     source = (FOLDER / "initial_program.py").read_text()
     start, end = source.index("# EVOLVE-BLOCK-START"), source.index("# EVOLVE-BLOCK-END")
-    block = ("# EVOLVE-BLOCK-START\ndef search_algorithm():\n"
-             f"    x, y = {evaluator.GLOBAL_MIN_X}, {evaluator.GLOBAL_MIN_Y}\n"
-             "    return x, y, objective(x, y)\n\n\n")
+    block = (
+        "# EVOLVE-BLOCK-START\ndef search_algorithm():\n"
+        f"    x, y = {evaluator.GLOBAL_MIN_X}, {evaluator.GLOBAL_MIN_Y}\n"
+        "    return x, y, objective(x, y)\n\n\n"
+    )
     path = tmp_path / "best.py"
     path.write_text(source[:start] + block + source[end:])
     assert evaluator.evaluate(str(path)).metrics["combined_score"] > 0.999
@@ -64,8 +67,11 @@ def test_perfect_answer_scores_near_one(evaluator, tmp_path):
 def test_claimed_value_is_checked(evaluator, tmp_path):
     source = (FOLDER / "initial_program.py").read_text()
     path = tmp_path / "liar.py"
-    path.write_text(source.replace("return search_algorithm()",
-                                   "x, y, _ = search_algorithm()\n    return x, y, -5.0"))
+    path.write_text(
+        source.replace(
+            "return search_algorithm()", "x, y, _ = search_algorithm()\n    return x, y, -5.0"
+        )
+    )
     result = evaluator.evaluate(str(path))
     assert result.metrics["combined_score"] == 0.0
     assert "reported value" in result.artifacts["error"]

@@ -11,8 +11,12 @@ from evo.target import load_target
 
 def test_tinygpt_loads_with_three_fidelities():
     t = load_target(TARGETS / "tinygpt")
-    assert (t.evolve, t.harness, t.metric, t.direction) == ("train.py", ("harness.py",),
-                                                             "val_bpb", "minimize")
+    assert (t.evolve, t.harness, t.metric, t.direction) == (
+        "train.py",
+        ("harness.py",),
+        "val_bpb",
+        "minimize",
+    )
     assert set(t.fidelities) == {"tiny", "small", "full"} and t.default_fidelity == "tiny"
     assert t.fidelity("tiny").env["TINYGPT_BUDGET_TOKENS"] == "300000"
     assert t.fidelity("full").env["TINYGPT_BUDGET_SECONDS"] == "300"
@@ -38,8 +42,12 @@ def test_circle_packing_loads():
 
 def test_function_minimization_loads_as_openevolve_block_target():
     t = load_target(TARGETS / "function_minimization")
-    assert (t.evolve, t.metric, t.direction, t.block) == ("initial_program.py",
-                                                          "combined_score", "maximize", True)
+    assert (t.evolve, t.metric, t.direction, t.block) == (
+        "initial_program.py",
+        "combined_score",
+        "maximize",
+        True,
+    )
     assert t.harness == ("evaluator.py",)
     assert "global minimum" in t.description
 

@@ -39,8 +39,9 @@ def test_tiny_trains_below_untrained_bpb(target, tmp_path):
 def test_non_causal_attention_is_rejected(target, tmp_path):
     source = target.seed_source()
     assert source.count("is_causal=True") == 1
-    proc, result = run_target(target, tmp_path / "child",
-                              source=source.replace("is_causal=True", "is_causal=False"))
+    proc, result = run_target(
+        target, tmp_path / "child", source=source.replace("is_causal=True", "is_causal=False")
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert result["status"] == "invalid_result"
     assert "not causal" in result["reason"]

@@ -32,10 +32,15 @@ def corpus(tmp_path):
 @pytest.fixture
 def env(monkeypatch, tmp_path, corpus):
     """A small harness configuration on a private corpus; the result goes to tmp_path."""
-    values = {"EVO_RESULT": str(tmp_path / "result.json"), "EVO_SEED": "3",
-              "EVO_DEVICE": "cpu", "TINYGPT_DATA": ":".join(map(str, corpus[:1])),
-              "TINYGPT_EVAL_SEQ_LEN": "16", "TINYGPT_VAL_TOKENS": "256",
-              "TINYGPT_BUDGET_TOKENS": "2048"}
+    values = {
+        "EVO_RESULT": str(tmp_path / "result.json"),
+        "EVO_SEED": "3",
+        "EVO_DEVICE": "cpu",
+        "TINYGPT_DATA": ":".join(map(str, corpus[:1])),
+        "TINYGPT_EVAL_SEQ_LEN": "16",
+        "TINYGPT_VAL_TOKENS": "256",
+        "TINYGPT_BUDGET_TOKENS": "2048",
+    }
     for key in ("TINYGPT_BUDGET_SECONDS", "TINYGPT_SCALE", "TINYGPT_DATA_BYTES"):
         monkeypatch.delenv(key, raising=False)
     for key, value in values.items():
