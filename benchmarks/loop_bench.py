@@ -33,7 +33,8 @@ from evo.niches import region_labels  # noqa: E402
 TARGET = ROOT / "tests" / "fixtures" / "noisy_quadratic"
 
 
-def _config(run_dir: Path, evaluations: int, workers: int) -> dict:
+def quadratic_config(run_dir: Path, evaluations: int, workers: int) -> dict:
+    """A search of the noisy-quadratic fixture (evaluations sleep for $BOWL_SLEEP)."""
     cfg = evo.load_config(
         None,
         {
@@ -50,7 +51,7 @@ def _config(run_dir: Path, evaluations: int, workers: int) -> dict:
 def utilisation(tmp: Path, evaluations: int, sleep: float) -> dict:
     os.environ["BOWL_SLEEP"] = str(sleep)
     run_dir = tmp / "util"
-    search = evo.Search(_config(run_dir, evaluations, 2), progress=False)
+    search = evo.Search(quadratic_config(run_dir, evaluations, 2), progress=False)
     t0 = time.monotonic()
     search.run()
     total = time.monotonic() - t0
@@ -69,7 +70,7 @@ def utilisation(tmp: Path, evaluations: int, sleep: float) -> dict:
 
 def _populate(run_dir: Path, n: int, rng: np.random.Generator) -> None:
     """A run dir holding the seed plus ``n`` evaluated programs spread over the niches."""
-    evo.Search(_config(run_dir, 3, 2), progress=False).run()  # the seed's baseline
+    evo.Search(quadratic_config(run_dir, 3, 2), progress=False).run()  # the seed's baseline
     seed_src = (TARGET / "bowl.py").read_text()
     labels = region_labels(seed_src)
     with RunStore.open(run_dir, writer=True) as store:
@@ -110,7 +111,7 @@ def overhead(tmp: Path, n: int, children: int) -> dict:
     _populate(run_dir, n, np.random.default_rng(n))
     done = sum(len(p.runs) for p in RunStore.read(run_dir).programs.values())
     t_open = time.thread_time()
-    search = evo.Search(_config(run_dir, done + children, 2), progress=False)
+    search = evo.Search(quadratic_config(run_dir, done + children, 2), progress=False)
     t0 = time.thread_time()
     w0 = time.monotonic()
     search.run()

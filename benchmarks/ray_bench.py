@@ -32,12 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 import evo  # noqa: E402
 from benchmarks._report import table, update_section  # noqa: E402
+from benchmarks.loop_bench import TARGET, quadratic_config  # noqa: E402
 from evo.evaluator import EvalCall  # noqa: E402
 from evo.ray_backend import RayBackend  # noqa: E402
 from evo.slots import LocalBackend, make_slots  # noqa: E402
 from evo.target import load_target  # noqa: E402
-
-TARGET = ROOT / "tests" / "fixtures" / "noisy_quadratic"
 
 
 def _warm_up(backend: Any, tmp: Path, n: int) -> None:
@@ -56,27 +55,15 @@ def _warm_up(backend: Any, tmp: Path, n: int) -> None:
     cf.wait([backend.submit(c) for c in calls])
 
 
-def _config(run_dir: Path, evaluations: int, workers: int) -> dict:
-    cfg = evo.load_config(
-        None,
-        {
-            "run.target": str(TARGET),
-            "run.run_dir": str(run_dir),
-            "run.evaluations": evaluations,
-            "backend.workers": workers,
-        },
-    )
-    cfg["run"]["pass_env"] = ["BOWL_SLEEP"]
-    return cfg
-
-
 def throughput(tmp: Path, backend: Any, name: str, evaluations: int, warm: Any) -> dict:
     # Ray reaps workers idle beyond its CPU count; a search that starts on a reaped one pays
     # its start-up (~1 s here) once: a one-off, not throughput, so every search starts warm.
     _warm_up(warm, tmp, 2)
     os.environ["BOWL_SLEEP"] = "1"
     search = evo.Search(
-        _config(tmp / name, evaluations, len(backend.slots)), backend=backend, progress=False
+        quadratic_config(tmp / name, evaluations, len(backend.slots)),
+        backend=backend,
+        progress=False,
     )
     t0 = time.monotonic()
     summary = search.run()
@@ -126,7 +113,7 @@ def main() -> None:
         local = LocalBackend(make_slots(2, gpus=[]))
         # The first search in a process pays one-off imports (torch for environment.json...).
         os.environ["BOWL_SLEEP"] = "0"
-        evo.Search(_config(tmp / "warm", 3, 2), backend=local, progress=False).run()
+        evo.Search(quadratic_config(tmp / "warm", 3, 2), backend=local, progress=False).run()
         rates = [
             throughput(tmp, b, name, evaluations, ray2)
             for b, name in ((ray1, "ray-1"), (ray2, "ray-2"), (local, "local-2"))
