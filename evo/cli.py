@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from archive import LockError, Program, RunStore, StoreError
+from evo.backends import BackendError
 from evo.config import ConfigError, load_config
 from evo.evaluator import EvaluatorError
-from evo.ray_backend import BackendError
 from evo.rundir import report_fidelity
 from evo.target import TargetError
 from operators import OperatorConfigError, ValidationError

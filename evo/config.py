@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from evo.backends import BACKENDS
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -32,7 +34,6 @@ OPERATOR_NAMES = (
     "llm_crossover",
 )
 SELECTIONS = ("uniform", "weighted", "greedy")
-BACKENDS = ("local", "ray")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {

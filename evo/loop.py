@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import Program, RunStore, SeedRun
+from evo.backends import make_backend
 from evo.cascade import Cascade, CascadeError
 from evo.config import resolve_target_path, search_fingerprint, to_toml
 from evo.environment import describe, write_environment
@@ -33,7 +34,6 @@ from evo.niches import archive_dims, descriptors_for
 from evo.noise import NoiseGate, noise_floor
 from evo.progress import Progress
 from evo.proposals import Proposer
-from evo.ray_backend import make_backend
 from evo.rundir import (
     FileLog,
     RunError,

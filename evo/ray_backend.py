@@ -26,27 +26,29 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
-import re
-import signal
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evo.backends import BackendError
 from evo.evaluator import RESULT_FILE, EvalCall, EvalResult
+from evo.ray_connect import (
+    check_reachable,
+    one_line,
+    restore_sigterm,
+    sigterm_handler,
+    use_token_if_any,
+)
 from evo.sandbox import kill_marked
-from evo.slots import LocalBackend, Slot, cpu_count, make_slots
+from evo.slots import Slot, cpu_count
 
 log = logging.getLogger("evo")
 
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for a cluster's address to accept a connection before giving up."""
 PROBE_TIMEOUT = 60.0
 """Seconds a cluster has to show that its workers can import evo."""
 CLEANUP_TIMEOUT = 15.0
 """Seconds to wait for the per-node kill of a lost task's leftover processes."""
-BACKENDS = ("local", "ray")
 
 # One local Ray instance per process, shared by the RayBackends made without an address; the
 # last of them to shut down stops it. An instance someone else started is never stopped.
@@ -54,10 +56,6 @@ _instance_lock = threading.Lock()
 _instance_users = 0
 _instance_ours = False
 _sigterm_before: Any = None  # ray.init installs its own SIGTERM handler; restored at the end
-
-
-class BackendError(ValueError):
-    """The backend cannot start as asked; the message names the setting and what to do."""
 
 
 @dataclass(frozen=True)
@@ -176,22 +174,22 @@ class RayBackend:
         global _instance_users, _instance_ours
         ray = self._ray
         if self.address is not None:
-            _check_reachable(self.address)
+            check_reachable(self.address)
             if ray.is_initialized():
                 raise BackendError(
                     f"backend.address {self.address!r}: this process is already "
                     "connected to a Ray instance; shut the other backend down "
                     "first, or leave the address empty to share it"
                 )
-            _use_token_if_any()
-            handler = _sigterm_handler()
+            use_token_if_any()
+            handler = sigterm_handler()
             try:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, ValueError, RuntimeError) as e:
-                _restore_sigterm(handler)
+                restore_sigterm(handler)
                 raise BackendError(
                     f"backend.address {self.address!r}: cannot connect to Ray: "
-                    f"{_one_line(e)} (a cluster with token authentication "
+                    f"{one_line(e)} (a cluster with token authentication "
                     "needs its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
                 ) from None
             self._sigterm = handler
@@ -205,7 +203,7 @@ class RayBackend:
         with _instance_lock:
             if not ray.is_initialized():
                 global _sigterm_before
-                _sigterm_before = _sigterm_handler()
+                _sigterm_before = sigterm_handler()
                 cores = cpu_count()
                 need = workers * (cpus_per_task or 1) if workers else cores
                 ray.init(
@@ -225,14 +223,14 @@ class RayBackend:
         self._connected = False
         if self.address is not None:
             self._ray.shutdown()  # a driver's disconnect: the cluster itself runs on
-            _restore_sigterm(self._sigterm)
+            restore_sigterm(self._sigterm)
             return
         with _instance_lock:
             _instance_users -= 1
             if _instance_users == 0 and _instance_ours:
                 self._ray.shutdown()
                 _instance_ours = False
-                _restore_sigterm(_sigterm_before)
+                restore_sigterm(_sigterm_before)
 
     def _probe(self) -> None:
         """A cluster's workers must import evo (it is not shipped): say so before any run."""
@@ -249,7 +247,7 @@ class RayBackend:
         except Exception as e:
             raise BackendError(
                 f"backend.address {self.address!r}: a Ray worker there cannot "
-                f"import evo ({_one_line(e)}); install evo-search and the "
+                f"import evo ({one_line(e)}); install evo-search and the "
                 "target's dependencies on every node"
             ) from None
 
@@ -390,7 +388,7 @@ class RayBackend:
                 except Exception:  # that node died too: so did its processes
                     pass
         except Exception as e:  # cleanup must never hide the loss itself
-            log.warning("could not clean up a lost Ray task on every node: %s", _one_line(e))
+            log.warning("could not clean up a lost Ray task on every node: %s", one_line(e))
         return hit
 
     def free_slots(self) -> int:
@@ -422,112 +420,4 @@ class RayBackend:
         self.shutdown(wait=True)
 
 
-def make_backend(
-    kind: str,
-    *,
-    workers: int | None = None,
-    address: str | None = None,
-    gpus_per_task: float | None = None,
-    cpus_per_task: int | None = None,
-) -> LocalBackend | RayBackend:
-    """The backend the ``[backend]`` config asks for.
-
-    Args:
-        kind: ``"local"`` (threads on this machine's slots) or ``"ray"``.
-        workers: parallel evaluations; None: automatic (see ``make_slots``, ``RayBackend``).
-        address: Ray only; None or ``""`` starts a local Ray instance.
-        gpus_per_task, cpus_per_task: Ray only; see :class:`RayBackend`.
-
-    Raises:
-        BackendError: an unknown kind, or a Ray backend that cannot start.
-    """
-    if kind == "local":
-        return LocalBackend(make_slots(workers))
-    if kind == "ray":
-        return RayBackend(
-            address=address or None,
-            workers=workers,
-            gpus_per_task=gpus_per_task,
-            cpus_per_task=cpus_per_task,
-        )
-    raise BackendError(f"backend.kind {kind!r} is unknown; use one of {list(BACKENDS)}")
-
-
-def _check_reachable(address: str) -> None:
-    """Fail fast when nothing listens at ``address``: Ray itself waits minutes for a GCS."""
-    target = address
-    if address.startswith("ray://"):
-        import importlib.util
-
-        if importlib.util.find_spec("grpc") is None:
-            raise BackendError(
-                f"backend.address {address!r}: a ray:// address needs the Ray "
-                "client: pip install 'ray[client]'; or give the cluster's "
-                "host:port (GCS, default port 6379)"
-            )
-        target = address[len("ray://") :]
-    elif address == "auto":
-        try:
-            from ray._private.services import canonicalize_bootstrap_address
-
-            found = canonicalize_bootstrap_address("auto")
-        except Exception:  # ConnectionError, or Ray's internals moved
-            found = None
-        if not found:
-            raise BackendError(
-                "backend.address 'auto': no running Ray cluster found on this "
-                "machine; start one with `ray start --head`, or give its "
-                "host:port"
-            )
-        target = found
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit():
-        raise BackendError(
-            f"backend.address {address!r} is not host:port, ray://host:port or "
-            "'auto'; leave it empty to start a local Ray instance"
-        )
-    try:
-        socket.create_connection(
-            (host.strip("[]") or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT
-        ).close()
-    except OSError as e:
-        raise BackendError(
-            f"backend.address {address!r}: cannot reach a Ray cluster there "
-            f"({_one_line(e)}); start it with `ray start --head --port={port}` "
-            "on that host, or fix the address"
-        ) from None
-
-
-def _use_token_if_any() -> None:
-    """Turn on Ray's token authentication when a token is at hand (``ray start`` made one):
-    ``ray.init("auto")`` does that itself, an explicit address does not."""
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    except Exception:  # Ray's internals moved: connecting then says what is missing
-        pass
-
-
-def _sigterm_handler() -> Any:
-    return signal.getsignal(signal.SIGTERM)
-
-
-def _restore_sigterm(handler: Any) -> None:
-    """Put back the SIGTERM handler ``ray.init`` replaced (with one that calls sys.exit)."""
-    if handler is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
-
-
-def _one_line(e: BaseException) -> str:
-    """``Type: first line`` of an error; a Ray task's error speaks through its cause."""
-    cause = getattr(e, "cause", None)
-    if isinstance(cause, BaseException):
-        e = cause
-    lines = [ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[-1].strip() if lines else ''}".rstrip(": ")
-
-
-__all__ = ["BackendError", "RayBackend", "RaySlot", "make_backend"]
+__all__ = ["RayBackend", "RaySlot"]

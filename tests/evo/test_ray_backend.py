@@ -20,8 +20,9 @@ import ray
 
 import evo
 from archive import RunStore
+from evo.backends import BackendError, make_backend
 from evo.evaluator import EvalCall, EvaluatorError
-from evo.ray_backend import BackendError, RayBackend, make_backend
+from evo.ray_backend import RayBackend
 from evo.slots import LocalBackend
 from evo.target import load_target
 from tests.evo.loop_helpers import FIXTURE, REPO, runs_in_store
@@ -242,7 +243,8 @@ CLUSTER_DRIVER = """
 import json, sys, time
 from pathlib import Path
 from evo.evaluator import EvalCall
-from evo.ray_backend import BackendError, RayBackend
+from evo.backends import BackendError
+from evo.ray_backend import RayBackend
 from evo.target import load_target
 address, fixture, workdir = sys.argv[1:]
 deadline = time.monotonic() + 40
