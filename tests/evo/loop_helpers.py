@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import evo
 from archive import RunStore
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "noisy_quadratic"
@@ -48,6 +49,21 @@ def write_config(path: Path, target: Path, run_dir: Path, **run: object) -> Path
     lines += ["[backend]", "workers = 2"]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def search_config(
+    target: str | Path, run_dir: Path, evaluations: int, *, workers: int = 2, **sections: dict
+) -> dict:
+    """A validated config for ``evo.Search``; ``sections`` set keys per section, e.g.
+    ``noise={"seeds": 1}``."""
+    overrides = {
+        "run.target": str(target),
+        "run.run_dir": str(run_dir),
+        "run.evaluations": evaluations,
+        "backend.workers": workers,
+    }
+    overrides.update({f"{s}.{k}": v for s, table in sections.items() for k, v in table.items()})
+    return evo.load_config(None, overrides)
 
 
 def evo_cmd(*args: str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import evo
 from analysis.rundata import load_run
 from analysis.transfer import transfers
-from tests.evo.loop_helpers import REPO, quadratic_target, run_evo
+from tests.evo.loop_helpers import REPO, quadratic_target, run_evo, search_config
 
 
 def _small_tinygpt(tmp: Path) -> Path:
@@ -31,17 +31,13 @@ def _small_tinygpt(tmp: Path) -> Path:
 def test_tinygpt_cascade_promotes_and_reports_transfer(tmp_path):
     target = _small_tinygpt(tmp_path)
     run_dir = tmp_path / "run"
-    cfg = evo.load_config(
-        None,
-        {
-            "run.target": str(target),
-            "run.run_dir": str(run_dir),
-            "run.evaluations": 14,
-            "backend.workers": 2,
-        },
+    cfg = search_config(
+        target,
+        run_dir,
+        14,
+        cascade={"levels": ["tiny", "small"], "top_fraction": 1.0},
+        noise={"seeds": 1, "max_seeds": 1},
     )
-    cfg["cascade"].update({"levels": ["tiny", "small"], "top_fraction": 1.0})
-    cfg["noise"].update({"seeds": 1, "max_seeds": 1})
     summary = evo.Search(cfg, progress=False).run()
     assert summary.evaluations == 14
     store = evo.open_run(run_dir)
@@ -68,16 +64,12 @@ def test_tinygpt_cascade_promotes_and_reports_transfer(tmp_path):
 def test_quadratic_cascade_transfer_correlation_and_reserved_slots(tmp_path):
     target = quadratic_target(tmp_path)
     run_dir = tmp_path / "run"
-    cfg = evo.load_config(
-        None,
-        {
-            "run.target": str(target),
-            "run.run_dir": str(run_dir),
-            "run.evaluations": 40,
-            "backend.workers": 2,
-        },
+    cfg = search_config(
+        target,
+        run_dir,
+        40,
+        cascade={"levels": ["default", "noisy"], "top_fraction": 0.5, "reserve": [1]},
     )
-    cfg["cascade"].update({"levels": ["default", "noisy"], "top_fraction": 0.5, "reserve": [1]})
     summary = evo.Search(cfg, progress=False).run()
     assert summary.evaluations == 40 and summary.fidelity == "noisy"
     (t,) = transfers(load_run(run_dir))

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import evo
+from tests.evo.loop_helpers import search_config
 from tests.llm_server import DROP, NOT_JSON, LLMServer, Reply, Slow, Status
 
 KEY = "sk-test-evo-4f1c9a77e2b04d6f8a1b"  # what a user's key looks like; must leak nowhere
@@ -55,15 +56,7 @@ def test_llm_only_run_survives_every_fault_and_never_writes_the_key(tmp_path, mo
     script = Script()
     run_dir = tmp_path / "run"
     with LLMServer(script) as server:
-        cfg = evo.load_config(
-            None,
-            {
-                "run.target": "circle_packing",
-                "run.run_dir": str(run_dir),
-                "run.evaluations": 12,
-                "backend.workers": 2,
-            },
-        )
+        cfg = search_config("circle_packing", run_dir, 12)
         for name in ("constants", "choice", "toggle", "uniform_crossover", "merge"):
             cfg["operators"][name] = 0.0
         cfg["operators"]["llm_mutation"] = 1.0

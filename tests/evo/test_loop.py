@@ -22,6 +22,7 @@ from tests.evo.loop_helpers import (
     quadratic_target,
     run_evo,
     runs_in_store,
+    search_config,
     write_config,
 )
 
@@ -279,23 +280,13 @@ def test_noise_gate_cuts_false_elites_against_greedy_keep_discard(tmp_path):
     for mode, extra in modes.items():
         changes = false = 0
         for rep in range(6):
-            cfg = evo.load_config(
-                None,
-                {
-                    "run.target": str(target),
-                    "run.fidelity": "noisy",
-                    "run.evaluations": 60,
-                    "run.seed": rep,
-                    "run.run_dir": str(tmp_path / f"{mode}{rep}"),
-                    "backend.workers": 1,
-                },
-            )
-            for section, table in extra.items():
-                cfg[section].update(table)
+            run_dir = tmp_path / f"{mode}{rep}"
+            run = {"fidelity": "noisy", "seed": rep}
+            cfg = search_config(target, run_dir, 60, workers=1, run=run, **extra)
             summary = evo.Search(cfg, progress=False).run()
             if mode == "gated":
                 assert summary.gate_reevaluated > 0
-            c, f = _false_elites(tmp_path / f"{mode}{rep}")
+            c, f = _false_elites(run_dir)
             changes, false = changes + c, false + f
         totals[mode] = (changes, false)
     greedy_c, greedy_f = totals["greedy"]

@@ -25,7 +25,7 @@ from evo.evaluator import EvalCall, EvaluatorError
 from evo.ray_backend import RayBackend
 from evo.slots import LocalBackend
 from evo.target import load_target
-from tests.evo.loop_helpers import FIXTURE, REPO, runs_in_store
+from tests.evo.loop_helpers import FIXTURE, REPO, runs_in_store, search_config
 
 # The evolving file of a target that records who ran it. Each child writes its pid, its
 # parent's pid and the parent's command line; it then waits until the test has picked a victim
@@ -79,17 +79,7 @@ def backend():
 
 
 def _config(target: Path, run_dir: Path, evaluations: int, pass_env: list[str]) -> dict:
-    cfg = evo.load_config(
-        None,
-        {
-            "run.target": str(target),
-            "run.run_dir": str(run_dir),
-            "run.evaluations": evaluations,
-            "backend.workers": 2,
-        },
-    )
-    cfg["run"]["pass_env"] = pass_env
-    return cfg
+    return search_config(target, run_dir, evaluations, run={"pass_env": pass_env})
 
 
 def _dead(pid: int) -> bool:
