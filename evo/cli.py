@@ -13,7 +13,7 @@ from archive import LockError, Program, RunStore, StoreError
 from evo.backends import BackendError
 from evo.config import ConfigError, load_config
 from evo.evaluator import EvaluatorError
-from evo.rundir import report_fidelity
+from evo.rundir import RunError, report_fidelity
 from evo.target import TargetError
 from operators import OperatorConfigError, ValidationError
 
@@ -26,6 +26,7 @@ USER_ERRORS = (
     ValidationError,
     EvaluatorError,
     BackendError,
+    RunError,
 )
 
 
@@ -39,11 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from evo.loop import RunError
-
     try:
         return args.func(args) or 0
-    except (*USER_ERRORS, RunError, CliError) as e:
+    except (*USER_ERRORS, CliError) as e:
         msg = str(e)
         first, _, rest = msg.partition("\n")
         print(f"evo {args.command}: error: {first}", file=sys.stderr)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 from evo.target import Target
@@ -67,9 +65,3 @@ def describe(target: Target, extra: dict[str, Any] | None = None) -> dict[str, A
     }
     env.update(extra or {})
     return env
-
-
-def write_environment(path: Path, env: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(env, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)

@@ -45,6 +45,8 @@ from evo.target import Target
 RESULT_FILE = "result.json"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
+KEPT_FILES = (STDOUT_FILE, STDERR_FILE, RESULT_FILE)
+"""What a failed run's working dir keeps after :func:`prune_workdir`."""
 GRACE_SECONDS = 2.0
 """Between SIGTERM and SIGKILL when a child runs past its timeout."""
 _POLL = 0.05
@@ -94,14 +96,7 @@ class EvalJob:
             raise EvaluatorError(f"EvalJob.memory_mb must be > 0 or None, got {self.memory_mb}")
         names = list(self.files) + [Path(h).name for h in self.harness]
         for name in names:
-            if Path(name).name != name or name in (
-                ".",
-                "..",
-                RESULT_FILE,
-                STDOUT_FILE,
-                STDERR_FILE,
-                "tmp",
-            ):
+            if Path(name).name != name or name in (".", "..", "tmp", *KEPT_FILES):
                 raise EvaluatorError(
                     f"EvalJob file name {name!r} is not a plain, free file "
                     "name; use a name without '/' that the evaluator does "
@@ -149,6 +144,11 @@ class EvalResult:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def result_path(workdir: str | Path) -> Path:
+    """The child's ``EVO_RESULT``: the result file in the resolved working dir."""
+    return Path(workdir).resolve() / RESULT_FILE
 
 
 def _prepare(job: EvalJob) -> tuple[Path, dict[str, str]]:
@@ -266,7 +266,7 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
     job_id = uuid.uuid4().hex
     env, dropped = child_environment(
         workdir=workdir,
-        result_path=workdir / RESULT_FILE,
+        result_path=result_path(workdir),
         seed=job.seed,
         fidelity=job.fidelity,
         job_id=job_id,
@@ -338,7 +338,7 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
         memory_mb=job.memory_mb,
         peak_rss=tree.peak_rss,
         tampered=_tampered(workdir, sums),
-        result_path=workdir / RESULT_FILE,
+        result_path=result_path(workdir),
         stderr_tail=err.tail(),
     )
     return EvalResult(
@@ -436,7 +436,7 @@ def prune_workdir(path: Path | None, keep_logs: bool) -> None:
         remove_workdir(path)
         return
     for entry in path.iterdir():
-        if entry.name not in ("stdout.log", "stderr.log", "result.json"):
+        if entry.name not in KEPT_FILES:
             if entry.is_dir() and not entry.is_symlink():
                 remove_workdir(entry)
             else:

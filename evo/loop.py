@@ -27,7 +27,7 @@ from archive import Program, RunStore, SeedRun
 from evo.backends import make_backend
 from evo.cascade import Cascade, CascadeError
 from evo.config import resolve_target_path, search_fingerprint, to_toml
-from evo.environment import describe, write_environment
+from evo.environment import describe
 from evo.evaluator import EvalCall, EvalResult, prune_workdir, remove_workdir
 from evo.interrupts import Interrupts
 from evo.niches import archive_dims, descriptors_for
@@ -163,7 +163,7 @@ class Search:
         try:
             (self.run_dir / "config.toml").write_text(to_toml(self.cfg))
             self._environment = describe(self.target)
-            write_environment(self.run_dir / "environment.json", self._environment)
+            write_json(self.run_dir / "environment.json", self._environment)
             return self._run(store)
         finally:
             self._release_backend()
@@ -543,7 +543,7 @@ class Search:
         """Add the corpus hash the seed reported to environment.json (once, not per run)."""
         if self._environment.get("corpus_sha256") != sha:
             self._environment["corpus_sha256"] = sha
-            write_environment(self.run_dir / "environment.json", self._environment)
+            write_json(self.run_dir / "environment.json", self._environment)
 
     def _failed_seed(self, store: RunStore) -> Program | None:
         """The seed's record at a level where it failed its baseline, if any."""

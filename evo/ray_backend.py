@@ -28,11 +28,10 @@ import concurrent.futures as cf
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from evo.backends import BackendError
-from evo.evaluator import RESULT_FILE, EvalCall, EvalResult
+from evo.evaluator import EvalCall, EvalResult, result_path
 from evo.ray_connect import (
     check_reachable,
     one_line,
@@ -92,11 +91,6 @@ def _import_evaluator() -> str:
 def _kill_on_node(value: str, var: str) -> int:
     """The cleanup task: kill this node's processes carrying ``var=value``."""
     return kill_marked(value, var=var)
-
-
-def _result_marker(call: EvalCall) -> str:
-    """The child's ``EVO_RESULT``: the evaluator sets it to the resolved working dir's file."""
-    return str(Path(call.workdir).resolve() / RESULT_FILE)
 
 
 class RayBackend:
@@ -291,14 +285,14 @@ class RayBackend:
                     f"{where} has ({max(cpus, default=0):g} CPUs); lower it"
                 )
             n = workers or capacity
-        if n > capacity:
-            log.warning(
-                "%s runs %d evaluations at once, not the %d workers asked for; the "
-                "others wait in Ray's queue",
-                where,
-                capacity,
-                n,
-            )
+            if n > capacity:  # GPU workers are capped at capacity above
+                log.warning(
+                    "%s runs %d evaluations at once, not the %d workers asked for; the "
+                    "others wait in Ray's queue",
+                    where,
+                    capacity,
+                    n,
+                )
         self.gpus_per_task = float(gpus_per_task)
         self.cpus_per_task = int(cpus_per_task)
         self.slots = [
@@ -359,7 +353,7 @@ class RayBackend:
         """Kill every process of ``call``'s child on every live node, then on the driver's
         machine (a ``ray://`` driver is no node); returns how many were hit. The marker is the
         child's ``EVO_RESULT``, unique per evaluation."""
-        marker = _result_marker(call)
+        marker = str(result_path(call.workdir))  # the child's EVO_RESULT
         return self.kill_on_nodes(marker, var="EVO_RESULT") + kill_marked(marker, var="EVO_RESULT")
 
     def kill_on_nodes(self, value: str, *, var: str) -> int:
