@@ -120,7 +120,7 @@ class Search:
             tuple[str, str], int
         ] = {}  # runs done + queued + in flight, per program
         self._runs_done: int | None = None
-        self._dollars: float | None = None
+        self._children_cost: float | None = None  # LLM dollars of every child in the store
         self._stop_reason = ""
         self.interrupts = Interrupts()
         self._last_checkpoint = time.monotonic()
@@ -389,7 +389,7 @@ class Search:
         return self._dispatchable(store, child) if child else None
 
     def _dispatchable(self, store: RunStore, child: Program) -> _Work:
-        self._dollars = self._spent(store) + child.cost
+        self._children_cost = self._cost_of_children(store) + child.cost
         child.birth = store.next_birth()
         store.add(child)  # pending: durable before it runs
         self._count(child.operator, "evaluated")
@@ -535,9 +535,12 @@ class Search:
 
     def _spent(self, store: RunStore) -> float:
         """Dollars spent on LLM requests: children's costs plus failed proposals'."""
-        if self._dollars is None:
-            self._dollars = sum(p.cost for p in store.programs.values())
-        return self._dollars + self.proposer.failed_cost
+        return self._cost_of_children(store) + self.proposer.failed_cost
+
+    def _cost_of_children(self, store: RunStore) -> float:
+        if self._children_cost is None:  # summed once, then kept up to date by _dispatchable
+            self._children_cost = sum(p.cost for p in store.programs.values())
+        return self._children_cost
 
     def _record_corpus(self, sha: str) -> None:
         """Add the corpus hash the seed reported to environment.json (once, not per run)."""

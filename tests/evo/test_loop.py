@@ -293,3 +293,17 @@ def test_noise_gate_cuts_false_elites_against_greedy_keep_discard(tmp_path):
     gated_c, gated_f = totals["gated"]
     assert greedy_f >= 6, totals  # the noise really fools a single draw
     assert gated_f / max(gated_c, 1) < 0.5 * greedy_f / max(greedy_c, 1), totals
+
+
+def test_failed_proposals_count_once_towards_the_dollar_budget(tmp_path):
+    """LLM proposals that made no child still cost money (kept in counters.json across a
+    resume); that cost counts once towards run.dollars, however many children follow."""
+    target = quadratic_target(tmp_path)
+    run_dir = tmp_path / "run"
+    evo.Search(search_config(target, run_dir, 6, run={"dollars": 1.0}), progress=False).run()
+    counters = json.loads((run_dir / "counters.json").read_text())
+    (run_dir / "counters.json").write_text(json.dumps({**counters, "failed_proposal_cost": 0.4}))
+    cfg = search_config(target, run_dir, 20, run={"dollars": 1.0})
+    summary = evo.Search(cfg, progress=False).run()
+    assert summary.stopped == "evaluation budget reached" and summary.evaluations == 20
+    assert json.loads((run_dir / "counters.json").read_text())["failed_proposal_cost"] == 0.4
