@@ -14,9 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from analysis.rundata import RunData
-from archive import Program
+from archive import FAILED, Program
 
-FAILURES = ("crash", "timeout", "oom", "nan", "invalid_result")
 INSERTED = ("new", "improved")
 SAMPLE_ELITES = 12  # elites compared pairwise per point: 66 pairs, cached across points
 
@@ -152,7 +151,7 @@ def operator_table(run: RunData) -> list[OperatorRow]:
         r.evaluated += 1
         r.ok += p.status == "ok"
         r.gate_rejected += p.status == "rejected"
-        r.failures += p.status in FAILURES
+        r.failures += p.status in FAILED
     for h in run.history:
         r = rows.get(op_of.get(h.id, ""))
         if r is not None and h.added in INSERTED:

@@ -8,7 +8,7 @@ them against the archive directly.
 from __future__ import annotations
 
 import re
-import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +16,8 @@ from analysis import metrics
 from analysis.edits import Edit, edit_set
 from analysis.errors import AnalysisError
 from analysis.rundata import RunData, load_run
-from analysis.transfer import render_transfers
-from archive import Program
+from analysis.transfer import Transfer, render_transfers, transfers
+from archive import FAILED, Program, noise_floor
 
 
 @dataclass
@@ -58,6 +58,8 @@ class Report:
     tokens: int
     eval_seconds: float
     elapsed_seconds: float
+    main_line: list[Program] = field(default_factory=list)  # seed ... best, first parents
+    transfers: list[Transfer] = field(default_factory=list)  # one per cascade level pair
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -81,7 +83,7 @@ def build_report(run: RunData) -> Report:
             edits = edit_set(seed.source, best.source).edits
         except AnalysisError as e:
             notes.append(str(e))
-    floor = _noise_floor(seed, run.metric)
+    floor = noise_floor(seed, run.metric) if seed is not None else 0.0
     gated_ids = set((run.counters or {}).get("gated", [])) or {
         p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1
     }
@@ -94,7 +96,7 @@ def build_report(run: RunData) -> Report:
             (rejected if p.status == "rejected" else faded).append(entry)
     failures: dict[str, tuple[int, str]] = {}
     for p in run.finished:
-        if p.status not in ("ok", "rejected", "duplicate"):  # rejected: see the noise gate
+        if p.status in FAILED:  # rejected (see the noise gate) and duplicates are not failures
             n, why = failures.get(p.status, (0, ""))
             failures[p.status] = (n + 1, why or p.reason)
     times = [h.time for h in run.history]
@@ -104,7 +106,7 @@ def build_report(run: RunData) -> Report:
         evaluations=len(run.history),
         by_status=dict(store.counts_by_status())
         if len(store.fidelities) <= 1
-        else _count(p.status for p in programs),
+        else dict(Counter(p.status for p in programs)),
         elites=stats.elites,
         cells=stats.cells,
         coverage=stats.coverage,
@@ -123,36 +125,22 @@ def build_report(run: RunData) -> Report:
         cost=sum(p.cost for p in programs),
         tokens=sum(p.tokens for p in programs),
         eval_seconds=sum(r.wall_time for p in programs for r in p.runs),
+        main_line=metrics.main_line(run, best) if best is not None else [],
+        transfers=transfers(run),
         elapsed_seconds=max(times) - min(times) if times else 0.0,
         notes=notes,
     )
-
-
-def _count(items) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for s in items:
-        out[s] = out.get(s, 0) + 1
-    return out
-
-
-def _noise_floor(seed: Program | None, metric: str) -> float:
-    # The same definition as evo.noise.noise_floor (std of the seed's ok runs), computed here
-    # so that reading a report never needs the run machinery.
-    if seed is None:
-        return 0.0
-    values = [r.metrics[metric] for r in seed.runs if r.status == "ok" and metric in r.metrics]
-    return statistics.stdev(values) if len(values) >= 2 else 0.0
 
 
 def _f(x: float | None, digits: int = 6) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
-def _lineage_notes(run: RunData, best: Program, key: str) -> list[str]:
-    """The descriptions along the best's first-parent line that mention statement ``key``."""
+def _lineage_notes(chain: list[Program], key: str) -> list[str]:
+    """The descriptions along the best's first-parent ``chain`` that mention statement ``key``."""
     out = []
     word = re.compile(rf"(?<![\w.]){re.escape(key)}(?!\w)")
-    for p in metrics.main_line(run, best)[1:]:
+    for p in chain[1:]:
         for part in p.description.split("; "):
             if word.search(part):
                 out.append(f"{p.operator} (birth {p.birth}): {part.strip()}")
@@ -228,7 +216,7 @@ def render_report(rep: Report) -> str:
             for r in rep.rejected + rep.faded
         ]
         m.append("")
-    m += render_transfers(run)
+    m += render_transfers(rep.transfers)
     m += ["## Failures by status", ""]
     if rep.failures:
         total = sum(rep.by_status.values()) or 1
@@ -258,7 +246,7 @@ def _best_section(rep: Report) -> list[str]:
     m = ["## Best program", ""]
     if best is None:
         return m + ["No program has been evaluated ok yet.", ""]
-    chain = metrics.main_line(run, best)
+    chain = rep.main_line
     m.append(
         f"`{best.id[:12]}` ({best.operator}, birth {best.birth}, {len(best.runs)} seed "
         f"runs): {run.metric} {_f(best.fitness)} ± {_f(best.fitness_std, 3)}, "
@@ -276,7 +264,7 @@ def _best_section(rep: Report) -> list[str]:
     ]
     for i, e in enumerate(rep.edits, 1):
         m.append(f"**{i}. {e.summary}** ({e.kind} `{e.key}`)")
-        for line in _lineage_notes(run, best, e.key.split("#")[0]):
+        for line in _lineage_notes(chain, e.key.split("#")[0]):
             m.append(f"- {line}")
         m += ["", "```diff", e.diff().rstrip("\n"), "```", ""]
     return m

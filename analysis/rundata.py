@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,13 @@ class RunData:
         """The archive's best elite (None before the first ok evaluation)."""
         return self.store.best(self.fidelity)
 
-    @property
+    @cached_property  # the store is a snapshot: sorted once, not on every access
     def programs(self) -> list[Program]:
         """Every record of the analysed fidelity, pending ones included, by birth."""
         ps = [p for p in self.store.programs.values() if p.fidelity == self.fidelity]
         return sorted(ps, key=lambda p: (p.birth, p.id))
 
-    @property
+    @cached_property
     def finished(self) -> list[Program]:
         """Records whose evaluation finished (any status but pending), by birth."""
         return [p for p in self.programs if p.status != PENDING]

@@ -99,9 +99,8 @@ def _spearman(
     return rho, (min(float(lo), rho), max(float(hi), rho))
 
 
-def render_transfers(run: RunData) -> list[str]:
+def render_transfers(ts: list[Transfer]) -> list[str]:
     """The report's section on transfer between levels (empty without a cascade)."""
-    ts = transfers(run)
     if not ts:
         return []
     m = ["## Transfer between levels", ""]

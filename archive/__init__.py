@@ -7,11 +7,12 @@ from archive.checkpoint import SCHEMA_VERSION, HistoryRow
 from archive.dims import Dim
 from archive.elites import AddResult, ArchiveStats, CellElite, EliteArchive
 from archive.errors import LockError, StoreError
-from archive.program import PENDING, STATUSES, Program, SeedRun
+from archive.program import FAILED, PENDING, STATUSES, Program, SeedRun, noise_floor
 from archive.selection import STRATEGIES, select_parents
 from archive.store import RunStore
 
 __all__ = [
+    "FAILED",
     "PENDING",
     "SCHEMA_VERSION",
     "STATUSES",
@@ -27,5 +28,6 @@ __all__ = [
     "RunStore",
     "SeedRun",
     "StoreError",
+    "noise_floor",
     "select_parents",
 ]

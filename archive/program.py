@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-STATUSES = ("ok", "crash", "timeout", "oom", "nan", "invalid_result", "duplicate", "rejected")
+FAILED = ("crash", "timeout", "oom", "nan", "invalid_result")
+"""The statuses of a program whose evaluation failed (the evaluator's failure classes)."""
+
+STATUSES = ("ok", *FAILED, "duplicate", "rejected")
 """Every status a program can end in; only ``ok`` programs can become elites."""
 
 PENDING = "pending"
@@ -104,3 +108,10 @@ class Program:
         kw["parents"] = tuple(kw.get("parents", ()))
         kw["runs"] = [SeedRun.from_dict(r) for r in kw.get("runs", [])]
         return cls(**kw)
+
+
+def noise_floor(program: Program, metric: str) -> float:
+    """Standard deviation of one evaluation, from ``program``'s ok runs (0 with one run); of
+    the seed program, this is the run's noise floor."""
+    values = [r.metrics[metric] for r in program.runs if r.status == "ok" and metric in r.metrics]
+    return statistics.stdev(values) if len(values) >= 2 else 0.0

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from archive import Program
+from archive import Program, noise_floor  # noise_floor: re-exported for the loop
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,6 @@ def aggregate(program: Program, metric: str, floor: float) -> None:
     program.fitness_std = max(spread, floor) / math.sqrt(n)
     program.status = "ok"
     program.wall_time = sum(r.wall_time for r in program.runs)
-
-
-def noise_floor(program: Program, metric: str) -> float:
-    """Standard deviation of one evaluation, from the seed program's runs (0 with one run)."""
-    values = [r.metrics[metric] for r in program.runs if r.status == "ok" and metric in r.metrics]
-    return statistics.stdev(values) if len(values) >= 2 else 0.0
 
 
 class NoiseGate:

@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from archive import FAILED
+
 if TYPE_CHECKING:
     from evo.loop import Search
     from evo.rundir import RunSummary
-
-_FAILED = ("crash", "timeout", "oom", "nan", "invalid_result")
 
 
 class Progress:
@@ -57,7 +57,7 @@ class Progress:
         best = store.best(s.fidelity) if store else None
         stats = store.elites(s.fidelity).stats() if store else None
         counts = store.counts_by_status() if store else {}
-        failed = sum(counts.get(k, 0) for k in _FAILED)
+        failed = sum(counts.get(k, 0) for k in FAILED)
         elapsed = time.monotonic() - self.t0
         rate = (done - self.done0) / elapsed if elapsed > 0 else 0.0
         eta = (self.budget - done) / rate if rate > 0 else float("nan")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from archive import Program, RunStore, select_parents
+from archive import FAILED, Program, RunStore, select_parents
 from evo.niches import EDIT_DESCRIPTORS, descriptors_for
 from evo.target import Target
 from operators import (
@@ -32,7 +32,6 @@ log = logging.getLogger("evo")
 
 STRUCTURAL = ("constants", "choice", "toggle", "uniform_crossover", "merge")
 LLM = ("llm_mutation", "llm_crossover")
-_FAILED = ("crash", "timeout", "oom", "nan", "invalid_result")
 
 
 class Proposer:
@@ -229,12 +228,12 @@ class Proposer:
     def _feedback(self, store: RunStore, parent: Program, n: int = 3) -> tuple[str, ...]:
         """Why the parent and its most recent failed children failed (stderr tails)."""
         out = []
-        if parent.status in _FAILED:
+        if parent.status in FAILED:
             out.append(
                 f"the parent itself: {parent.status}: {parent.reason}\n{parent.stderr_tail[-800:]}"
             )
         failed = [
-            p for p in store.programs.values() if parent.id in p.parents and p.status in _FAILED
+            p for p in store.programs.values() if parent.id in p.parents and p.status in FAILED
         ]
         for p in sorted(failed, key=lambda p: -p.birth)[:n]:
             out.append(f"a child ({p.description}): {p.status}: {p.reason}\n{p.stderr_tail[-800:]}")
