@@ -239,11 +239,9 @@ def plot_qd_coverage(runs: Sequence[RunData]) -> Figure:
 # ---- diversity ------------------------------------------------------------------------------
 
 
-def plot_diversity(
-    runs: Sequence[RunData], divs: Sequence[metrics.Diversity] | None = None
-) -> Figure:
+def plot_diversity(runs: Sequence[RunData]) -> Figure:
     """Entropy of the elites' edited regions and their mean pairwise code distance."""
-    divs = divs or [metrics.diversity(r) for r in runs]
+    divs = [metrics.diversity(r) for r in runs]
     fig = _figure(5.2)
     ax_h, ax_d = fig.subplots(2, 1, sharex=True)
     for k, (run, d) in enumerate(zip(runs, divs, strict=True)):

@@ -15,7 +15,6 @@ from archive.dims import Dim
 from archive.program import Program
 
 DIRECTIONS = ("minimize", "maximize")
-ADD_STATUSES = ("new", "improved", "not_added", "rejected")
 _RIBS_STATUS = {0: "not_added", 1: "improved", 2: "new"}
 
 
@@ -177,8 +176,7 @@ class EliteArchive:
     def _reset(self) -> None:
         self._cells: dict[int, _Elite] = {}
         self._cell_of_id: dict[str, int] = {}
-        self._ids: list[str] = []  # the pyribs solution is an index into this table
-        self._slot: dict[str, int] = {}
+        self._slot: dict[str, int] = {}  # the pyribs solution: a program's index, 0, 1, ...
         self._qd_sum = Fraction(0)  # exact sums: the stats don't depend on the add order
         self._fitness_sum = Fraction(0)
         self._best: _Elite | None = None
@@ -291,7 +289,7 @@ class EliteArchive:
             # pyribs would leave the cell as it is; skipping its call halves the cost of
             # the common case (most children do not beat their cell's elite).
             return AddResult("not_added", cell, cur.id)
-        slot = self._slot.get(program.id, len(self._ids))
+        slot = self._slot.get(program.id, len(self._slot))
         info = self._archive.add_single([float(slot)], score, measures)
         status = _RIBS_STATUS[int(info["status"])]
         expected = "new" if cur is None else "improved"
@@ -300,9 +298,7 @@ class EliteArchive:
                 f"pyribs answered {status!r} where {expected!r} was expected "
                 f"for {program.id} in cell {cell}"
             )
-        if slot == len(self._ids):
-            self._ids.append(program.id)
-            self._slot[program.id] = slot
+        self._slot.setdefault(program.id, slot)
         self._place(cell, _Elite(program.id, float(program.fitness), score))  # type: ignore[arg-type]
         return AddResult(status, cell, cur.id if cur else None)
 
@@ -366,9 +362,7 @@ class EliteArchive:
         order = sorted(winners)
         for cell in order:
             pid = winners[cell][0].id
-            if pid not in self._slot:
-                self._slot[pid] = len(self._ids)
-                self._ids.append(pid)
+            self._slot.setdefault(pid, len(self._slot))
         info = self._archive.add(
             np.array([[float(self._slot[winners[c][0].id])] for c in order]),
             np.array([winners[c][2] for c in order]),
@@ -385,9 +379,6 @@ class EliteArchive:
     def elite_ids(self) -> list[str]:
         """Ids of the elites, in cell order."""
         return [self._cells[c].id for c in sorted(self._cells)]
-
-    def is_elite(self, program_id: str) -> bool:
-        return program_id in self._cell_of_id
 
     def cell_of_elite(self, program_id: str) -> int | None:
         """The cell whose elite is ``program_id``, or None."""

@@ -90,7 +90,7 @@ class RunStore:
                 )
         for rec in replay.records:
             self._apply(rec)
-            self._seq = rec["seq"]
+        self._seq = replay.last_seq
 
     # ---- opening ----
 
@@ -439,7 +439,8 @@ class RunStore:
 
     def elites(self, fidelity: str) -> EliteArchive:
         """The elite archive of ``fidelity`` (empty if it has none); read it, don't add to it."""
-        return self._archives.get(fidelity) or self._config_archive(None)
+        arch = self._archives.get(fidelity)  # not `or`: an empty archive is falsy
+        return arch if arch is not None else self._config_archive(None)
 
     def elite_programs(self, fidelity: str) -> list[Program]:
         """The elites of ``fidelity`` as Programs, in cell order (parents for selection)."""
