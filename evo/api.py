@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,14 @@ def run(
         config: a run.toml path, a resolved config dict, or None for the defaults.
         force_new: start over in a run dir made for another target or config.
         progress: show the live progress display.
-        **overrides: ``section_key=value``, or the short names ``target``, ``run_dir``,
+        **overrides: ``section__key=value`` (e.g. ``noise__seeds=5``), or the short names ``target``, ``run_dir``,
             ``evaluations``, ``hours``, ``workers``, ``fidelity``, ``timeout``, ``seed``.
 
     Example:
         >>> import evo
         >>> summary = evo.run(target="circle_packing", evaluations=20)  # doctest: +SKIP
     """
-    from evo.config import load_config
+    from evo.config import apply_overrides, load_config, validate
 
     short = {"workers": "backend.workers"}
     dotted = {}
@@ -40,13 +41,9 @@ def run(
             dotted[k.replace("__", ".", 1)] = v
         else:
             dotted[f"run.{k}"] = v
-    if isinstance(config, dict):
-        from evo.config import validate
-
-        cfg = config
-        for k, v in dotted.items():
-            s, key = k.split(".", 1)
-            cfg[s][key] = v
+    if isinstance(config, dict):  # the caller's dict is left as it is
+        cfg = copy.deepcopy(config)
+        apply_overrides(cfg, dotted)
         validate(cfg)
     else:
         cfg = load_config(config, dotted)

@@ -205,7 +205,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
                     operator="hand",
                     description=f"hand-written variant {path.name}",
                     birth=store.next_birth(),
-                    descriptors=descriptors_for(target, source, seed),
+                    descriptors=descriptors_for(source, seed),
                 )
             )
             added.append(pid)

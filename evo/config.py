@@ -126,13 +126,19 @@ def load_config(
         # A relative target path in a config file is relative to that file.
         if target and not Path(target).is_absolute() and (p.parent / target).exists():
             cfg["run"]["target"] = str((p.parent / target).resolve())
-    for dotted, value in (overrides or {}).items():
+    apply_overrides(cfg, overrides or {})
+    validate(cfg, where)
+    return cfg
+
+
+def apply_overrides(cfg: dict, overrides: dict[str, Any]) -> None:
+    """Set ``"section.key" -> value`` pairs in ``cfg`` (None values are ignored), with the
+    same key and type checks as a config file's; the caller validates the result."""
+    for dotted, value in overrides.items():
         if value is None:
             continue
         section, key = dotted.split(".", 1)
         _merge(cfg, {section: {key: value}}, "command line")
-    validate(cfg, where)
-    return cfg
 
 
 def _merge(cfg: dict, data: dict, where: str) -> None:

@@ -33,7 +33,7 @@ from evo.interrupts import Interrupts
 from evo.niches import archive_dims, descriptors_for
 from evo.noise import NoiseGate, noise_floor
 from evo.progress import Progress
-from evo.proposals import Proposer
+from evo.proposals import PROPOSE_TRIES, Proposer
 from evo.rundir import (
     FileLog,
     RunError,
@@ -98,7 +98,9 @@ class Search:
                 cfg["cascade"], list(self.target.fidelities), default, len(self.slots)
             )
             self.fidelity = self.cascade.base  # the search runs here; promotions go up
-            self.proposer = Proposer(cfg, self.target, self.fidelity, self.op_stats)
+            self.proposer = Proposer(
+                cfg, self.target, self.fidelity, self.op_stats, self.seed_source, self.seed_id
+            )
             self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
         except CascadeError as e:
             self._release_backend()
@@ -248,9 +250,7 @@ class Search:
                         continue
                     misses += 1
                     if idle and misses >= 50:
-                        self._stop_reason = (
-                            f"the operators made no new valid child in {misses * 20} tries"
-                        )
+                        self._stop_reason = f"the operators made no new valid child in {misses * PROPOSE_TRIES} tries"
                         break
                     if not in_flight and not self.proposer.in_flight:
                         continue
@@ -519,7 +519,7 @@ class Search:
     def _describe(self, p: Program) -> None:
         """Edit descriptors against the seed, plus any metric descriptors the target names."""
         if "region" not in p.descriptors:
-            p.descriptors.update(descriptors_for(self.target, p.source, self.seed_source))
+            p.descriptors.update(descriptors_for(p.source, self.seed_source))
         means = p.metrics_mean()
         p.descriptors.update(
             {d.name: means[d.name] for d in self.target.descriptors if d.name in means}

@@ -9,6 +9,7 @@ alone or mixed with the edit descriptors).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from archive import Dim
@@ -21,6 +22,7 @@ __all__ = ["EDIT_DESCRIPTORS", "OTHER", "archive_dims", "descriptors_for", "regi
 OTHER = "other"  # region of a statement the seed does not have (a new top-level def)
 
 
+@functools.lru_cache(maxsize=8)  # asked for each child's descriptors; the seed is fixed
 def region_labels(seed_source: str) -> tuple[str, ...]:
     labels = sorted(set(regions(seed_source).values()))
     return tuple(labels) + ("multi", "none", OTHER)
@@ -61,7 +63,7 @@ def archive_dims(target: Target, seed_source: str, archive_cfg: dict[str, Any]) 
     return dims
 
 
-def descriptors_for(target: Target, source: str, seed_source: str) -> dict[str, Any]:
+def descriptors_for(source: str, seed_source: str) -> dict[str, Any]:
     """Edit descriptors of ``source`` against the seed, with unknown regions as 'other'."""
     d = edit_descriptors(source, seed_source).to_dict()
     if d["region"] not in region_labels(seed_source):

@@ -34,6 +34,10 @@ STRUCTURAL = ("constants", "choice", "toggle", "uniform_crossover", "merge")
 LLM = ("llm_mutation", "llm_crossover")
 
 
+PROPOSE_TRIES = 20
+"""Operator tries per :meth:`Proposer.propose` call before it gives up for now."""
+
+
 class Proposer:
     """Proposes new children for a run.
 
@@ -42,11 +46,20 @@ class Proposer:
         target: the run's target.
         fidelity: the fidelity children are made for.
         stats: per-operator counters, shared with the loop (``evaluated``, ``duplicate``...).
+        seed_source, seed_id: the seed program as the loop read it, and its canonical hash.
     """
 
-    def __init__(self, cfg: dict, target: Target, fidelity: str, stats: dict[str, Counter]):
+    def __init__(
+        self,
+        cfg: dict,
+        target: Target,
+        fidelity: str,
+        stats: dict[str, Counter],
+        seed_source: str,
+        seed_id: str,
+    ):
         self.cfg, self.target, self.fidelity, self.stats = cfg, target, fidelity, stats
-        self.seed_source = target.seed_source()
+        self.seed_source, self.seed_id = seed_source, seed_id
         self.context = Context(
             seed_source=self.seed_source,
             ranges=target.ranges,
@@ -103,12 +116,12 @@ class Proposer:
         if self.client is not None:
             self.budget.spent = dollars
 
-    def propose(self, store: RunStore, tries: int = 20) -> Program | None:
+    def propose(self, store: RunStore, tries: int = PROPOSE_TRIES) -> Program | None:
         """A new, valid, unseen child; None when every try missed or an LLM request started."""
         elites = store.elite_programs(self.fidelity)
         only_seed = not elites  # the seed's baseline is still running: it is the only parent
         if only_seed:
-            seed = store.programs.get((canonical_hash(self.seed_source), self.fidelity))
+            seed = store.programs.get((self.seed_id, self.fidelity))
             elites = [seed] if seed is not None else []
         for _ in range(tries):
             if not self.operators:
@@ -207,7 +220,7 @@ class Proposer:
             idea=getattr(child, "idea", ""),
             cost=getattr(child, "cost", 0.0),
             tokens=getattr(child, "tokens", 0),
-            descriptors=descriptors_for(self.target, child.source, self.seed_source),
+            descriptors=descriptors_for(child.source, self.seed_source),
         )
 
     def _count(self, operator: str, what: str) -> None:
@@ -251,17 +264,17 @@ class Proposer:
     def _niche(self, store: RunStore) -> dict[str, Any] | None:
         """An empty cell of the edit-descriptor grid to aim for (a weak one when all are full)."""
         elites = store.elites(self.fidelity)
-        names = [d.name for d in elites.dims] if hasattr(elites, "dims") else []
-        if tuple(names) != EDIT_DESCRIPTORS:
+        if tuple(d.name for d in elites.dims) != EDIT_DESCRIPTORS:
             return None
         region_dim, size_dim = elites.dims
         regions = [r for r in region_dim.categories if r not in ("none", "other")]
         occupied = {tuple(c.labels) for c in elites.cells()}
+        sizes = size_dim.labels()
         empty = [
             (r, b)
             for r in regions
             for b in range(1, size_dim.bins)
-            if (r, size_dim.labels()[b]) not in occupied
+            if (r, sizes[b]) not in occupied
         ]
         pool = empty or [(r, b) for r in regions for b in range(1, size_dim.bins)]
         region, size_bin = pool[self.rng.integers(len(pool))]
