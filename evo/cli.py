@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from analysis.cli import add_parsers as add_analysis_parsers
+from analysis.errors import AnalysisError
 from archive import LockError, Program, RunStore, StoreError
 from evo.backends import BackendError
 from evo.config import ConfigError, load_config
@@ -18,6 +20,7 @@ from evo.target import TargetError
 from operators import OperatorConfigError, ValidationError
 
 USER_ERRORS = (
+    AnalysisError,
     ConfigError,
     TargetError,
     StoreError,
@@ -103,16 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--diff", action="store_true", help="unified diff against the seed")
     b.set_defaults(func=_cmd_best)
 
-    for name, helptext in (
-        ("plot", "write PNG plots of a run's diversity and fitness frontier"),
-        ("report", "write report.md: best diff, hit rate, saturation, noise"),
-        ("ablate", "leave-one-out and add-one-in ablation of the best edits"),
-    ):
-        try:
-            from analysis import cli as analysis_cli
-        except ImportError:
-            break
-        analysis_cli.add_parser(sub, name, helptext)
+    add_analysis_parsers(sub)
     return p
 
 
