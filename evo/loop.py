@@ -216,7 +216,7 @@ class Search:
                     else:
                         self._tell(store, work, fut.result(), queue)
                 ready.extend(self.proposer.collect(store))
-                if self._failed_baseline(store):
+                if self._failed_seed(store) is not None:
                     break
                 used = self._evaluations(store) + len(in_flight)
                 stopping = self._stopping(store, deadline, used, budget)
@@ -236,7 +236,7 @@ class Search:
                 progress.update(len(in_flight))
                 self._maybe_checkpoint(store)
                 idle = not in_flight and not self.proposer.in_flight
-                if idle and (stopping or not self._can_propose(store, queue)):
+                if idle and (stopping or not (queue or self._has_parents(store))):
                     break
                 if (
                     not stopping
@@ -396,9 +396,6 @@ class Search:
         self._scheduled[child.key] = 1
         return _Work(child, 0)
 
-    def _can_propose(self, store: RunStore, queue: deque[_Work]) -> bool:
-        return bool(queue) or self._has_parents(store)
-
     def _has_parents(self, store: RunStore) -> bool:
         """Children can be made once the seed's baseline runs are all dispatched: the seed is
         their parent until the archive has elites (no barrier on the baseline's results)."""
@@ -419,11 +416,11 @@ class Search:
             self.target,
             p.source,
             child_dir.resolve(),
-            p.fidelity,
-            i,
-            run["timeout"] or None,
-            run["memory_mb"] or None,
-            {"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker, **pass_env},
+            fidelity=p.fidelity,
+            seed=i,
+            timeout=run["timeout"] or None,
+            memory_mb=run["memory_mb"] or None,
+            extra_env={"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker, **pass_env},
         )
 
     def _lost(
@@ -555,9 +552,6 @@ class Search:
             if seed is not None and seed.status not in ("pending", "ok"):
                 return seed
         return None
-
-    def _failed_baseline(self, store: RunStore) -> bool:
-        return self._failed_seed(store) is not None
 
     def _check_baseline(self, store: RunStore) -> None:
         seed = self._failed_seed(store)

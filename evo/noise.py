@@ -8,6 +8,7 @@ candidate whose margin over the incumbent is within ``gate`` x the noise floor.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable
@@ -149,7 +150,7 @@ class NoiseGate:
             return False
         if not p.runs or any(r.status != "ok" for r in p.runs):
             return False
-        probe = Program(**{**p.__dict__, "runs": list(p.runs), "descriptors": dict(p.descriptors)})
+        probe = dataclasses.replace(p, runs=list(p.runs), descriptors=dict(p.descriptors))
         aggregate(probe, self.target.metric, policy.floor)
         if probe.status != "ok":
             return False
