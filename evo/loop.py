@@ -180,10 +180,7 @@ class Search:
 
     def _kill_marked(self, value: str, var: str) -> int:
         """End every process carrying ``var=value``: here, and on every Ray node."""
-        n = kill_marked(value, var=var)
-        if hasattr(self.backend, "kill_on_nodes"):
-            n += self.backend.kill_on_nodes(value, var=var) or 0
-        return n
+        return getattr(self.backend, "kill_everywhere", kill_marked)(value, var=var)
 
     def _run(self, store: RunStore) -> RunSummary:
         run = self.cfg["run"]

@@ -353,8 +353,12 @@ class RayBackend:
         """Kill every process of ``call``'s child on every live node, then on the driver's
         machine (a ``ray://`` driver is no node); returns how many were hit. The marker is the
         child's ``EVO_RESULT``, unique per evaluation."""
-        marker = str(result_path(call.workdir))  # the child's EVO_RESULT
-        return self.kill_on_nodes(marker, var="EVO_RESULT") + kill_marked(marker, var="EVO_RESULT")
+        return self.kill_everywhere(str(result_path(call.workdir)), var="EVO_RESULT")
+
+    def kill_everywhere(self, value: str, *, var: str) -> int:
+        """Kill the processes carrying ``var=value`` on every live node and on the driver's
+        machine; returns how many."""
+        return self.kill_on_nodes(value, var=var) + kill_marked(value, var=var)
 
     def kill_on_nodes(self, value: str, *, var: str) -> int:
         """Kill the processes carrying ``var=value`` on every live node, through a zero-CPU
