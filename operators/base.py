@@ -8,7 +8,7 @@ Generator state gives the same child, so a run is reproducible from its seed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from archive.program import Program
 from operators.errors import NoChild, ValidationError
-from operators.parsed import Parsed, parsed, remember
+from operators.parsed import Layout, Parsed, parsed, remember
 from operators.validate import validate_child
 
 
@@ -135,12 +135,38 @@ def replace_statements(p: Parsed, new_stmts: dict[int, cst.CSTNode]) -> str:
 
 
 def render_body(
-    p: Parsed, body: Sequence[cst.BaseStatement], footer: Sequence[cst.EmptyLine] | None = None
+    p: Parsed,
+    body: Sequence[cst.BaseStatement],
+    footer: Sequence[cst.EmptyLine] | None = None,
+    texts: Mapping[int, str] | None = None,
 ) -> str:
-    """Render ``p``'s module with a new body (statements added, removed or reordered)."""
-    child_module = p.module.with_changes(body=tuple(body))
+    """Render ``p``'s module with a new body (statements added, removed or reordered).
+
+    When ``p``'s layout is spliceable, a statement that is one of ``p``'s own nodes keeps its
+    chunk, and so does one whose ``id`` is in ``texts`` (the text of a node from another
+    module); only the other statements (and a new ``footer``) are generated. The text is then
+    ``module.code`` of the new module byte for byte, except for the nodes given in ``texts``.
+    """
+    module, layout = p.module, p.layout
+    child_module = module.with_changes(body=tuple(body))
     if footer is not None:
         child_module = child_module.with_changes(footer=tuple(footer))
+    # not spliced: a parent without statements (its layout's header is its whole text), and a
+    # new footer on a module without a final newline (its code drops the footer's last newline)
+    if layout.spliceable and module.body and (footer is None or module.has_trailing_newline):
+        known = {id(s): c for s, c in zip(module.body, layout.chunks, strict=True)}
+        if texts:
+            known.update(texts)
+        chunks = [known[id(s)] if id(s) in known else module.code_for_node(s) for s in body]
+        tail = (
+            layout.footer
+            if footer is None
+            else "".join(module.code_for_node(line) for line in footer)
+        )
+        source = layout.header + "".join(chunks) + tail
+        if source:  # an empty module's code is a newline
+            remember(source, child_module, chunks, Layout(layout.header, (), tail, True))
+            return source
     source = child_module.code
     remember(source, child_module)
     return source

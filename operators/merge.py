@@ -29,7 +29,7 @@ import numpy as np
 from archive.program import Program
 from operators.base import Child, Context, Operator, parent_parsed, render_body
 from operators.errors import NoChild
-from operators.parsed import parsed, remember
+from operators.parsed import parsed
 from operators.statements import units
 
 ON_CONFLICT = ("random", "reject")
@@ -111,15 +111,9 @@ def three_way_merge(
             taken.append(f"+{key}")
         if any(k == key for k, _, _ in out):
             previous = key
-    if pa.layout.spliceable and pb.layout.spliceable:
-        # the statements' own text (comments and all): no code generation needed
-        chunks = [chunk for _, _, chunk in out]
-        source = pa.layout.header + "".join(chunks) + pa.layout.footer
-        remember(
-            source, pa.module.with_changes(body=tuple(s for _, s, _ in out)), chunks, pa.layout
-        )
-    else:
-        source = render_body(pa, [stmt for _, stmt, _ in out])
+    # B's statements keep B's text (comments and all) when B's layout can be spliced
+    texts = {id(b_body[u.index]): u.code for u in ub} if pb.layout.spliceable else None
+    source = render_body(pa, [stmt for _, stmt, _ in out], texts=texts)
     return MergeResult(source, tuple(taken), tuple(conflicts))
 
 
@@ -152,8 +146,7 @@ class ThreeWayMerge(Operator):
         self, parents: Sequence[Program], context: Context, rng: np.random.Generator
     ) -> Child:
         self._check_arity(parents)
-        parent_parsed(parents[0])
-        parent_parsed(parents[1])
+        pa, pb = parent_parsed(parents[0]), parent_parsed(parents[1])
         ancestor = (
             context.ancestor_source if context.ancestor_source is not None else context.seed_source
         )
@@ -161,9 +154,9 @@ class ThreeWayMerge(Operator):
             parents[0].source, parents[1].source, ancestor, rng=rng, on_conflict=self.on_conflict
         )
         h = parsed(result.source).hash
-        if h == parsed(parents[0].source).hash:
+        if h == pa.hash:
             raise NoChild("merge: B's edits add nothing to A")
-        if h == parsed(parents[1].source).hash:
+        if h == pb.hash:
             raise NoChild("merge: the result equals parent B")
         desc = "merge B onto A: took " + (", ".join(result.taken) or "nothing")
         if result.conflicts:

@@ -148,11 +148,15 @@ class Parsed:
     def layout(self) -> Layout:
         module = self.module
         chunks = tuple(module.code_for_node(s) for s in module.body)
+        if not chunks:
+            return Layout(self.source, chunks, "", spliceable=True)
+        # the header's text is generated, not searched for: a header comment may quote the body
+        header = "".join(module.code_for_node(line) for line in module.header)
         joined = "".join(chunks)
-        at = self.source.find(joined) if chunks else len(self.source)
-        if at < 0:
+        source = self.source
+        if not (source.startswith(header) and source.startswith(joined, len(header))):
             return Layout("", chunks, "", spliceable=False)
-        return Layout(self.source[:at], chunks, self.source[at + len(joined) :], spliceable=True)
+        return Layout(header, chunks, source[len(header) + len(joined) :], spliceable=True)
 
     @cached_property
     def lines(self) -> list[str]:
