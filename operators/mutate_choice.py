@@ -14,7 +14,6 @@ Description: ``ACTIVATION: 'gelu' -> 'silu'`` (``repr`` of strings, code of expr
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from archive.program import Program
 from operators.base import Child, Context, Operator, parent_parsed, replace_statements
 from operators.errors import NoChild, OperatorConfigError
 from operators.parsed import parsed
-from operators.sites import Assignment, assignments
+from operators.sites import Assignment, assignments, canonical_expr, node_code
 
 CHOICE_COMMENT = re.compile(r"#\s*evo:\s*choice\((.*)\)")
 
@@ -38,14 +37,6 @@ class ChoiceSpec:
     name: str
     alternatives: tuple[str, ...]
     strings: bool
-    origin: str  # "choices.NAME" or "line N", for error messages
-
-
-def _canonical_expr(text: str) -> str | None:
-    try:
-        return ast.unparse(ast.parse(text.strip(), mode="eval"))
-    except SyntaxError:
-        return None
 
 
 def current_value(value: cst.BaseExpression) -> tuple[str, bool] | None:
@@ -53,8 +44,7 @@ def current_value(value: cst.BaseExpression) -> tuple[str, bool] | None:
     if isinstance(value, (cst.SimpleString, cst.ConcatenatedString)):
         v = value.evaluated_value
         return (v, True) if isinstance(v, str) else None
-    code = cst.Module(body=[]).code_for_node(value)
-    canon = _canonical_expr(code)
+    canon = canonical_expr(node_code(value))
     return (canon, False) if canon is not None else None
 
 
@@ -96,7 +86,7 @@ def choice_specs(context: Context) -> dict[str, ChoiceSpec]:
             )
         value, strings = cur
         if not strings:
-            canon = [_canonical_expr(a) for a in alts]
+            canon = [canonical_expr(a) for a in alts]
             bad = [a for a, c in zip(alts, canon, strict=True) if c is None]
             if bad:
                 raise OperatorConfigError(
@@ -109,7 +99,7 @@ def choice_specs(context: Context) -> dict[str, ChoiceSpec]:
                 f"{origin}: the seed's value of {name} ({value!r}) is not "
                 f"among the alternatives {list(alts)}; add it"
             )
-        specs[name] = ChoiceSpec(name, tuple(dict.fromkeys(alts)), strings, origin)
+        specs[name] = ChoiceSpec(name, tuple(dict.fromkeys(alts)), strings)
     return specs
 
 

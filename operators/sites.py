@@ -30,15 +30,33 @@ from operators.statements import Unit, editable, units
 MAX_TUPLE = 8
 """Longer tuples/lists are tables (coefficients), not hyperparameters."""
 
+_EMPTY_MODULE = cst.Module(body=[])
+
+
+def node_code(node: cst.CSTNode) -> str:
+    """The code of one libcst node, generated with the default module settings."""
+    return _EMPTY_MODULE.code_for_node(node)
+
+
+def canonical_expr(text: str) -> str | None:
+    """An expression's text normalised by ``ast.unparse`` (spacing, quotes); None if invalid."""
+    try:
+        return ast.unparse(ast.parse(text.strip(), mode="eval"))
+    except SyntaxError:
+        return None
+
 
 @dataclass(frozen=True)
 class Assignment:
     """A module-level constant: its unit, statement and value expression."""
 
     unit: Unit
-    name: str
     stmt: cst.SimpleStatementLine
     value: cst.BaseExpression
+
+    @property
+    def name(self) -> str:
+        return self.unit.name
 
     def with_value(self, value: cst.BaseExpression) -> cst.SimpleStatementLine:
         """The statement with its value replaced; the trailing comment is kept."""
@@ -62,8 +80,6 @@ class NumberSite:
     label: str
     base: str
     region: str
-    module_level: bool
-    line: int = 0
     ordinal: int = -1
     expr: cst.BaseExpression | None = None
 
@@ -80,7 +96,7 @@ def assignments(p: Parsed, block: bool) -> dict[str, Assignment]:
             continue
         small = stmt.body[0]
         if isinstance(small, (cst.Assign, cst.AnnAssign)) and small.value is not None:
-            out[u.name] = Assignment(u, u.name, stmt, small.value)
+            out[u.name] = Assignment(u, stmt, small.value)
     return out
 
 
@@ -115,9 +131,7 @@ def module_sites(p: Parsed, block: bool, labels: dict[str, str]) -> list[NumberS
         num = number_of(a.value)
         if num is not None:
             out.append(
-                NumberSite(
-                    a.unit.index, num[0], num[1], name, name, name, region, True, expr=a.value
-                )
+                NumberSite(a.unit.index, num[0], num[1], name, name, name, region, expr=a.value)
             )
             continue
         if isinstance(a.value, (cst.Tuple, cst.List)) and len(a.value.elements) <= MAX_TUPLE:
@@ -133,7 +147,6 @@ def module_sites(p: Parsed, block: bool, labels: dict[str, str]) -> list[NumberS
                             f"{name}[{i}]",
                             name,
                             region,
-                            True,
                             expr=el.value,
                         )
                     )
@@ -141,10 +154,12 @@ def module_sites(p: Parsed, block: bool, labels: dict[str, str]) -> list[NumberS
 
 
 def elsewhere_sites(p: Parsed, block: bool, labels: dict[str, str]) -> list[NumberSite]:
-    """Float literals outside the constant assignments (cached on ``p`` per ``block``)."""
+    """Float literals outside the constant assignments (cached on ``p`` per ``block`` and
+    ``labels``: a site's region comes from ``labels``)."""
     cache = p.__dict__.setdefault("_elsewhere", {})
-    if block in cache:
-        return cache[block]
+    key = (block, frozenset(labels.items()))
+    if key in cache:
+        return cache[key]
     out = []
     for u in units(p):
         if u.kind in ("constant", "docstring") or not editable(u, block):
@@ -173,12 +188,10 @@ def elsewhere_sites(p: Parsed, block: bool, labels: dict[str, str]) -> list[Numb
                     label,
                     hint,
                     region,
-                    False,
-                    line=node.lineno,
                     ordinal=ordinal,
                 )
             )
-    cache[block] = out
+    cache[key] = out
     return out
 
 
@@ -232,8 +245,6 @@ def resolve(p: Parsed, site: NumberSite) -> NumberSite | None:
         site.label,
         site.base,
         site.region,
-        False,
-        site.line,
         site.ordinal,
         node,
     )

@@ -44,7 +44,6 @@ class Unit:
     key: str
     kind: str
     nodes: tuple[ast.stmt, ...]
-    first_line: int
     code_line: int
     last_line: int
     in_block: bool
@@ -166,7 +165,6 @@ def units(p: Parsed) -> tuple[Unit, ...]:
                 key,
                 kind,
                 tuple(by_unit[i]),
-                first,
                 code_line,
                 last,
                 in_block,

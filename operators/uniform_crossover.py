@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import libcst as cst
 import numpy as np
 
 from archive.program import Program
 from operators.base import Child, Context, Operator, parent_parsed, replace_statements
 from operators.errors import NoChild
 from operators.parsed import parsed
-from operators.sites import assignments
+from operators.sites import assignments, node_code
 
 
 class UniformCrossover(Operator):
@@ -48,7 +47,7 @@ class UniformCrossover(Operator):
         )
         if parsed(source).hash == pb.hash:
             raise NoChild("uniform_crossover: the child equals parent B")
-        shown = ", ".join(f"{n}={cst.Module(body=[]).code_for_node(cb[n].value)}" for n in names)
+        shown = ", ".join(f"{n}={node_code(cb[n].value)}" for n in names)
         return self._finish(
             source,
             parents,

@@ -77,10 +77,11 @@ def validate_child(
     if block:
         _check_block(child_source, parent_source)
     if protected:
-        old = {u.key: u.dump for u in units(parent)}
-        new = {u.key: u.dump for u in units(child)}
+        old = {u.key: u for u in units(parent)}
+        new = {u.key: u for u in units(child)}
         for key in sorted(protected):
-            if key in old and new.get(key) != old[key]:
+            kept = new.get(key)
+            if key in old and (kept is None or not kept.same(old[key])):
                 raise ValidationError(
                     f"protected statement {key!r} was changed or removed; leave it as it is",
                     kind="protected",

@@ -36,7 +36,6 @@ The result is not validated here; :func:`operators.validate.validate_child` does
 
 from __future__ import annotations
 
-import ast
 import re
 import textwrap
 
@@ -45,6 +44,7 @@ import libcst as cst
 from operators.base import render_body
 from operators.errors import ValidationError
 from operators.parsed import parsed
+from operators.sites import canonical_expr, node_code
 from operators.statements import CONSTANT_NAME, Unit, units
 
 FENCE = re.compile(
@@ -179,7 +179,6 @@ class _Splicer:
     """Collects replacements and insertions for one parent module, then renders the child."""
 
     def __init__(self, module: cst.Module, parent_units: tuple[Unit, ...], block: bool):
-        self.module = module
         self.units = parent_units
         self.block = block
         self.body = list(module.body)
@@ -199,7 +198,7 @@ class _Splicer:
             header = _header(stmt)
             if header:
                 self.headers.setdefault(header, []).append(i)
-        self.imports = {_code(s).strip() for s in self.body if _is_import(s)}
+        self.imports = {node_code(s).strip() for s in self.body if _is_import(s)}
 
     def apply(self, stmts: list[tuple[int, cst.BaseStatement]], p: object) -> str:
         for n, stmt in stmts:
@@ -239,7 +238,7 @@ class _Splicer:
         if _is_docstring(stmt):
             return
         if _is_import(stmt):
-            if _code(stmt).strip() not in self.imports:
+            if node_code(stmt).strip() not in self.imports:
                 self.inserted["import"].append(_fresh(stmt, blank=0))
             return
         name = _stmt_name(stmt)
@@ -253,7 +252,7 @@ class _Splicer:
         if header is not None and len(self.headers.get(header, [])) == 1:
             self._put(n, self.headers[header][0], stmt, header.split(":", 1)[1])
             return
-        first = _code(stmt).strip().splitlines()[0][:60] if _code(stmt).strip() else "?"
+        first = node_code(stmt).strip().splitlines()[0][:60] if node_code(stmt).strip() else "?"
         raise EditError(
             f"code block {n}: the top-level statement {first!r} is not a whole "
             "definition, constant assignment or import of the program; give "
@@ -461,14 +460,8 @@ def _header(stmt: cst.CSTNode) -> str | None:
     return None
 
 
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
-
-
 def _expr(node: cst.CSTNode) -> str:
     """An expression's code with spacing and quotes normalised (``ast.unparse``)."""
-    code = _code(node)
-    try:
-        return ast.unparse(ast.parse(code.strip(), mode="eval"))
-    except SyntaxError:
-        return code
+    code = node_code(node)
+    canon = canonical_expr(code)
+    return code if canon is None else canon

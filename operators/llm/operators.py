@@ -34,8 +34,12 @@ from operators.validate import validate_child
 
 DESCRIPTION_CHARS = 160
 _PARSE_LOCK = threading.Lock()
-"""The parse cache of :mod:`operators.parsed` is not thread-safe; LLM workers take turns in
-it (parsing holds the GIL anyway, so nothing is lost)."""
+"""Serialises the lazy analyses of the :class:`~operators.parsed.Parsed` objects that LLM
+workers share (a parent is one cached object): its libcst module, layout and statement units
+are computed on first use and stored on the object without a lock, so two workers could compute
+the same analysis twice and each use its own copy. The cache's lookups have their own lock
+(``_CACHE_LOCK`` in :mod:`operators.parsed`); parsing holds the GIL anyway, so taking turns
+costs nothing."""
 RECENT_FAILURES = 20
 """Failure reasons kept per operator (``recent_failures``), newest last."""
 
@@ -77,7 +81,6 @@ class _LLMOperator(Operator):
         self._lock = threading.Lock()
         self.failures_by_kind: dict[str, int] = {}
         self.recent_failures: deque[str] = deque(maxlen=RECENT_FAILURES)
-        self.children = 0
 
     @abstractmethod
     def _messages(self, parents: Sequence[Program], context: Context) -> list[dict[str, str]]:
@@ -113,8 +116,6 @@ class _LLMOperator(Operator):
             )
         except ValidationError as e:
             self._fail(f"{self.name}: invalid child: {e}", f"invalid_{e.kind}", tokens, reply.cost)
-        with self._lock:
-            self.children += 1
         line = " ".join(idea.split()) if idea else summary
         if len(line) > DESCRIPTION_CHARS:
             line = line[: DESCRIPTION_CHARS - 3] + "..."
@@ -159,13 +160,13 @@ class LLMCrossover(_LLMOperator):
 
 def change_summary(parent_source: str, child_source: str) -> str:
     """One line naming the top-level statements the child changed, added and removed."""
-    old = {u.key: u.dump for u in units(parsed(parent_source))}
-    new = {u.key: u.dump for u in units(parsed(child_source))}
+    old = {u.key: u for u in units(parsed(parent_source))}
+    new = {u.key: u for u in units(parsed(child_source))}
 
     def show(keys: list[str]) -> str:
         return ", ".join(k.removeprefix("import:") for k in keys)
 
-    changed = [k for k in new if k in old and new[k] != old[k]]
+    changed = [k for k in new if k in old and not new[k].same(old[k])]
     added = [k for k in new if k not in old]
     removed = [k for k in old if k not in new]
     parts = [
