@@ -39,6 +39,10 @@ class Context:
         niche: the niche to aim for, e.g. ``{"region": "optimizer", "edit_size_bin": 2}``;
             structural operators favour edits in the named region.
         ancestor_source: the common ancestor for a 3-way merge (default: the seed).
+        history: programs the run has evaluated or is evaluating at the search's fidelity
+            (for model-based operators such as ``tpe``); finished ones carry their fitness.
+        direction: ``minimize`` or ``maximize``: which way the fitness is better.
+        step_scale: multiplier of ``constants``' step size (> 0), adapted by the run.
     """
 
     seed_source: str
@@ -51,6 +55,9 @@ class Context:
     feedback: tuple[str, ...] = ()
     niche: dict[str, Any] | None = None
     ancestor_source: str | None = None
+    history: tuple[Program, ...] = ()
+    direction: str = "minimize"
+    step_scale: float = 1.0
 
 
 @dataclass(frozen=True)

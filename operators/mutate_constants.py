@@ -3,8 +3,9 @@
 Four proposals in five edit the constant block (where the configuration lives in scripts of
 the nanoGPT shape); one in five edits a float literal elsewhere (an init std, an eps, an EMA
 beta inside the code). One literal changes, or two with probability 1/4. How each number moves
-is in :mod:`operators.perturb`. Only the literal's node is replaced; every other byte of the
-parent is kept.
+is in :mod:`operators.perturb`, scaled by ``context.step_scale`` (the run adapts it: larger
+while these steps keep improving on their parents, smaller when they stop). Only the literal's
+node is replaced; every other byte of the parent is kept.
 
 Description: ``NAME: old -> new`` per edit, joined by ``; `` (``NAME[i]`` for a tuple element,
 ``unit@Lline hint`` for a literal elsewhere), e.g. ``LEARNING_RATE: 0.003 -> 0.0047``.
@@ -59,7 +60,9 @@ class MutateConstants(Operator):
             site = resolve(p, pool[i])
             if site is None:
                 continue
-            new = perturb(site.value, site.name, rng, context.ranges.get(site.base))
+            new = perturb(
+                site.value, site.name, rng, context.ranges.get(site.base), context.step_scale
+            )
             if new is None:
                 continue
             replacements.setdefault(site.unit_index, {})[id(site.expr)] = number_expr(

@@ -15,7 +15,10 @@ variable a literal is bound to elsewhere in the code):
   of their size (at least 1); positive stays positive, non-negative stays non-negative (a
   step that would cross zero goes the other way, so 1 always has somewhere to go);
 - bounds from the target's ``ranges`` clamp every result; a result equal to the old value is
-  drawn again (a few times) and otherwise given up (``None``).
+  drawn again (a few times) and otherwise given up (``None``);
+- ``scale`` (the run's adaptive step size, 1 by default) multiplies every step: the log-normal
+  sigmas and the integer step; above 1.5 a power of two may also move by several octaves
+  (``max(1, round(|N(0, scale)|))``).
 
 Results are rounded to two significant digits (of ``1 - x`` for betas) so that descriptions
 and diffs stay readable: ``LEARNING_RATE: 0.003 -> 0.0047``.
@@ -66,10 +69,23 @@ def perturb(
     name: str,
     rng: np.random.Generator,
     bounds: tuple[float, float] | None = None,
+    scale: float = 1.0,
 ) -> float | int | None:
-    """A new value for a numeric literal; ``None`` when no different value is allowed."""
+    """A new value for a numeric literal; ``None`` when no different value is allowed.
+
+    Args:
+        value: the literal's current value.
+        name: the constant's name (``NAME[i]`` for a tuple element), for the rules above.
+        rng: the random generator.
+        bounds: ``(low, high)`` from the target's ``ranges``, or None.
+        scale: step-size multiplier (> 0); 1 is the default step.
+    """
     for _ in range(_TRIES):
-        new = _draw_int(value, rng) if isinstance(value, int) else _draw_float(value, name, rng)
+        new = (
+            _draw_int(value, rng, scale)
+            if isinstance(value, int)
+            else _draw_float(value, name, rng, scale)
+        )
         if new is None:
             continue
         new = _bound(new, value, name, bounds)
@@ -78,10 +94,11 @@ def perturb(
     return None
 
 
-def _draw_int(v: int, rng: np.random.Generator) -> int:
+def _draw_int(v: int, rng: np.random.Generator, scale: float = 1.0) -> int:
     if is_power_of_two(v):
-        return v * 2 if rng.random() < 0.5 else v // 2
-    k = max(1, round(abs(v) * 0.15))
+        octaves = max(1, round(abs(rng.normal(0, scale)))) if scale > 1.5 else 1
+        return v << octaves if rng.random() < 0.5 else max(1, v >> octaves)
+    k = max(1, round(abs(v) * 0.15 * scale))
     step = int(rng.integers(1, k + 1)) * (1 if rng.random() < 0.5 else -1)
     new = v + step
     if (v > 0 and new < 1) or (v == 0 and new < 0) or (v < 0 and new > -1):
@@ -89,16 +106,16 @@ def _draw_int(v: int, rng: np.random.Generator) -> int:
     return new
 
 
-def _draw_float(v: float, name: str, rng: np.random.Generator) -> float | None:
+def _draw_float(v: float, name: str, rng: np.random.Generator, scale: float = 1.0) -> float | None:
     prob_like = bool(PROBABILITY_NAMES.search(name))
     if v == 0.0:
         return round_sig(10 ** rng.uniform(-2, -0.5))
     if prob_like and 0 < v < 1 and not NEAR_ONE_NAMES.search(name) and rng.random() < 0.1:
         return 0.0
     if 0.9 <= v < 1 or (NEAR_ONE_NAMES.search(name) and 0.5 <= v < 1):
-        u = round_sig((1 - v) * math.exp(rng.normal(0, 0.5)))
+        u = round_sig((1 - v) * math.exp(rng.normal(0, 0.5 * scale)))
         return round(1 - u, 12) if 0 < u < 0.5 else None
-    sigma = 0.5 if (LOG_NAMES.search(name) or abs(v) < 1) else 0.25
+    sigma = (0.5 if (LOG_NAMES.search(name) or abs(v) < 1) else 0.25) * scale
     return round_sig(v * math.exp(rng.normal(0, sigma)))
 
 
