@@ -25,7 +25,9 @@ from operators.mutate_choice import MutateChoice
 from operators.mutate_constants import MutateConstants
 from operators.parsed import clear_cache
 from operators.registry import OPERATORS, build_operators, check_context
+from operators.space import Param, infer_space, read_point
 from operators.toggle_flag import ToggleFlag
+from operators.tpe import SampleConstants
 from operators.uniform_crossover import UniformCrossover
 from operators.validate import canonical_hash, canonical_source, is_duplicate, parse, validate_child
 
@@ -40,6 +42,8 @@ __all__ = [
     "NoChild",
     "Operator",
     "OperatorConfigError",
+    "Param",
+    "SampleConstants",
     "ThreeWayMerge",
     "ToggleFlag",
     "UniformCrossover",
@@ -50,8 +54,10 @@ __all__ = [
     "check_context",
     "clear_cache",
     "edit_descriptors",
+    "infer_space",
     "is_duplicate",
     "parse",
+    "read_point",
     "regions",
     "size_bin",
     "three_way_merge",

@@ -103,7 +103,8 @@ def choice_specs(context: Context) -> dict[str, ChoiceSpec]:
     return specs
 
 
-def _new_value(old: cst.BaseExpression, alt: str, strings: bool) -> cst.BaseExpression:
+def new_value(old: cst.BaseExpression, alt: str, strings: bool) -> cst.BaseExpression:
+    """The expression for alternative ``alt`` in place of ``old`` (a string keeps its quotes)."""
     if not strings:
         return cst.parse_expression(alt)
     quote = old.quote if isinstance(old, cst.SimpleString) else '"'
@@ -137,7 +138,7 @@ class MutateChoice(Operator):
         spec, a, cur, strings = options[int(rng.integers(len(options)))]
         alts = [alt for alt in spec.alternatives if alt != cur]
         alt = alts[int(rng.integers(len(alts)))]
-        stmt = a.with_value(_new_value(a.value, alt, strings))
+        stmt = a.with_value(new_value(a.value, alt, strings))
         source = replace_statements(p, {a.unit.index: stmt})
         shown = (repr(cur), repr(alt)) if strings else (cur, alt)
         return self._finish(source, parents, context, f"{spec.name}: {shown[0]} -> {shown[1]}")

@@ -1,7 +1,7 @@
 """Build the structural operators for a run, and check the seed and config when it starts.
 
-Operator names (the keys of ``[operators] weights``): ``constants``, ``choice``, ``toggle``,
-``uniform_crossover``, ``merge``.
+Operator names (the keys of ``[operators] weights``): ``constants``, ``tpe``, ``choice``,
+``toggle``, ``uniform_crossover``, ``merge``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ from operators.mutate_choice import MutateChoice, choice_specs
 from operators.mutate_constants import MutateConstants
 from operators.parsed import parsed
 from operators.sites import Assignment, assignments, elsewhere_sites, module_sites, number_of
+from operators.space import infer_space
 from operators.statements import block_spans, units
 from operators.toggle_flag import ToggleFlag, bool_flags
+from operators.tpe import SampleConstants
 from operators.uniform_crossover import UniformCrossover
 
 OPERATORS: dict[str, type[Operator]] = {
     "constants": MutateConstants,
+    "tpe": SampleConstants,
     "choice": MutateChoice,
     "toggle": ToggleFlag,
     "uniform_crossover": UniformCrossover,
@@ -100,7 +103,8 @@ def build_operators(
     """The structural operators with their weights, after :func:`check_context`.
 
     Operators with weight 0, and mutations with nothing to act on in this seed (``choice``
-    without declared choices, ``toggle`` without flags or droppable statements) are left out.
+    without declared choices, ``toggle`` without flags or droppable statements, ``tpe``
+    without module-level constants) are left out.
 
     Args:
         names_or_weights: ``{name: weight}``, or a list of names (weight 1 each).
@@ -132,6 +136,9 @@ def build_operators(
     usable = {
         "choice": bool(choice_specs(context)),
         "toggle": bool(bool_flags(seed, context.block) or context.droppable),
+        "tpe": bool(
+            infer_space(context.seed_source, context.ranges, context.choices, context.block)
+        ),
     }
     out = [
         (OPERATORS[name](), float(w))

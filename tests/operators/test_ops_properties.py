@@ -28,12 +28,14 @@ from operators import (
     MutateChoice,
     MutateConstants,
     NoChild,
+    SampleConstants,
     ThreeWayMerge,
     ToggleFlag,
     UniformCrossover,
     canonical_hash,
     check_context,
     edit_descriptors,
+    infer_space,
     parse,
     validate_child,
 )
@@ -98,6 +100,32 @@ def test_constants_children_change_the_literals_they_name(name, seed):
     )
     for name, (lo, hi) in case.context.ranges.items():
         assert lo <= module_value(child.source, name) <= hi
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@PROPS
+@given(seed=SEEDS)
+def test_tpe_children_rewrite_the_constants_they_name(name, seed):
+    case = CASES[name]
+    rng = np.random.default_rng(seed)
+    parent = _parent(case, rng)
+    try:
+        child = SampleConstants().propose([program(parent)], case.context, rng)
+    except NoChild as e:
+        c = case.context
+        if not infer_space(c.seed_source, c.ranges, c.choices, c.block):
+            assert "none of the seed's constants" in e.reason
+        else:
+            assert "proposed the parent's own values" in e.reason  # a tiny space can repeat
+        return
+    _common(case, parent, child)
+    assert child.operator == "tpe" and child.parents == (canonical_hash(parent),)
+    claims = [c for c in child.description.split("; ") if "'" in c or "choice(" not in c]
+    claimed = check_value_claims("; ".join(claims), parent, child.source)
+    assert claimed <= {n for n, _ in top_level(parent)}
+    for name, (lo, hi) in case.context.ranges.items():
+        assert lo <= module_value(child.source, name) <= hi
+        assert type(module_value(child.source, name)) is type(module_value(parent, name))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
