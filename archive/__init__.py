@@ -7,13 +7,30 @@ from archive.checkpoint import SCHEMA_VERSION, HistoryRow
 from archive.dims import Dim
 from archive.elites import AddResult, ArchiveStats, CellElite, EliteArchive
 from archive.errors import LockError, StoreError
-from archive.program import FAILED, PENDING, STATUSES, Program, SeedRun, noise_floor
-from archive.selection import STRATEGIES, select_parents
+from archive.noise import (
+    TIMING_METRIC,
+    NoiseEstimate,
+    NoisePool,
+    estimate_noise,
+    remeasurement_runs,
+)
+from archive.program import (
+    FAILED,
+    PENDING,
+    REMEASURE_REASONS,
+    STATUSES,
+    Program,
+    SeedRun,
+    noise_floor,
+)
+from archive.selection import EXPLOIT, STRATEGIES, select_parents
 from archive.store import RunStore
 
 __all__ = [
+    "EXPLOIT",
     "FAILED",
     "PENDING",
+    "REMEASURE_REASONS",
     "SCHEMA_VERSION",
     "STATUSES",
     "STRATEGIES",
@@ -24,10 +41,15 @@ __all__ = [
     "EliteArchive",
     "HistoryRow",
     "LockError",
+    "NoiseEstimate",
+    "NoisePool",
     "Program",
     "RunStore",
     "SeedRun",
     "StoreError",
+    "TIMING_METRIC",
+    "estimate_noise",
     "noise_floor",
+    "remeasurement_runs",
     "select_parents",
 ]

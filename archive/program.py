@@ -18,22 +18,35 @@ PENDING = "pending"
 """Status of a program that has been proposed but whose evaluation has not finished."""
 
 
+REMEASURE_REASONS = ("baseline", "confirm_best", "within_noise")
+"""Why a program got a run after its first: the seed's baseline (its spread is the first
+measure of the noise), a would-be new best confirmed, or a margin within the noise floor."""
+
+
 @dataclass
 class SeedRun:
-    """One evaluation of a program with one random seed."""
+    """One evaluation of a program with one random seed.
+
+    ``why`` is empty for a program's first run; a later run names its reason, one of
+    :data:`REMEASURE_REASONS`.
+    """
 
     seed: int
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     wall_time: float = 0.0
+    why: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "seed": self.seed,
             "status": self.status,
             "metrics": dict(self.metrics),
             "wall_time": self.wall_time,
         }
+        if self.why:
+            d["why"] = self.why
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeedRun:
@@ -42,6 +55,7 @@ class SeedRun:
             status=str(d["status"]),
             metrics={k: float(v) for k, v in d.get("metrics", {}).items()},
             wall_time=float(d.get("wall_time", 0.0)),
+            why=str(d.get("why", "")),
         )
 
 

@@ -1,4 +1,11 @@
-"""Parent selection: which elites the next children are made from."""
+"""Parent selection: which elites the next children are made from.
+
+``mixed`` (the run's default) splits parents between exploitation and exploration, as
+OpenEvolve's exploitation/exploration ratios do: a share ``exploit`` of first parents is the
+best elite (what greedy keep/discard would pick), the rest are drawn uniformly from every niche
+(what MAP-Elites would pick). A second parent (crossover) is drawn uniformly from the other
+elites, so a crossover never pairs the best with itself while another elite exists.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,9 @@ import numpy as np
 
 from archive.program import Program
 
-STRATEGIES = ("uniform", "weighted", "greedy")
+STRATEGIES = ("mixed", "uniform", "weighted", "greedy")
+EXPLOIT = 0.5
+"""Default share of first parents that ``mixed`` takes from the best elite."""
 WEIGHTED_SHARPNESS = 10.0
 """Slope of the sigmoid over rank-normalised fitness: the best elite is weighted ~e^10 times
 the worst before the offspring penalty (ShinkaEvolve uses a sigmoid around the median)."""
@@ -52,21 +61,26 @@ def select_parents(
     offspring_counts: Mapping[str, int] | None = None,
     *,
     direction: str = "minimize",
+    exploit: float = EXPLOIT,
 ) -> list[Program]:
-    """Pick ``k`` parents (with replacement) from ``elites``.
+    """Pick ``k`` parents (with replacement, except ``mixed``'s later parents) from ``elites``.
 
     Args:
-        strategy: ``uniform`` (MAP-Elites: every elite equally likely), ``weighted``
-            (fitness rank with an offspring-count penalty, see :func:`weights`) or
-            ``greedy`` (always the best elite: autoresearch's keep/discard baseline).
+        strategy: ``mixed`` (a share ``exploit`` of first parents is the best elite, the
+            others uniform; see the module docstring), ``uniform`` (MAP-Elites: every elite
+            equally likely), ``weighted`` (fitness rank with an offspring-count penalty, see
+            :func:`weights`) or ``greedy`` (always the best elite: autoresearch's
+            keep/discard baseline).
         elites: the candidate parents; all must be ``ok``.
         k: how many parents to return (>= 1).
         rng: the random generator; the same seed and inputs give the same parents.
         offspring_counts: children per program id so far (``RunStore.offspring_counts()``).
         direction: ``minimize`` or ``maximize`` fitness.
+        exploit: ``mixed``'s share of first parents taken from the best elite, in [0, 1].
 
     Raises:
-        ValueError: unknown strategy or direction, no elites, or ``k < 1``.
+        ValueError: unknown strategy or direction, no elites, ``k < 1`` or ``exploit``
+            outside [0, 1].
 
     Example:
         >>> ps = [Program(id=i, source="", fidelity="f", status="ok", fitness=f)
@@ -84,8 +98,17 @@ def select_parents(
         raise ValueError("no elites to select parents from; add an ok program first")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if not 0.0 <= exploit <= 1.0:
+        raise ValueError(f"exploit must be in [0, 1], got {exploit}")
     if strategy == "greedy":
         return [elites[_ranked(elites, direction)[-1]]] * k
+    if strategy == "mixed":
+        n = len(elites)
+        best = _ranked(elites, direction)[-1]
+        first = best if rng.random() < exploit else int(rng.integers(n))
+        others = [i for i in range(n) if i != first] or [first]
+        rest = rng.choice(len(others), size=k - 1, replace=k - 1 > len(others))
+        return [elites[first]] + [elites[others[int(i)]] for i in rest]
     if strategy == "uniform":
         picks = rng.integers(0, len(elites), size=k)
     else:

@@ -28,7 +28,9 @@ def picks(strategy, k=4000, seed=0, counts=None, direction="minimize", es=None):
 
 
 def test_unknown_strategy_names_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"'tournament'.*\['uniform', 'weighted', 'greedy'\]"):
+    with pytest.raises(
+        ValueError, match=r"'tournament'.*\['mixed', 'uniform', 'weighted', 'greedy'\]"
+    ):
         select_parents("tournament", elites(), 1, np.random.default_rng(0))
 
 
@@ -87,3 +89,32 @@ def test_greedy_returns_only_the_best():
     assert picks("greedy", k=3, direction="maximize") == {"p9": 3}
     tie = [Program(id=i, source="", fidelity="f", status="ok", fitness=1.0) for i in "cab"]
     assert picks("greedy", k=1, es=tie) == {"a": 1}
+
+
+@pytest.mark.parametrize("exploit", [0.0, 0.3, 0.7, 1.0])
+def test_mixed_gives_the_best_its_share_and_spreads_the_rest(exploit):
+    k = 6000
+    chosen = [
+        select_parents("mixed", elites(), 1, np.random.default_rng(s), exploit=exploit)[0].id
+        for s in range(k)
+    ]
+    counts = collections.Counter(chosen)
+    expected_best = exploit + (1 - exploit) / 10  # exploited, or drawn uniformly
+    assert abs(counts["p0"] / k - expected_best) < 0.025, counts
+    if exploit < 1:
+        others = [counts[f"p{i}"] / k for i in range(1, 10)]
+        assert all(abs(x - (1 - exploit) / 10) < 0.02 for x in others), others
+    rev = select_parents(
+        "mixed", elites(), 1, np.random.default_rng(0), direction="maximize", exploit=1.0
+    )
+    assert rev[0].id == "p9"
+
+
+def test_mixed_crossover_parents_are_distinct_while_they_can_be():
+    for s in range(200):
+        a, b = select_parents("mixed", elites(3), 2, np.random.default_rng(s), exploit=0.9)
+        assert a.id != b.id
+    solo = select_parents("mixed", elites(1), 2, np.random.default_rng(0))
+    assert [p.id for p in solo] == ["p0", "p0"]
+    with pytest.raises(ValueError, match="exploit"):
+        select_parents("mixed", elites(), 1, np.random.default_rng(0), exploit=1.5)
