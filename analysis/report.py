@@ -17,7 +17,7 @@ from analysis.edits import Edit, edit_set
 from analysis.errors import AnalysisError
 from analysis.rundata import RunData, load_run
 from analysis.transfer import Transfer, render_transfers, transfers
-from archive import FAILED, Program, noise_floor
+from archive import FAILED, NoiseEstimate, Program, estimate_noise, remeasurement_runs
 
 
 @dataclass
@@ -48,7 +48,8 @@ class Report:
     edits: tuple[Edit, ...]
     hit: metrics.HitRate
     windows: list[metrics.Window]
-    noise_floor: float
+    noise: NoiseEstimate
+    remeasured: dict[str, int]  # runs after each program's first, by reason
     noise_seeds: int
     gated: int
     rejected: list[Rejected]  # status ``rejected``: the gate's verdict, margin within noise
@@ -61,6 +62,11 @@ class Report:
     main_line: list[Program] = field(default_factory=list)  # seed ... best, first parents
     transfers: list[Transfer] = field(default_factory=list)  # one per cascade level pair
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def noise_floor(self) -> float:
+        """The pooled noise floor (``noise.floor``)."""
+        return self.noise.floor
 
     @property
     def gain(self) -> float | None:
@@ -83,10 +89,14 @@ def build_report(run: RunData) -> Report:
             edits = edit_set(seed.source, best.source).edits
         except AnalysisError as e:
             notes.append(str(e))
-    floor = noise_floor(seed, run.metric) if seed is not None else 0.0
-    gated_ids = set((run.counters or {}).get("gated", [])) or {
-        p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1
-    }
+    level = [p for p in programs if p.fidelity == fid]
+    # Re-measured children say why in their runs; run dirs written before that have the ids
+    # in counters.json, or at least more than one run.
+    gated_ids = (
+        {p.id for p in run.finished if any(r.why in GATED_WHY for r in p.runs)}
+        or set((run.counters or {}).get("gated", []))
+        or {p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1}
+    )
     last_added = {h.id: h.added for h in run.history}
     rejected, faded = [], []
     for p in run.finished:
@@ -116,7 +126,8 @@ def build_report(run: RunData) -> Report:
         edits=edits,
         hit=metrics.hit_rate(run),
         windows=metrics.saturation(run),
-        noise_floor=floor,
+        noise=estimate_noise(level, run.metric),
+        remeasured=remeasurement_runs(programs),
         noise_seeds=len(seed.runs) if seed else 0,
         gated=len(gated_ids),
         rejected=rejected,
@@ -129,6 +140,39 @@ def build_report(run: RunData) -> Report:
         transfers=transfers(run),
         elapsed_seconds=max(times) - min(times) if times else 0.0,
         notes=notes,
+    )
+
+
+GATED_WHY = ("confirm_best", "within_noise")
+REMEASURE_WHY = {
+    "baseline": "the seed's baseline: its spread is the first measure of the noise",
+    "confirm_best": "a would-be new best, confirmed before it becomes the best",
+    "within_noise": "a would-be elite whose margin was within the noise floor",
+    "earlier": "made by a version of evo that did not record why",
+}
+
+
+def _noise_text(rep: Report) -> str:
+    n = rep.noise
+    runs = sum(rep.remeasured.values())
+    if n.deterministic:
+        head = (
+            f"The evaluator is **deterministic**: the seed's {rep.noise_seeds} runs (and every "
+            "program measured again) repeated every metric but timing exactly, so no program "
+            "is measured twice and no win needs confirming."
+        )
+    elif not n.known:
+        head = "No program was measured twice: the noise floor is unknown."
+    else:
+        head = (
+            f"Noise floor: **{n.floor:.4g}** (standard deviation of one evaluation, pooled over "
+            f"{n.programs} programs measured more than once: {n.dof} degrees of freedom)."
+        )
+    return (
+        f"{head} {runs} runs went to re-measurement. The noise gate re-measured {rep.gated} "
+        "would-be elites; it rejected "
+        f"**{len(rep.rejected)}** (still within noise after re-measuring), and "
+        f"{len(rep.faded)} more no longer beat their cell's elite."
     )
 
 
@@ -194,17 +238,13 @@ def render_report(rep: Report) -> str:
         f"| {w.start}-{w.end - 1} | {w.inserted_per_100:.1f} | {w.new_best_per_100:.1f} |"
         for w in rep.windows
     ]
-    m += [
-        "",
-        "## Noise",
-        "",
-        f"Noise floor: **{rep.noise_floor:.4g}** (standard deviation of one evaluation, from "
-        f"the seed's {rep.noise_seeds} seeds). The noise gate re-measured {rep.gated} "
-        "would-be elites whose first draw won by less than the noise; it rejected "
-        f"**{len(rep.rejected)}** (still within noise after re-measuring), and "
-        f"{len(rep.faded)} more no longer beat their cell's elite.",
-        "",
-    ]
+    m += ["", "## Noise", "", _noise_text(rep), ""]
+    if rep.remeasured:
+        m += ["| re-measurement runs | why | runs |", "| --- | --- | --- |"]
+        m += [
+            f"| {k} | {REMEASURE_WHY.get(k, k)} | {v} |" for k, v in sorted(rep.remeasured.items())
+        ]
+        m.append("")
     if rep.rejected or rep.faded:
         m += [
             "| program | first draw | after re-measuring | seeds | outcome |",

@@ -11,7 +11,7 @@ from typing import Any
 
 from analysis.cli import add_parsers as add_analysis_parsers
 from analysis.errors import AnalysisError
-from archive import LockError, Program, RunStore, StoreError
+from archive import LockError, Program, RunStore, StoreError, estimate_noise, remeasurement_runs
 from evo.backends import BackendError
 from evo.config import ConfigError, load_config
 from evo.evaluator import EvaluatorError
@@ -208,6 +208,8 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from evo.progress import remeasured_line
+
     store = RunStore.read(Path(args.run_dir))
     info = status_dict(store)
     if args.json:
@@ -225,6 +227,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("by status", ", ".join(f"{k} {v}" for k, v in sorted(info["by_status"].items())))
     t.add_row("elites / coverage", f"{info['elites']} / {info['coverage']:.1%}")
     t.add_row("QD-score", f"{info['qd_score']:.6g}")
+    noise = info["noise"]
+    t.add_row(
+        "noise floor (1 eval)",
+        "0 (deterministic: nothing is measured twice)"
+        if noise["deterministic"]
+        else f"{noise['floor']:.4g} (pooled, {noise['dof']} degrees of freedom)"
+        if noise["dof"]
+        else "unknown (no program measured twice yet)",
+    )
+    t.add_row("re-measurement runs", remeasured_line(info["remeasured"]))
     best = info["best"]
     t.add_row(
         f"best {info['metric']}",
@@ -265,6 +277,9 @@ def status_dict(store: RunStore) -> dict[str, Any]:
             else {"id": best.id, "fitness": best.fitness, "fitness_std": best.fitness_std},
         }
     top = levels[fidelity]
+    noise = estimate_noise(
+        (p for p in programs if p.fidelity == fidelity), store.meta.get("metric", "")
+    )
     return {
         "target": store.meta.get("target"),
         "fidelity": fidelity,
@@ -278,6 +293,8 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         "coverage": top["coverage"],
         "qd_score": top["qd_score"],
         "best": top["best"],
+        "noise": {"floor": noise.floor, "dof": noise.dof, "deterministic": noise.deterministic},
+        "remeasured": remeasurement_runs(programs),
         "levels": levels,
         "cost": sum(p.cost for p in programs),
         "tokens": sum(p.tokens for p in programs),

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from archive import EXPLOIT, STRATEGIES
 from evo.backends import BACKENDS
 
 try:
@@ -26,6 +27,7 @@ DEFAULT_TARGET = "tinygpt"
 
 OPERATOR_NAMES = (
     "constants",
+    "tpe",
     "choice",
     "toggle",
     "uniform_crossover",
@@ -33,7 +35,7 @@ OPERATOR_NAMES = (
     "llm_mutation",
     "llm_crossover",
 )
-SELECTIONS = ("uniform", "weighted", "greedy")
+SELECTIONS = STRATEGIES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {
@@ -51,16 +53,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "archive": {
         "descriptors": [],  # [] = the target's, else the edit descriptors region x edit_size_bin
         "edit_size_bins": 8,  # bins of the log2 edit-size descriptor
-        "selection": "uniform",  # uniform | weighted | greedy
+        "selection": "mixed",  # mixed | uniform | weighted | greedy
+        "exploit": EXPLOIT,  # mixed: share of first parents taken from the best elite
     },
-    "operators": {
+    "operators": {  # weights: the bandit's priors
         "constants": 1.0,
+        "tpe": 1.0,
         "choice": 0.5,
         "toggle": 0.2,
         "uniform_crossover": 0.3,
         "merge": 0.5,
         "llm_mutation": 1.0,  # used only when [llm] base_url is set
         "llm_crossover": 0.5,
+    },
+    "bandit": {
+        "enabled": True,  # learn operator shares from their children's results
+        "floor": 0.03,  # the lowest share of any operator (capped at 0.5 / operators)
     },
     "noise": {
         "seeds": 3,  # seeds the baseline is measured with: its spread is the noise floor
@@ -198,6 +206,8 @@ def validate(cfg: dict, where: str = "config") -> None:
     )
     need(arch["selection"] in SELECTIONS, "archive.selection", f"must be one of {list(SELECTIONS)}")
     need(1 <= arch["edit_size_bins"] <= 32, "archive.edit_size_bins", "must be in 1..32")
+    need(0 <= arch["exploit"] <= 1, "archive.exploit", "must be in [0, 1]")
+    need(0 <= cfg["bandit"]["floor"] < 1, "bandit.floor", "must be in [0, 1)")
     need(
         all(isinstance(d, str) for d in arch["descriptors"]),
         "archive.descriptors",

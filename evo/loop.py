@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive import Program, RunStore, SeedRun
+from archive import Program, RunStore, SeedRun, remeasurement_runs
 from evo.backends import make_backend
 from evo.cascade import Cascade, CascadeError
 from evo.config import resolve_target_path, search_fingerprint, to_toml
@@ -31,7 +31,8 @@ from evo.environment import describe
 from evo.evaluator import EvalCall, EvalResult, prune_workdir, remove_workdir
 from evo.interrupts import Interrupts
 from evo.niches import archive_dims, descriptors_for
-from evo.noise import NoiseGate, noise_floor
+from evo.noise import NoiseGate
+from evo.policy import first_parent
 from evo.progress import Progress
 from evo.proposals import PROPOSE_TRIES, Proposer
 from evo.rundir import (
@@ -60,6 +61,7 @@ MAX_LOST = 3  # a run the backend loses this often is recorded as a crash
 class _Work:
     program: Program
     seed_index: int
+    why: str = ""  # why a run after the program's first is made (SeedRun.why)
 
 
 class Search:
@@ -128,6 +130,7 @@ class Search:
         self._last_checkpoint = time.monotonic()
         self._run_marker = str(self.run_dir.resolve())
         self._losses: dict[tuple[str, str, int], int] = {}
+        self._parked: list[Program] = []  # runs done, waiting for the seed's noise verdict
 
     # ---- run directory -------------------------------------------------------------------
 
@@ -186,7 +189,7 @@ class Search:
         run = self.cfg["run"]
         budget = run["evaluations"]
         deadline = time.monotonic() + run["hours"] * 3600 if run["hours"] > 0 else math.inf
-        self._load_counters()
+        self._load_counters(store)
         self.proposer.set_spent(self._spent(store))
         # Children of an earlier process of this run that died without cleaning up (SIGKILL,
         # power loss) may still run: we hold the lock now, so every marked process is theirs.
@@ -289,12 +292,16 @@ class Search:
             self.fidelity,
             self.proposer.failed_cost,
             self.proposer.usage(),
+            self.proposer.policy,
         )
 
-    def _load_counters(self) -> None:
-        self.proposer.failed_cost = load_counters(
-            self.run_dir, self.op_stats, self.gates, self.fidelity
-        )
+    def _load_counters(self, store: RunStore) -> None:
+        """Counters kept beside the store, then what the store itself says (the noise gate's
+        pool and counts, the operator bandit and step size): the journal is the truth."""
+        self.proposer.failed_cost = load_counters(self.run_dir, self.op_stats)
+        for gate in self.gates.values():
+            gate.rebuild(store)
+        self.proposer.policy.rebuild(store)
 
     def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
         if self.interrupts.count:
@@ -345,13 +352,20 @@ class Search:
     def _schedule(
         self, store: RunStore, p: Program, queue: deque[_Work], front: bool = False
     ) -> bool:
-        """Queue the runs ``p`` still wants (in parallel); False when it wants none."""
+        """Queue the runs ``p`` still wants (in parallel); False when it wants none. A program
+        whose runs are done while the seed's baseline has not yet told whether the evaluator
+        is noisy is parked until it has (then :meth:`_unpark` decides)."""
         have = self._scheduled.get(p.key, len(p.runs))
         if any(r.status != "ok" for r in p.runs):
             return len(p.runs) < have  # a run failed: wait for the others, queue no more
         wanted = self.gates[p.fidelity].seeds_wanted(store, p)
-        new = [_Work(p, i) for i in range(have, wanted)]
-        self._scheduled[p.key] = max(have, wanted)
+        if wanted is None:
+            if len(p.runs) >= have and all(q.key != p.key for q in self._parked):
+                self._parked.append(p)
+            return True
+        n, why = wanted
+        new = [_Work(p, i, why if i > 0 else "") for i in range(have, n)]
+        self._scheduled[p.key] = max(have, n)
         if front:
             queue.extendleft(reversed(new))
         else:
@@ -399,7 +413,8 @@ class Search:
         seed = store.programs.get((self.seed_id, self.fidelity))
         if seed is None or seed.status not in ("pending", "ok"):
             return False
-        return seed.ok or self._scheduled.get(seed.key, 0) >= self.cfg["noise"]["seeds"]
+        first = self.gates[self.fidelity].first_baseline_runs()
+        return seed.ok or self._scheduled.get(seed.key, 0) >= first
 
     def _job(self, work: _Work) -> EvalCall:
         p, i = work.program, work.seed_index
@@ -460,8 +475,10 @@ class Search:
                 status=result.status,
                 metrics=dict(result.metrics),
                 wall_time=result.wall_time,
+                why=work.why,
             )
         )
+        self.gates[p.fidelity].observe(p)
         if result.status != "ok":
             p.reason = result.reason
             p.stderr_tail = result.stderr_tail[-2000:]
@@ -470,9 +487,11 @@ class Search:
         prune_workdir(result.workdir, keep_logs=result.status != "ok")
         if self._schedule(store, p, queue, front=True):
             store.add(p)  # still pending, with this run durable
-            return
-        self._scheduled.pop(p.key, None)
-        self._finish(store, p, queue)
+        else:
+            self._scheduled.pop(p.key, None)
+            self._finish(store, p, queue)
+        if p.id == self.seed_id:  # its baseline may now tell whether the evaluator is noisy
+            self._unpark(store, p.fidelity, queue)
 
     def _finish(self, store: RunStore, p: Program, queue: deque[_Work]) -> None:
         self.gates[p.fidelity].finish(store, p)
@@ -482,6 +501,8 @@ class Search:
         status = getattr(outcome, "status", "")
         if status in ("new", "improved"):
             self._count(p.operator, status)
+        if p.fidelity == self.fidelity and store.history:
+            self.proposer.policy.observe(store.history[-1], p, first_parent(store, p))
         log.info(
             "%s %s %s %s fitness=%s %s",
             p.id[:10],
@@ -493,6 +514,16 @@ class Search:
         )
         if self.cascade.active and p.status == "ok":
             self._promote(store, p.fidelity, queue)
+
+    def _unpark(self, store: RunStore, level: str, queue: deque[_Work]) -> None:
+        """A run of the seed at ``level`` is done: decide the programs parked on its baseline
+        (those it still cannot decide are parked again)."""
+        parked = [q for q in self._parked if q.fidelity == level]
+        self._parked = [q for q in self._parked if q.fidelity != level]
+        for q in parked:
+            if not self._schedule(store, q, queue, front=True):
+                self._scheduled.pop(q.key, None)
+                self._finish(store, q, queue)
 
     def _promote(self, store: RunStore, level: str, queue: deque[_Work]) -> None:
         """Queue the programs the cascade promotes from ``level``, ahead of new children."""
@@ -566,6 +597,7 @@ class Search:
         seed = store.programs.get((self.seed_id, level))
         best = store.best(level)
         stats = store.elites(level).stats()
+        noise = self.gates[level].estimate()
         improved = bool(
             best
             and seed
@@ -578,11 +610,15 @@ class Search:
             evaluations=self._evaluations(store),
             by_status=dict(store.counts_by_status()),
             seed_fitness=seed.fitness if seed and seed.ok else None,
-            noise_floor=noise_floor(seed, self.target.metric) if seed else 0.0,
+            noise_floor=noise.floor,
             best_id=best.id if best else None,
             best_fitness=best.fitness if best else None,
             best_std=best.fitness_std if best else None,
             improved=improved,
+            noise_dof=noise.dof,
+            deterministic=noise.deterministic,
+            remeasured=remeasurement_runs(store.programs.values()),
+            operator_shares=self.proposer.policy.shares(),
             elites=stats.elites,
             coverage=stats.coverage,
             qd_score=stats.qd_score,

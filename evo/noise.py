@@ -1,9 +1,15 @@
 """Noise-aware fitness: aggregate seed runs, and decide when a would-be elite needs more seeds.
 
 A single draw of a noisy metric fools greedy keep/discard (autoresearch's last "win" changed the
-random seed). evo measures the noise floor on the seed program (its spread over k seeds), gives
-every program a standard error, lets cells compare on a confidence bound, and re-evaluates a
-candidate whose margin over the incumbent is within ``gate`` x the noise floor.
+random seed). evo learns the evaluator's noise from every program it measures more than once
+(:mod:`archive.noise`: the pooled spread is the noise floor), gives every program a standard
+error, lets cells compare on a confidence bound, and re-evaluates a candidate whose margin over
+the incumbent is within ``gate`` x the noise floor, or that would become the new best.
+
+Measuring costs runs, so the seed is first measured twice: two identical results (every metric
+but timing) show a deterministic evaluator, and then no program is ever measured twice and no
+win needs confirming. Otherwise the seed gets its ``noise.seeds`` runs and the gate works as
+above. Every run after a program's first records why it was made (``SeedRun.why``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from archive import Program, noise_floor  # noise_floor: re-exported for the loop
+from archive import REMEASURE_REASONS, NoiseEstimate, NoisePool, Program, estimate_noise
+from archive import noise_floor as noise_floor  # re-exported for the loop
+
+WELL_KNOWN_DOF = 10
+"""Degrees of freedom of the noise floor before a would-be best that wins by far more than the
+noise is trusted on one draw (a standard deviation from 10 d.o.f. is within about 25% of the
+truth; from 2 it can be off by a factor of 3)."""
+GATED = REMEASURE_REASONS[1:]
+"""Reasons a child (not the seed) is re-evaluated: ``confirm_best`` and ``within_noise``."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +37,8 @@ class NoisePolicy:
     """How many seeds, and when to ask for more.
 
     Attributes:
-        floor: the noise floor (standard deviation of one evaluation), measured on the seed.
+        floor: the noise floor (standard deviation of one evaluation), pooled over every
+            program measured more than once.
         gate: margins under ``gate * floor`` trigger re-evaluation; 0 disables the gate.
         max_seeds: the most seeds a candidate gets.
     """
@@ -63,19 +78,24 @@ def aggregate(program: Program, metric: str, floor: float) -> None:
 
 
 class NoiseGate:
-    """Decides, for each finished seed run, whether a candidate needs more seeds, and whether
+    """Decides, for each finished seed run, whether a program needs more seeds, and whether
     a re-evaluated candidate's win is real enough to make it an elite.
 
-    A child whose first draw would take a cell from its elite, or beat the best, by less than
-    ``gate`` x the noise floor is re-evaluated up to ``max_seeds`` seeds. It is then admitted
-    only if its margin over each incumbent exceeds ``z`` standard errors of the difference
-    (a one-sided test); otherwise it is recorded as ``rejected`` with the reason, and counted
-    as a would-be elite the gate rejected.
+    - The seed: two runs, then ``noise.seeds`` unless the two were identical (deterministic).
+    - A deterministic evaluator: one run per program, nothing confirmed.
+    - A noisy one (or one whose noise is still unknown because no program was measured twice,
+      as with ``noise.seeds = 1``): a child whose first draw would take a cell from its elite
+      by less than ``gate`` x the noise floor, or would beat the best (by less than
+      ``max(gate, sqrt(2 ln n))`` x the floor, n finished programs: the winner's curse, once
+      the floor rests on :data:`WELL_KNOWN_DOF` degrees of freedom; by anything before), is
+      re-evaluated up to ``max_seeds`` seeds. It is then admitted only if its margin over each incumbent exceeds
+      ``z`` standard errors of the difference (a one-sided test); otherwise it is recorded as
+      ``rejected`` with the reason, and counted as a would-be elite the gate rejected.
 
     Args:
         target: the run's target (metric, direction).
         fidelity: the archive's fidelity.
-        seed_id: the seed program, whose spread over seeds is the noise floor.
+        seed_id: the seed program, measured first.
         noise_cfg: the ``[noise]`` table.
         describe: fills a program's descriptors (needed to find its cell).
     """
@@ -90,28 +110,79 @@ class NoiseGate:
     ):
         self.target, self.fidelity, self.seed_id = target, fidelity, seed_id
         self.cfg, self.describe = noise_cfg, describe
-        self.gated: set[str] = set()
+        self.pool = NoisePool(target.metric)
+        self.gated: dict[str, str] = {}  # program id -> why it was re-evaluated
         self.reevaluated = 0
         self.rejected = 0
 
-    def policy(self, store: Any) -> NoisePolicy:
-        seed = store.programs.get((self.seed_id, self.fidelity))
-        floor = noise_floor(seed, self.target.metric) if seed else 0.0
-        return NoisePolicy(floor=floor, gate=self.cfg["gate"], max_seeds=self.cfg["max_seeds"])
+    def rebuild(self, store: Any) -> None:
+        """Noise pool, gated programs and counts from the store's records (on resume: the
+        journal is the truth, whatever instant the last process died)."""
+        self.pool = NoisePool(self.target.metric)
+        self.gated, self.rejected = {}, 0
+        for p in store.programs.values():
+            if p.fidelity != self.fidelity:
+                continue
+            self.pool.update(p)
+            why = next((r.why for r in p.runs if r.why in GATED), "")
+            if why and p.id != self.seed_id:
+                self.gated[p.id] = why
+            self.rejected += p.status == "rejected"
+        self.reevaluated = len(self.gated)
 
-    def seeds_wanted(self, store: Any, p: Program) -> int:
+    def observe(self, p: Program) -> None:
+        """Take a new run of ``p`` into the noise estimate."""
+        self.pool.update(p)
+
+    def estimate(self) -> NoiseEstimate:
+        return self.pool.estimate()
+
+    def policy(self, store: Any) -> NoisePolicy:
+        return NoisePolicy(
+            floor=self.estimate().floor, gate=self.cfg["gate"], max_seeds=self.cfg["max_seeds"]
+        )
+
+    def first_baseline_runs(self) -> int:
+        """Runs of the seed dispatched before its children may be (the rest, if the evaluator
+        proves noisy, follow)."""
+        return min(2, max(1, self.cfg["seeds"]))
+
+    def seeds_wanted(self, store: Any, p: Program) -> tuple[int, str] | None:
+        """``(runs p should have in all, why the runs after its first are made)``; None while
+        the answer waits on the seed's baseline (whether the evaluator is noisy at all)."""
         if p.id == self.seed_id:
-            return self.cfg["seeds"]
-        if p.id in self.gated or self._needs_more(store, p):
-            return max(self.cfg["max_seeds"], 1)
-        return 1
+            return self._baseline_runs(p), "baseline"
+        if p.id in self.gated:
+            return max(self.cfg["max_seeds"], 1), self.gated[p.id]
+        if not p.runs:
+            return 1, ""
+        est = self.estimate()
+        if est.deterministic:
+            return 1, ""
+        if not est.known and self._baseline_pending(store):
+            return None
+        why = self._needs_more(store, p, est)
+        if why:
+            self.gated[p.id] = why
+            self.reevaluated += 1
+            return max(self.cfg["max_seeds"], 1), why
+        return 1, ""
+
+    def _baseline_runs(self, seed: Program) -> int:
+        first = self.first_baseline_runs()
+        if len(seed.runs) < first or any(r.status != "ok" for r in seed.runs):
+            return first
+        if estimate_noise([seed], self.target.metric).deterministic:
+            return len(seed.runs)  # identical draws: a deterministic evaluator
+        return max(self.cfg["seeds"], first)
+
+    def _baseline_pending(self, store: Any) -> bool:
+        seed = store.programs.get((self.seed_id, self.fidelity))
+        return seed is not None and seed.status == "pending"
 
     def finish(self, store: Any, p: Program) -> None:
         """Aggregate ``p``'s runs (in place); a gated win within the noise becomes rejected."""
-        floor = (
-            noise_floor(p, self.target.metric) if p.id == self.seed_id else self.policy(store).floor
-        )
-        aggregate(p, self.target.metric, floor)
+        aggregate(p, self.target.metric, self.estimate().floor)
         self.describe(p)
         if p.id not in self.gated or p.status != "ok":
             return
@@ -144,25 +215,33 @@ class NoiseGate:
             out.append((sign * (probe.fitness - best.fitness), best))
         return out
 
-    def _needs_more(self, store: Any, p: Program) -> bool:
-        policy = self.policy(store)
-        if policy.gate <= 0 or len(p.runs) >= policy.max_seeds or p.id == self.seed_id:
-            return False
+    def _needs_more(self, store: Any, p: Program, est: NoiseEstimate) -> str:
+        """Why ``p`` needs more seeds (``confirm_best`` or ``within_noise``), or ""."""
+        policy = NoisePolicy(
+            floor=est.floor, gate=self.cfg["gate"], max_seeds=self.cfg["max_seeds"]
+        )
+        if policy.gate <= 0 or len(p.runs) >= policy.max_seeds:
+            return ""
         if not p.runs or any(r.status != "ok" for r in p.runs):
-            return False
+            return ""
         probe = dataclasses.replace(p, runs=list(p.runs), descriptors=dict(p.descriptors))
         aggregate(probe, self.target.metric, policy.floor)
         if probe.status != "ok":
-            return False
+            return ""
         self.describe(probe)
         challenges = self._challenges(store, probe)
         best = store.best(self.fidelity)
-        # A would-be new best is always confirmed: it is the decision users act on, it is
-        # rare, and a lucky draw among many children beats any fixed margin (winner's curse).
-        new_best = any(inc is best for _, inc in challenges)
-        if new_best or (challenges and policy.within_noise(min(m for m, _ in challenges))):
-            if p.id not in self.gated:
-                self.gated.add(p.id)
-                self.reevaluated += 1
-            return True
-        return False
+        # A would-be new best of a noisy evaluator is confirmed unless it wins by more than
+        # the luck of the best of n draws: the expected maximum of n standard normals is about
+        # sqrt(2 ln n) (the winner's curse), and the new best is the decision users act on.
+        # Until the floor rests on WELL_KNOWN_DOF degrees of freedom it may be far too low (three
+        # draws of the seed can spread little by chance), so every would-be best is confirmed.
+        curse = math.sqrt(2 * math.log(max(len(store.history), 2)))
+        for margin, inc in challenges:
+            if inc is not best:
+                continue
+            if est.dof < WELL_KNOWN_DOF or margin < max(policy.gate, curse) * policy.floor:
+                return "confirm_best"
+        if challenges and policy.within_noise(min(m for m, _ in challenges)):
+            return "within_noise"
+        return ""

@@ -86,7 +86,8 @@ def summary_table(summary: RunSummary) -> Table:
     t.add_row("QD-score", f"{summary.qd_score:.6g}")
     t.add_row("fidelity", summary.fidelity)
     t.add_row(f"seed {summary.metric}", _fmt(summary.seed_fitness))
-    t.add_row("noise floor (1 eval)", _fmt(summary.noise_floor))
+    t.add_row("noise floor (1 eval)", noise_line(summary))
+    t.add_row("re-measurement runs", remeasured_line(summary.remeasured))
     t.add_row(
         f"best {summary.metric}",
         f"{_fmt(summary.best_fitness)} ± {_fmt(summary.best_std)}"
@@ -97,9 +98,40 @@ def summary_table(summary: RunSummary) -> Table:
         f"{summary.gate_reevaluated} re-evaluated, "
         f"{summary.gate_rejected} would-be elites rejected",
     )
-    for op, counts in sorted(summary.operators.items()):
-        t.add_row(f"operator {op}", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    shares = summary.operator_shares
+    for op in sorted(set(summary.operators) | set(shares)):
+        counts = summary.operators.get(op, {})
+        share = f"share {shares[op]:.0%}; " if op in shares else ""
+        t.add_row(
+            f"operator {op}", share + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        )
     return t
+
+
+def noise_line(summary: RunSummary) -> str:
+    """The noise floor and where it comes from."""
+    if summary.deterministic:
+        return "0 (deterministic: re-measured programs repeated exactly; nothing is measured twice)"
+    if not summary.noise_dof:
+        return "unknown (no program measured twice yet)"
+    return f"{_fmt(summary.noise_floor)} (pooled, {summary.noise_dof} degrees of freedom)"
+
+
+def remeasured_line(remeasured: dict[str, int]) -> str:
+    """Runs after each program's first, by reason."""
+    total = sum(remeasured.values())
+    if not total:
+        return "0"
+    why = ", ".join(f"{REASONS.get(k, k)} {v}" for k, v in sorted(remeasured.items()))
+    return f"{total} ({why})"
+
+
+REASONS = {
+    "baseline": "seed baseline",
+    "confirm_best": "confirming a would-be best",
+    "within_noise": "margin within the noise",
+    "earlier": "reason not recorded",
+}
 
 
 def verdict(summary: RunSummary) -> str:
@@ -116,8 +148,10 @@ def verdict(summary: RunSummary) -> str:
         noise = (
             f"{abs(delta) / summary.noise_floor:.1f}x the noise floor {_fmt(summary.noise_floor)}"
         )
+    elif summary.deterministic:
+        noise = "the evaluator is deterministic: re-measured programs repeated exactly"
     else:
-        noise = "the seed measured no noise over its seeds"
+        noise = "no program was measured twice, so the noise is unknown"
     return (
         f"Best {summary.metric} {_fmt(summary.best_fitness)} against the seed's "
         f"{_fmt(summary.seed_fitness)}: {delta:+.4g} ({noise}); program "

@@ -1,4 +1,5 @@
-"""Making children: pick an operator by weight and parents from the archive, check the child.
+"""Making children: pick an operator (the policy's bandit) and parents from the archive, check
+the child.
 
 Structural operators take milliseconds and run inline on the loop's thread. LLM operators take
 seconds and run on a small thread pool (``llm.concurrency``), so the loop keeps dispatching and
@@ -17,6 +18,7 @@ import numpy as np
 
 from archive import FAILED, Program, RunStore, select_parents
 from evo.niches import EDIT_DESCRIPTORS, descriptors_for
+from evo.policy import SearchPolicy
 from evo.target import Target
 from operators import (
     Context,
@@ -30,7 +32,7 @@ from operators import (
 
 log = logging.getLogger("evo")
 
-STRUCTURAL = ("constants", "choice", "toggle", "uniform_crossover", "merge")
+STRUCTURAL = ("constants", "tpe", "choice", "toggle", "uniform_crossover", "merge")
 LLM = ("llm_mutation", "llm_crossover")
 
 
@@ -67,6 +69,7 @@ class Proposer:
             droppable=target.droppable,
             block=target.block,
             description=target.description,
+            direction=target.direction,
         )
         self.rng = np.random.default_rng(cfg["run"]["seed"])
         weights = cfg["operators"]
@@ -85,6 +88,13 @@ class Proposer:
                 "operators: no operator has a weight > 0; give "
                 "'constants' a weight, or set [llm] base_url"
             )
+        self.policy = SearchPolicy(
+            {op.name: w for op, w in self.operators},
+            fidelity=fidelity,
+            direction=target.direction,
+            bandit=cfg["bandit"]["enabled"],
+            floor=min(cfg["bandit"]["floor"], 0.5 / len(self.operators)),
+        )
         self.failed_cost = 0.0
 
     def _init_llm(self, cfg: dict) -> None:
@@ -139,6 +149,7 @@ class Proposer:
                     self.rng,
                     store.offspring_counts(),
                     direction=self.target.direction,
+                    exploit=self.cfg["archive"]["exploit"],
                 )
             )
             ctx = self._context(store, op, parents)
@@ -187,8 +198,8 @@ class Proposer:
     # ---- helpers -------------------------------------------------------------------------
 
     def _pick(self) -> Any:
-        w = np.array([w for _, w in self.operators], dtype=float)
-        return self.operators[self.rng.choice(len(self.operators), p=w / w.sum())][0]
+        by_name = {op.name: op for op, _ in self.operators}
+        return by_name[self.policy.pick(self.rng, list(by_name))]
 
     def _miss(self, op: Any, e: Exception) -> None:
         kind = getattr(e, "kind", None)
@@ -228,6 +239,12 @@ class Proposer:
 
     def _context(self, store: RunStore, op: Any, parents: list[Program]) -> Context:
         extra: dict[str, Any] = {}
+        if op.name == "tpe":
+            extra["history"] = tuple(
+                p for p in store.programs.values() if p.fidelity == self.fidelity
+            )
+        if op.name == "constants":
+            extra["step_scale"] = self.policy.step_scale
         if op.arity == 2:
             extra["ancestor_source"] = common_ancestor(store, parents, self.seed_source)
         if getattr(op, "slow", False):

@@ -22,7 +22,13 @@ class RunError(ValueError):
 
 @dataclass
 class RunSummary:
-    """What a run did, for the CLI's closing table and for scripts."""
+    """What a run did, for the CLI's closing table and for scripts.
+
+    ``noise_floor`` is pooled over every program measured more than once (``noise_dof``
+    degrees of freedom); ``deterministic`` when they all repeated exactly. ``remeasured``
+    counts the runs after each program's first by reason (``baseline``, ``confirm_best``,
+    ``within_noise``); ``operator_shares`` are the bandit's current shares.
+    """
 
     run_dir: Path
     evaluations: int
@@ -33,6 +39,10 @@ class RunSummary:
     best_fitness: float | None
     best_std: float | None
     improved: bool
+    noise_dof: int
+    deterministic: bool
+    remeasured: dict[str, int]
+    operator_shares: dict[str, float]
     elites: int
     coverage: float
     qd_score: float
@@ -136,9 +146,12 @@ def save_counters(
     base: str,
     failed_cost: float,
     llm_usage: dict,
+    policy: Any = None,
 ) -> None:
     """operators.json (per-operator counts) and counters.json (noise-gate counts per cascade
-    level, the search's own ``base`` level at the top; LLM usage and failed-proposal cost)."""
+    level, the search's own ``base`` level at the top; LLM usage, failed-proposal cost, the
+    bandit's operator shares and the ``constants`` step scale). The gate counts and the policy
+    are rebuilt from the store on resume; they are written here for readers of the run dir."""
     write_json(run_dir / "operators.json", {k: dict(v) for k, v in sorted(op_stats.items())})
     levels = {
         lvl: {
@@ -155,22 +168,16 @@ def save_counters(
             "levels": levels,
             "failed_proposal_cost": failed_cost,
             "llm_usage": llm_usage,
+            "operator_shares": policy.shares() if policy is not None else {},
+            "step_scale": policy.step_scale if policy is not None else 1.0,
         },
     )
 
 
-def load_counters(
-    run_dir: Path, op_stats: dict[str, Counter], gates: dict[str, Any], base: str
-) -> float:
-    """Restore what :func:`save_counters` wrote into ``op_stats`` and ``gates``; returns the
-    failed-proposal cost. The counters are not evaluations: a crash may lose the last few."""
+def load_counters(run_dir: Path, op_stats: dict[str, Counter]) -> float:
+    """Restore the per-operator counts :func:`save_counters` wrote into ``op_stats``; returns
+    the failed-proposal cost. These counters are not evaluations: a crash may lose the last
+    few (the noise gate's and the policy's state come from the store instead)."""
     for name, counts in read_json(run_dir / "operators.json").items():
         op_stats.setdefault(name, Counter()).update(counts)
-    c = read_json(run_dir / "counters.json")
-    saved = c.get("levels") or {base: c}
-    for level, gate in gates.items():
-        g = saved.get(level, {})
-        gate.rejected = g.get("gate_rejected", 0)
-        gate.reevaluated = g.get("gate_reevaluated", 0)
-        gate.gated = set(g.get("gated", []))
-    return c.get("failed_proposal_cost", 0.0)
+    return read_json(run_dir / "counters.json").get("failed_proposal_cost", 0.0)

@@ -78,7 +78,7 @@ def test_unwritable_output(quad_run, tmp_path, capsys):
 
 def test_a_run_of_one_program(tmp_path, capsys):
     run_dir = tmp_path / "one"
-    evo.run(target=str(QUAD), run_dir=str(run_dir), evaluations=3, workers=2)  # the seed only
+    evo.run(target=str(QUAD), run_dir=str(run_dir), evaluations=2, workers=2)  # the seed only
     run = analysis.load_run(run_dir)
     assert len(run.finished) == 1 and run.best.id == run.seed_id
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 
 import analysis
+from archive import estimate_noise, remeasurement_runs
 from evo.cli import main, status_dict
-from evo.noise import noise_floor
 from operators import canonical_hash
 
 
@@ -30,8 +30,12 @@ def test_report_numbers_equal_the_archive(cp_run, tmp_path):
 
     seed = store.programs[(store.meta["seed_id"], fid)]
     assert rep.seed.fitness == seed.fitness
-    assert rep.noise_floor == noise_floor(seed, run.metric) > 0
+    level = [p for p in store.programs.values() if p.fidelity == fid]
+    assert rep.noise == estimate_noise(level, run.metric) and rep.noise.floor > 0
+    assert rep.noise.dof >= 2 and not rep.noise.deterministic  # circle_packing uses EVO_SEED
     assert rep.noise_seeds == len(seed.runs) == 3
+    assert rep.remeasured == remeasurement_runs(store.programs.values()) == st["remeasured"]
+    assert rep.remeasured["baseline"] == 2
 
     children = [h for h in store.history if h.id != seed.id]
     inserted = [h for h in children if h.added in ("new", "improved")]
@@ -47,7 +51,8 @@ def test_report_numbers_equal_the_archive(cp_run, tmp_path):
     assert summary is not None
     assert len(rep.rejected) == summary["gate_rejected"]
     assert rep.gated == summary["gate_reevaluated"] >= len(rep.rejected) + len(rep.faded)
-    assert rep.noise_floor == summary["noise_floor"]
+    assert rep.noise.floor == summary["noise_floor"]
+    assert rep.remeasured == summary["remeasured"]
     assert rep.best.id == summary["best_id"]
 
     md = path.read_text()
@@ -55,7 +60,8 @@ def test_report_numbers_equal_the_archive(cp_run, tmp_path):
     for text in (
         f"{best.fitness:.6g}",
         f"{rep.hit.rate:.1%}",
-        f"{rep.noise_floor:.4g}",
+        f"{rep.noise.floor:.4g}",
+        f"{sum(rep.remeasured.values())} runs went to re-measurement",
         f"| evaluations (finished programs) | {len(store.history)} |",
         f"{stats.elites} / {stats.cells}",
         best.id[:12],
@@ -115,4 +121,4 @@ def test_report_cli_prints_and_writes(quad_run, capsys):
     # the quadratic is deterministic at its default fidelity: no noise to measure
     seed = analysis.load_run(quad_run.run_dir).seed
     assert statistics.pstdev(r_.metrics["loss"] for r_ in seed.runs) == 0.0
-    assert "Noise floor: **0**" in written
+    assert "The evaluator is **deterministic**" in written

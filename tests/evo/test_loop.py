@@ -45,7 +45,12 @@ def test_run_spends_exactly_the_budget_and_beats_the_seed(tmp_path):
     store = RunStore.read(tmp_path / "run")
     assert sum(len(p.runs) for p in store.programs.values()) == 30
     seed = store.programs[(store.meta["seed_id"], "default")]
-    assert len(seed.runs) == 3 and seed.operator == "seed"  # the baseline, with 3 seeds
+    # The baseline: two identical runs show a deterministic evaluator, so nothing else is
+    # measured twice.
+    assert len(seed.runs) == 2 and seed.operator == "seed"
+    assert [r.why for r in seed.runs] == ["", "baseline"]
+    assert summary.deterministic and summary.remeasured == {"baseline": 1}
+    assert all(len(p.runs) == 1 for p in store.programs.values() if p.id != seed.id)
     assert (tmp_path / "run" / "archive.h5").is_file()
     for name in ("config.toml", "environment.json", "evo.log", "summary.json", "operators.json"):
         assert (tmp_path / "run" / name).is_file(), name
@@ -270,8 +275,10 @@ def test_noise_gate_cuts_false_elites_against_greedy_keep_discard(tmp_path):
     flight happened to finish first; six runs a mode keep them well above the thresholds."""
     target = quadratic_target(tmp_path, start=(1.4, -0.2, 0.55, 0.3))
     modes = {
-        "greedy": {
+        "greedy": {  # autoresearch's loop: local steps from the best, one draw each
             "archive": {"selection": "greedy", "descriptors": []},
+            "operators": {"tpe": 0.0},
+            "bandit": {"enabled": False},
             "noise": {"seeds": 1, "gate": 0.0, "max_seeds": 1, "z": 0.0},
         },
         "gated": {"noise": {"seeds": 3, "gate": 2.0, "max_seeds": 4, "z": 1.0}},

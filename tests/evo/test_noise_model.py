@@ -1,0 +1,110 @@
+"""The noise model learns the evaluator: a deterministic one never measures a program twice; a
+noisy one keeps the gate, with a floor pooled over every re-measured program."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from loop_helpers import quadratic_target, search_config
+
+import evo
+from archive import RunStore, estimate_noise, remeasurement_runs
+
+
+def slow_second_seed(tmp: Path) -> Path:
+    """noisy_quadratic whose runs with EVO_SEED=1 (the seed's second baseline run) take 1.5 s,
+    so children's first runs finish before the seed's baseline does."""
+    target = quadratic_target(tmp)
+    m = target / "measure.py"
+    m.write_text(
+        "import os, time\nif os.environ.get('EVO_SEED') == '1':\n    time.sleep(1.5)\n"
+        + m.read_text()
+    )
+    return target
+
+
+def runs_by_program(run_dir: Path) -> dict[str, list]:
+    store = RunStore.read(run_dir)
+    return {p.id: p.runs for p in store.programs.values()}, store
+
+
+def test_a_deterministic_evaluator_measures_nothing_twice(tmp_path):
+    """Children that finish while the seed's baseline still runs wait for its verdict (the
+    evaluator ignores EVO_SEED), and are then not re-measured: one run each, none gated."""
+    target = slow_second_seed(tmp_path)
+    run_dir = tmp_path / "run"
+    cfg = search_config(target, run_dir, 16, workers=2)
+    summary = evo.Search(cfg, progress=False).run()
+    runs, store = runs_by_program(run_dir)
+    seed_id = store.meta["seed_id"]
+    assert [r.why for r in runs[seed_id]] == ["", "baseline"]  # two runs establish it
+    assert all(len(r) == 1 for pid, r in runs.items() if pid != seed_id)
+    assert summary.evaluations == 16 and summary.remeasured == {"baseline": 1}
+    assert summary.deterministic and summary.noise_floor == 0.0
+    assert summary.gate_reevaluated == 0 and summary.gate_rejected == 0
+    # children ran while the seed's slow second run did: they were held, then decided
+    log = (run_dir / "evo.log").read_text().splitlines()
+    seed_done = next(i for i, line in enumerate(log) if f"{seed_id[:10]} default seed ok" in line)
+    early = [line for line in log[:seed_done] if " dispatch " in line and seed_id[:10] not in line]
+    assert early, log[:seed_done]
+    info = json.loads((run_dir / "summary.json").read_text())
+    assert info["remeasured"] == {"baseline": 1} and info["deterministic"] is True
+
+
+def test_a_noisy_evaluator_keeps_the_gate_with_a_pooled_floor(tmp_path):
+    target = quadratic_target(tmp_path)
+    run_dir = tmp_path / "run"
+    cfg = search_config(target, run_dir, 30, workers=1, run={"fidelity": "noisy"})
+    summary = evo.Search(cfg, progress=False).run()
+    runs, store = runs_by_program(run_dir)
+    seed_id = store.meta["seed_id"]
+    assert [r.why for r in runs[seed_id]] == ["", "baseline", "baseline"]
+    assert not summary.deterministic
+    gated = {pid: r for pid, r in runs.items() if any(x.why for x in r) and pid != seed_id}
+    assert gated and summary.gate_reevaluated == len(gated)
+    done = [pid for pid in gated if store.programs[(pid, "noisy")].status != "pending"]
+    assert done and all(len(gated[pid]) == 3 for pid in done)  # noise.max_seeds
+    assert {x.why for r in gated.values() for x in r[1:]} <= {"confirm_best", "within_noise"}
+    # the floor is pooled over the seed and every re-measured child, not the seed alone
+    level = [p for p in store.programs.values() if p.fidelity == "noisy"]
+    est = estimate_noise(level, "loss")
+    seed_only = statistics.stdev(r.metrics["loss"] for r in runs[seed_id])
+    assert summary.noise_floor == est.floor and est.programs == 1 + len(gated)
+    assert est.dof == sum(len(r) - 1 for r in gated.values()) + 2
+    assert not math.isclose(est.floor, seed_only)
+    counts = remeasurement_runs(store.programs.values())
+    assert summary.remeasured == counts and counts["baseline"] == 2
+
+
+def test_noise_seeds_one_learns_the_noise_from_confirmations(tmp_path):
+    """With a single baseline run the noise is unknown: the first would-be best is confirmed,
+    and once its two runs agree the evaluator is known to be deterministic."""
+    target = quadratic_target(tmp_path)
+    run_dir = tmp_path / "run"
+    cfg = search_config(target, run_dir, 20, workers=1, noise={"seeds": 1})
+    summary = evo.Search(cfg, progress=False).run()
+    runs, store = runs_by_program(run_dir)
+    confirmed = [r for r in runs.values() if len(r) > 1]
+    assert len(runs[store.meta["seed_id"]]) == 1
+    assert len(confirmed) == 1 and confirmed[0][1].why == "confirm_best"
+    assert summary.deterministic and summary.remeasured == {"confirm_best": 2}
+
+
+def test_resume_rebuilds_the_gate_from_the_journal(tmp_path):
+    """counters.json lost or stale: the gate's counts and pool come from the store."""
+    target = quadratic_target(tmp_path)
+    run_dir = tmp_path / "run"
+    cfg = search_config(target, run_dir, 20, workers=2, run={"fidelity": "noisy"})
+    first = evo.Search(cfg, progress=False).run()
+    (run_dir / "counters.json").unlink()
+    cfg = search_config(target, run_dir, 20, workers=2, run={"fidelity": "noisy"})
+    again = evo.Search(cfg, progress=False).run()
+    assert again.evaluations == 20
+    assert (again.gate_reevaluated, again.gate_rejected) == (
+        first.gate_reevaluated,
+        first.gate_rejected,
+    )
+    assert again.noise_floor == first.noise_floor and again.remeasured == first.remeasured
