@@ -1,9 +1,15 @@
 """Parent selection: which elites the next children are made from.
 
-``mixed`` (the run's default) splits parents between exploitation and exploration, as
-OpenEvolve's exploitation/exploration ratios do: a share ``exploit`` of first parents is the
-best elite (what greedy keep/discard would pick), the rest are drawn uniformly from every niche
-(what MAP-Elites would pick). A second parent (crossover) is drawn uniformly from the other
+``mixed`` (the run's default) balances exploitation and exploration, as OpenEvolve's
+exploitation/exploration ratios do, and lets the balance follow the search. Every elite is
+weighted by its *curiosity* (Cully & Demiris 2018, "Quality and Diversity Optimization: A
+Unifying Modular Framework"): the Laplace estimate ``(1 + added) / (2 + children)`` of the rate
+at which its children enter the archive (a new elite starts at 1/2). The best elite's weight is
+multiplied so that, at equal curiosity, it is the first parent a share ``exploit`` of the time
+(what greedy keep/discard would pick; never less than any other elite); the rest go to the
+niches. So while the best keeps improving, the search exploits it; once its children stop
+entering the archive (a local optimum), its share falls and the niches that are still climbing
+get the parents, without any elite ever being starved. A second parent (crossover) is drawn by curiosity from the other
 elites, so a crossover never pairs the best with itself while another elite exists.
 """
 
@@ -53,6 +59,17 @@ def weights(
     return w / w.sum()
 
 
+def curiosity(
+    elites: Sequence[Program], offspring_counts: Mapping[str, int], added: Mapping[str, int]
+) -> np.ndarray:
+    """Curiosity weights, in the order of ``elites``: each elite's ``(1 + added) / (2 +
+    children)``, normalised (see the module docstring)."""
+    w = np.array(
+        [(1.0 + added.get(p.id, 0)) / (2.0 + offspring_counts.get(p.id, 0)) for p in elites]
+    )
+    return w / w.sum()
+
+
 def select_parents(
     strategy: str,
     elites: Sequence[Program],
@@ -62,6 +79,7 @@ def select_parents(
     *,
     direction: str = "minimize",
     exploit: float = EXPLOIT,
+    added: Mapping[str, int] | None = None,
 ) -> list[Program]:
     """Pick ``k`` parents (with replacement, except ``mixed``'s later parents) from ``elites``.
 
@@ -75,8 +93,10 @@ def select_parents(
         k: how many parents to return (>= 1).
         rng: the random generator; the same seed and inputs give the same parents.
         offspring_counts: children per program id so far (``RunStore.offspring_counts()``).
+        added: children per program id that entered the archive (``mixed``'s curiosity).
         direction: ``minimize`` or ``maximize`` fitness.
-        exploit: ``mixed``'s share of first parents taken from the best elite, in [0, 1].
+        exploit: ``mixed``'s share of first parents taken from the best elite while every
+            elite is equally curious, in [0, 1] (below ``1 / len(elites)`` it has no effect).
 
     Raises:
         ValueError: unknown strategy or direction, no elites, ``k < 1`` or ``exploit``
@@ -104,10 +124,17 @@ def select_parents(
         return [elites[_ranked(elites, direction)[-1]]] * k
     if strategy == "mixed":
         n = len(elites)
+        w = curiosity(elites, offspring_counts or {}, added or {})
         best = _ranked(elites, direction)[-1]
-        first = best if rng.random() < exploit else int(rng.integers(n))
+        if n == 1 or exploit >= 1.0:
+            first = best
+        else:
+            p = w.copy()
+            p[best] *= max(1.0, exploit * (n - 1) / (1.0 - exploit))  # `exploit` at equal w
+            first = int(rng.choice(n, p=p / p.sum())) if p.sum() > 0 else int(rng.integers(n))
         others = [i for i in range(n) if i != first] or [first]
-        rest = rng.choice(len(others), size=k - 1, replace=k - 1 > len(others))
+        wo = w[others] / w[others].sum()
+        rest = rng.choice(len(others), size=k - 1, replace=k - 1 > len(others), p=wo)
         return [elites[first]] + [elites[others[int(i)]] for i in rest]
     if strategy == "uniform":
         picks = rng.integers(0, len(elites), size=k)

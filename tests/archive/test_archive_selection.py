@@ -91,7 +91,7 @@ def test_greedy_returns_only_the_best():
     assert picks("greedy", k=1, es=tie) == {"a": 1}
 
 
-@pytest.mark.parametrize("exploit", [0.0, 0.3, 0.7, 1.0])
+@pytest.mark.parametrize("exploit", [0.3, 0.7, 1.0])
 def test_mixed_gives_the_best_its_share_and_spreads_the_rest(exploit):
     k = 6000
     chosen = [
@@ -99,11 +99,10 @@ def test_mixed_gives_the_best_its_share_and_spreads_the_rest(exploit):
         for s in range(k)
     ]
     counts = collections.Counter(chosen)
-    expected_best = exploit + (1 - exploit) / 10  # exploited, or drawn uniformly
-    assert abs(counts["p0"] / k - expected_best) < 0.025, counts
+    assert abs(counts["p0"] / k - exploit) < 0.025, counts  # no children yet: equal curiosity
     if exploit < 1:
         others = [counts[f"p{i}"] / k for i in range(1, 10)]
-        assert all(abs(x - (1 - exploit) / 10) < 0.02 for x in others), others
+        assert all(abs(x - (1 - exploit) / 9) < 0.02 for x in others), others
     rev = select_parents(
         "mixed", elites(), 1, np.random.default_rng(0), direction="maximize", exploit=1.0
     )
@@ -118,3 +117,43 @@ def test_mixed_crossover_parents_are_distinct_while_they_can_be():
     assert [p.id for p in solo] == ["p0", "p0"]
     with pytest.raises(ValueError, match="exploit"):
         select_parents("mixed", elites(), 1, np.random.default_rng(0), exploit=1.5)
+
+
+def test_mixed_explores_niches_whose_children_keep_entering_the_archive():
+    """Curiosity: an elite with many children and none added gives way to one still climbing;
+    a new elite (no children yet) sits in between."""
+    es = elites(3)  # p0 best
+    counts = {"p1": 20, "p2": 20}
+    added = {"p1": 0, "p2": 15}
+    from archive.selection import curiosity
+
+    w = curiosity(es, counts, added)
+    assert w[2] > w[0] > w[1]
+    assert w[0] / w.sum() == pytest.approx(0.5 / (0.5 + 1 / 22 + 16 / 22))
+    picks = collections.Counter(
+        select_parents("mixed", es, 1, np.random.default_rng(s), counts, exploit=0.0, added=added)[
+            0
+        ].id
+        for s in range(3000)
+    )
+    assert picks["p2"] > picks["p0"] > picks["p1"] > 0  # never starved
+
+
+def test_a_best_whose_children_stop_entering_the_archive_gives_way():
+    """The exploit share holds at equal curiosity; a saturated best gives parents up."""
+    es = elites(5)
+
+    def share_of_best(counts, added):
+        picks = [
+            select_parents(
+                "mixed", es, 1, np.random.default_rng(s), counts, exploit=0.5, added=added
+            )[0].id
+            for s in range(3000)
+        ]
+        return picks.count("p0") / len(picks)
+
+    fresh = share_of_best({}, {})
+    climbing = share_of_best({"p0": 10, "p1": 10}, {"p0": 6, "p1": 6})
+    stuck = share_of_best({"p0": 30}, {"p0": 0})
+    assert abs(fresh - 0.5) < 0.03 and abs(climbing - 0.5) < 0.04
+    assert stuck < 0.15
