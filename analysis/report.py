@@ -90,10 +90,11 @@ def build_report(run: RunData) -> Report:
         except AnalysisError as e:
             notes.append(str(e))
     level = [p for p in programs if p.fidelity == fid]
-    # Re-measured children say why in their runs; run dirs written before that have the ids
+    # Re-measured children say why in their runs (still pending ones too, when the budget
+    # ended mid-way, as the run's own count has them); run dirs written before that have the ids
     # in counters.json, or at least more than one run.
     gated_ids = (
-        {p.id for p in run.finished if any(r.why in GATED_WHY for r in p.runs)}
+        {p.id for p in programs if any(r.why in GATED_WHY for r in p.runs)}
         or set((run.counters or {}).get("gated", []))
         or {p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1}
     )

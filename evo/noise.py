@@ -24,10 +24,8 @@ from typing import Any
 from archive import REMEASURE_REASONS, NoiseEstimate, NoisePool, Program, estimate_noise
 from archive import noise_floor as noise_floor  # re-exported for the loop
 
-WELL_KNOWN_DOF = 10
-"""Degrees of freedom of the noise floor before a would-be best that wins by far more than the
-noise is trusted on one draw (a standard deviation from 10 d.o.f. is within about 25% of the
-truth; from 2 it can be off by a factor of 3)."""
+FLOOR_CONFIDENCE = 0.99
+"""Confidence of the upper bound on the noise floor that a would-be best must clear."""
 GATED = REMEASURE_REASONS[1:]
 """Reasons a child (not the seed) is re-evaluated: ``confirm_best`` and ``within_noise``."""
 
@@ -77,6 +75,18 @@ def aggregate(program: Program, metric: str, floor: float) -> None:
     program.wall_time = sum(r.wall_time for r in program.runs)
 
 
+def floor_upper_bound(est: NoiseEstimate, confidence: float = FLOOR_CONFIDENCE) -> float:
+    """One-sided upper confidence bound of the noise floor: ``s * sqrt(dof / q)`` with ``q``
+    the ``1 - confidence`` quantile of the chi-square distribution with ``dof`` degrees of
+    freedom (the standard interval for a normal standard deviation); infinite when nothing
+    was measured twice. At 99% it is 10 x the estimate with 2 degrees of freedom, 2 x with 10."""
+    if not est.known:
+        return math.inf
+    from scipy.stats import chi2  # scipy comes with pyribs
+
+    return est.floor * math.sqrt(est.dof / float(chi2.ppf(1.0 - confidence, est.dof)))
+
+
 class NoiseGate:
     """Decides, for each finished seed run, whether a program needs more seeds, and whether
     a re-evaluated candidate's win is real enough to make it an elite.
@@ -85,10 +95,10 @@ class NoiseGate:
     - A deterministic evaluator: one run per program, nothing confirmed.
     - A noisy one (or one whose noise is still unknown because no program was measured twice,
       as with ``noise.seeds = 1``): a child whose first draw would take a cell from its elite
-      by less than ``gate`` x the noise floor, or would beat the best (by less than
-      ``max(gate, sqrt(2 ln n))`` x the floor, n finished programs: the winner's curse, once
-      the floor rests on :data:`WELL_KNOWN_DOF` degrees of freedom; by anything before), is
-      re-evaluated up to ``max_seeds`` seeds. It is then admitted only if its margin over each incumbent exceeds
+      by less than ``gate`` x the noise floor, or would beat the best by less than
+      ``max(gate, sqrt(2 ln n))`` x :func:`floor_upper_bound` (n finished programs: the
+      winner's curse; an unknown floor has no bound), is re-evaluated up to ``max_seeds``
+      seeds. It is then admitted only if its margin over each incumbent exceeds
       ``z`` standard errors of the difference (a one-sided test); otherwise it is recorded as
       ``rejected`` with the reason, and counted as a would-be elite the gate rejected.
 
@@ -111,28 +121,32 @@ class NoiseGate:
         self.target, self.fidelity, self.seed_id = target, fidelity, seed_id
         self.cfg, self.describe = noise_cfg, describe
         self.pool = NoisePool(target.metric)
-        self.gated: dict[str, str] = {}  # program id -> why it was re-evaluated
-        self.reevaluated = 0
+        self.gated: dict[str, str] = {}  # program id -> why it is re-evaluated
+        self.remeasured: set[str] = set()  # gated programs with a re-evaluation run done
         self.rejected = 0
 
     def rebuild(self, store: Any) -> None:
         """Noise pool, gated programs and counts from the store's records (on resume: the
         journal is the truth, whatever instant the last process died)."""
         self.pool = NoisePool(self.target.metric)
-        self.gated, self.rejected = {}, 0
+        self.gated, self.remeasured, self.rejected = {}, set(), 0
         for p in store.programs.values():
-            if p.fidelity != self.fidelity:
-                continue
-            self.pool.update(p)
-            why = next((r.why for r in p.runs if r.why in GATED), "")
-            if why and p.id != self.seed_id:
-                self.gated[p.id] = why
-            self.rejected += p.status == "rejected"
-        self.reevaluated = len(self.gated)
+            if p.fidelity == self.fidelity:
+                self.observe(p)
+                if p.id in self.remeasured:
+                    self.gated[p.id] = next(r.why for r in p.runs if r.why in GATED)
+                self.rejected += p.status == "rejected"
+
+    @property
+    def reevaluated(self) -> int:
+        """Would-be elites re-evaluated so far (a run beyond their first is done)."""
+        return len(self.remeasured)
 
     def observe(self, p: Program) -> None:
         """Take a new run of ``p`` into the noise estimate."""
         self.pool.update(p)
+        if p.id != self.seed_id and any(r.why in GATED for r in p.runs):
+            self.remeasured.add(p.id)
 
     def estimate(self) -> NoiseEstimate:
         return self.pool.estimate()
@@ -164,7 +178,6 @@ class NoiseGate:
         why = self._needs_more(store, p, est)
         if why:
             self.gated[p.id] = why
-            self.reevaluated += 1
             return max(self.cfg["max_seeds"], 1), why
         return 1, ""
 
@@ -234,14 +247,12 @@ class NoiseGate:
         # A would-be new best of a noisy evaluator is confirmed unless it wins by more than
         # the luck of the best of n draws: the expected maximum of n standard normals is about
         # sqrt(2 ln n) (the winner's curse), and the new best is the decision users act on.
-        # Until the floor rests on WELL_KNOWN_DOF degrees of freedom it may be far too low (three
-        # draws of the seed can spread little by chance), so every would-be best is confirmed.
+        # The floor is taken at its upper confidence bound: three draws of the seed can spread
+        # little by chance, and the bound says how far too low that can be.
         curse = math.sqrt(2 * math.log(max(len(store.history), 2)))
-        for margin, inc in challenges:
-            if inc is not best:
-                continue
-            if est.dof < WELL_KNOWN_DOF or margin < max(policy.gate, curse) * policy.floor:
-                return "confirm_best"
+        bound = max(policy.gate, curse) * floor_upper_bound(est)
+        if any(inc is best and margin < bound for margin, inc in challenges):
+            return "confirm_best"
         if challenges and policy.within_noise(min(m for m, _ in challenges)):
             return "within_noise"
         return ""

@@ -11,7 +11,8 @@ from pathlib import Path
 from loop_helpers import quadratic_target, search_config
 
 import evo
-from archive import RunStore, estimate_noise, remeasurement_runs
+from archive import NoiseEstimate, RunStore, estimate_noise, remeasurement_runs
+from evo.noise import floor_upper_bound
 
 
 def slow_second_seed(tmp: Path) -> Path:
@@ -108,3 +109,13 @@ def test_resume_rebuilds_the_gate_from_the_journal(tmp_path):
         first.gate_rejected,
     )
     assert again.noise_floor == first.noise_floor and again.remeasured == first.remeasured
+
+
+def test_the_floor_is_not_trusted_far_on_few_degrees_of_freedom():
+    """The 99% chi-square bound: a floor from the seed's three draws may be ten times too low
+    (they can agree by chance); from many draws the bound nears the estimate."""
+    assert floor_upper_bound(NoiseEstimate()) == math.inf  # nothing measured twice
+    few = floor_upper_bound(NoiseEstimate(floor=0.1, dof=2, programs=1))
+    many = floor_upper_bound(NoiseEstimate(floor=0.1, dof=200, programs=80))
+    assert 0.9 < few < 1.1 and 0.1 < many < 0.12
+    assert floor_upper_bound(NoiseEstimate(floor=0.0, dof=5, programs=5)) == 0.0
