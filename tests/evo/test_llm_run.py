@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import evo
+from evo.proposals import STRUCTURAL
 from tests.evo.loop_helpers import search_config
 from tests.llm_server import DROP, NOT_JSON, LLMServer, Reply, Slow, Status
 
@@ -57,7 +58,7 @@ def test_llm_only_run_survives_every_fault_and_never_writes_the_key(tmp_path, mo
     run_dir = tmp_path / "run"
     with LLMServer(script) as server:
         cfg = search_config("circle_packing", run_dir, 12)
-        for name in ("constants", "choice", "toggle", "uniform_crossover", "merge"):
+        for name in STRUCTURAL:
             cfg["operators"][name] = 0.0
         cfg["operators"]["llm_mutation"] = 1.0
         cfg["operators"]["llm_crossover"] = 0.0

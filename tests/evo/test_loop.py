@@ -48,7 +48,8 @@ def test_run_spends_exactly_the_budget_and_beats_the_seed(tmp_path):
     # The baseline: two identical runs show a deterministic evaluator, so nothing else is
     # measured twice.
     assert len(seed.runs) == 2 and seed.operator == "seed"
-    assert [r.why for r in seed.runs] == ["", "baseline"]
+    # The two seed runs go out together, so either may finish first.
+    assert sorted(r.why for r in seed.runs) == ["", "baseline"]
     assert summary.deterministic and summary.remeasured == {"baseline": 1}
     assert all(len(p.runs) == 1 for p in store.programs.values() if p.id != seed.id)
     assert (tmp_path / "run" / "archive.h5").is_file()
