@@ -27,7 +27,7 @@ from operators.parsed import clear_cache
 from operators.registry import OPERATORS, build_operators, check_context
 from operators.space import Param, infer_space, read_point
 from operators.toggle_flag import ToggleFlag
-from operators.tpe import SampleConstants
+from operators.tpe import LocalSampleConstants, SampleConstants
 from operators.uniform_crossover import UniformCrossover
 from operators.validate import canonical_hash, canonical_source, is_duplicate, parse, validate_child
 
@@ -39,6 +39,7 @@ __all__ = [
     "MergeResult",
     "MutateChoice",
     "MutateConstants",
+    "LocalSampleConstants",
     "NoChild",
     "Operator",
     "OperatorConfigError",

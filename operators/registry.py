@@ -1,7 +1,7 @@
 """Build the structural operators for a run, and check the seed and config when it starts.
 
-Operator names (the keys of ``[operators] weights``): ``constants``, ``tpe``, ``choice``,
-``toggle``, ``uniform_crossover``, ``merge``.
+Operator names (the keys of ``[operators] weights``): ``constants``, ``tpe``, ``tpe_local``,
+``choice``, ``toggle``, ``uniform_crossover``, ``merge``.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from operators.sites import Assignment, assignments, elsewhere_sites, module_sit
 from operators.space import infer_space
 from operators.statements import block_spans, units
 from operators.toggle_flag import ToggleFlag, bool_flags
-from operators.tpe import SampleConstants
+from operators.tpe import LocalSampleConstants, SampleConstants
 from operators.uniform_crossover import UniformCrossover
 
 OPERATORS: dict[str, type[Operator]] = {
     "constants": MutateConstants,
     "tpe": SampleConstants,
+    "tpe_local": LocalSampleConstants,
     "choice": MutateChoice,
     "toggle": ToggleFlag,
     "uniform_crossover": UniformCrossover,
@@ -104,7 +105,7 @@ def build_operators(
 
     Operators with weight 0, and mutations with nothing to act on in this seed (``choice``
     without declared choices, ``toggle`` without flags or droppable statements, ``tpe``
-    without module-level constants) are left out.
+    without module-level constants, ``tpe_local`` without numeric ones) are left out.
 
     Args:
         names_or_weights: ``{name: weight}``, or a list of names (weight 1 each).
@@ -133,12 +134,12 @@ def build_operators(
             raise OperatorConfigError(f"operators.weights.{name}: must be a number >= 0, got {w!r}")
     check_context(context)
     seed = parsed(context.seed_source)
+    space = infer_space(context.seed_source, context.ranges, context.choices, context.block)
     usable = {
         "choice": bool(choice_specs(context)),
         "toggle": bool(bool_flags(seed, context.block) or context.droppable),
-        "tpe": bool(
-            infer_space(context.seed_source, context.ranges, context.choices, context.block)
-        ),
+        "tpe": bool(space),
+        "tpe_local": any(param.numeric for param in space.values()),
     }
     out = [
         (OPERATORS[name](), float(w))

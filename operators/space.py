@@ -7,30 +7,33 @@ boolean flag and each declared choice (``[choices]`` or ``# evo: choice(...)``).
 names are never part of it. Each param searches its own *coordinate*, chosen from the seed's
 value and the constant's name with the rules of :mod:`operators.perturb`:
 
-==========================================  =========  ====================  ==================
-the seed's value                            kind       coordinate            initial bounds
-==========================================  =========  ====================  ==================
-any number, with ``[ranges] NAME = [a, b]``  float/int  the value (log when   ``[a, b]``, fixed
-                                                       ``0 < a``, ``b >= 10a``)
-a power of two ``v >= 2``                   pow2       ``log2 v``            ``log2 v -/+ 3``
-another integer ``v != 0``                  int (log)  ``|v|``               ``|v|/10 .. 10|v|``
-``0``                                       int        the value             ``0 .. 10``
-a float near one (``1 - v`` log scale)      one_minus  ``1 - v`` (log)       ``/10 .. x10, <= .5``
-a probability-like float in (0, 1)          float      ``v`` (log)           ``v/10 .. 10v, < 1``
-another float ``v != 0``                    float      ``|v|`` (log)         ``|v|/10 .. 10|v|``
-``0.0`` with a rate-like name               float      the value (log)       ``1e-5 .. 0.1``
-``0.0`` with a probability-like name        float      the value             ``0 .. 0.5``
-another ``0.0``                             float      the value             ``-1 .. 1``
-``True``/``False``                          flag       the value             both
-a declared choice                           choice     the alternative       the alternatives
-==========================================  =========  ====================  ==================
+===========================================  =========  ===================  ====================
+the seed's value                             kind       coordinate           initial bounds
+===========================================  =========  ===================  ====================
+any number, with ``[ranges] NAME = [a, b]``  float/int  the value (log when  ``[a, b]``, fixed
+                                                        ``0 < a``, ``b >= 10a``)
+a power of two ``v >= 2``                    pow2       ``log2 v``           ``log2 v -/+ 3``
+another integer ``v != 0``                   int (log)  ``|v|``              ``|v|/10 .. 10|v|``
+``0``                                        int        the value            ``0 .. 10``
+``v >= 0.9``, or a beta/momentum/EMA         one_minus  ``1 - v`` (log)      ``/30 .. x30, <= 1``
+``>= 0.5``
+another float in (0, 1) with a probability,  float      ``v`` (log)          ``v/30 .. 30v, < 1``
+fraction, ratio or decay name
+another float ``v != 0``                     float      ``|v|`` (log)        ``|v|/30 .. 30|v|``
+``0.0`` with a rate-like name                float      the value (log)      ``1e-5 .. 0.1``
+``0.0`` with a probability-like name         float      the value            ``0 .. 0.5``
+another ``0.0``                              float      the value            ``-1 .. 1``
+``True``/``False``                           flag       the value            both
+a declared choice                            choice     the alternative      the alternatives
+===========================================  =========  ===================  ====================
 
 Signs never change (a negative constant searches ``|v|``). Bounds from ``[ranges]`` are kept;
-the others are *soft*: :meth:`Param.widened` grows them to hold every value the run has tried,
-and by half their width on a side where the best program sits in the outer tenth, never past
-the param's natural limits (positive stays positive, a probability stays below 1, ``1 - beta``
-at most 0.5). A 10x range each way is a prior for values a person picked by hand, not a
-truth: the widening lets a search follow an optimum outside it.
+the others are *soft*: :meth:`Param.widened` grows them to hold the best program's value, and
+by their whole width on a side where the best program sits in the outer tenth, never past
+the param's natural limits (positive stays positive, a probability or a momentum stays in
+[0, 1)). Floats start 1.5 decades either side of the seed's value, integers (sizes, steps,
+epochs: the evaluation's cost grows with them) one decade: a prior for values a person picked
+by hand, not a truth; the widening lets a search follow an optimum outside it.
 
 Example:
     >>> from operators.parsed import parsed
@@ -47,7 +50,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +70,17 @@ from operators.sites import ReplaceNodes, assignments, module_sites, number_expr
 from operators.toggle_flag import bool_flags
 
 KINDS = ("float", "int", "pow2", "one_minus", "flag", "choice")
-FACTOR = 10.0
-"""Soft bounds start at the seed's value divided and multiplied by this."""
+FACTOR = 30.0
+"""Soft bounds of a float start at the seed's value divided and multiplied by this."""
+INT_FACTOR = 10.0
+"""The same for an integer (its cost usually grows with it)."""
 POW2_OCTAVES = 3
 EDGE = 0.1
-"""A best coordinate in this outer fraction of a soft range widens that side."""
+"""A best coordinate in this outer fraction of a soft range widens that side..."""
+WIDEN = 1.0
+"""... by this fraction of the range's width."""
+MOMENTUM_NAMES = re.compile(r"BETA|MOMENTUM|EMA", re.I)
+"""Names whose value in [0.5, 1) is searched as ``1 - v`` on a log scale."""
 SIGNIFICANT = 3
 """Sampled floats are written with this many significant digits (readable diffs)."""
 
@@ -147,31 +157,33 @@ class Param:
             return self.sign * int(round(x))  # type: ignore[arg-type]
         if self.kind == "one_minus":
             return round(1.0 - round_sig(float(x), SIGNIFICANT - 1), 12)
-        return self.sign * round_sig(float(x), SIGNIFICANT)
+        value = round_sig(float(x), SIGNIFICANT)
+        if self.hard:  # rounding must not step outside [ranges]
+            value = min(max(value, self.low), self.high)
+        return self.sign * value
 
     def clip(self, x: float | int) -> float | int:
         """``x`` within the bounds (integers stay integers)."""
         y = min(max(x, self.low), self.high)
         return int(round(y)) if self.integer else float(y)
 
-    def widened(self, observed: Sequence[float], best: float | None) -> Param:
-        """Soft bounds that hold every ``observed`` coordinate and widen on a side where
-        ``best`` sits in the outer :data:`EDGE` of the range (see the module docstring)."""
-        if self.hard or not self.numeric:
+    def widened(self, best: float | None) -> Param:
+        """Soft bounds that hold the ``best`` coordinate and widen on a side where it sits in
+        the outer :data:`EDGE` of the range (see the module docstring). Other programs' values
+        do not widen it: one wild step of a local operator must not spread the sampler thin."""
+        if self.hard or not self.numeric or best is None or not math.isfinite(best):
+            return self
+        if self.log and best <= 0:
             return self
         f, g = (math.log10, lambda y: 10.0**y) if self.log else (float, float)
-        lo, hi = f(self.low), f(self.high)
-        for x in observed:
-            if (x > 0 or not self.log) and math.isfinite(x):
-                lo, hi = min(lo, f(x)), max(hi, f(x))
-        if best is not None and (best > 0 or not self.log) and hi > lo:
+        low, high = min(self.low, best), max(self.high, best)
+        if high > low:
+            lo, hi = f(low), f(high)  # widen on the param's own scale
             t = (f(best) - lo) / (hi - lo)
-            width = hi - lo
             if t >= 1 - EDGE:
-                hi += width / 2
+                high = g(hi + (hi - lo) * WIDEN)
             if t <= EDGE:
-                lo -= width / 2
-        low, high = g(lo), g(hi)
+                low = g(lo - (hi - lo) * WIDEN)
         low, high = max(low, self.limits[0]), min(high, self.limits[1])
         if self.integer:
             low, high = math.floor(low + 1e-9), math.ceil(high - 1e-9)
@@ -193,9 +205,9 @@ def _numeric_param(name: str, value: int | float, bounds: tuple[float, float] | 
             e = int(math.log2(value))
             return Param(name, "pow2", max(1, e - POW2_OCTAVES), e + POW2_OCTAVES, limits=(0, 40))
         if value == 0:
-            return Param(name, "int", 0, FACTOR, limits=(0, math.inf))
+            return Param(name, "int", 0, INT_FACTOR, limits=(0, math.inf))
         v, sign = abs(value), (1 if value > 0 else -1)
-        low, high = max(1, math.floor(v / FACTOR)), math.ceil(v * FACTOR)
+        low, high = max(1, math.floor(v / INT_FACTOR)), math.ceil(v * INT_FACTOR)
         return Param(name, "int", low, high, log=True, sign=sign, limits=(1, math.inf))
     prob = bool(PROBABILITY_NAMES.search(name))
     if value == 0.0:
@@ -204,12 +216,12 @@ def _numeric_param(name: str, value: int | float, bounds: tuple[float, float] | 
         if prob:
             return Param(name, "float", 0.0, 0.5, limits=(0.0, 0.99))
         return Param(name, "float", -1.0, 1.0)
-    if 0.9 <= value < 1 or (NEAR_ONE_NAMES.search(name) and 0.5 <= value < 1):
+    if 0.9 <= value < 1 or (MOMENTUM_NAMES.search(name) and 0.5 <= value < 1):
         u = 1.0 - value
         return Param(
-            name, "one_minus", u / FACTOR, min(0.5, u * FACTOR), log=True, limits=(1e-9, 0.5)
+            name, "one_minus", u / FACTOR, min(1.0, u * FACTOR), log=True, limits=(1e-9, 1.0)
         )
-    if prob and 0 < value < 1:
+    if (prob or NEAR_ONE_NAMES.search(name)) and 0 < value < 1:
         return Param(
             name, "float", value / FACTOR, min(0.99, value * FACTOR), log=True, limits=(1e-9, 0.99)
         )

@@ -40,15 +40,16 @@ def test_the_space_is_inferred_from_the_seed():
     s = space()
     assert "SEED" not in s and "FIXED" not in s  # frozen name; outside the evolve block
     lr, ep, hid = s["LEARNING_RATE"], s["EPOCHS"], s["HIDDEN"]
-    assert (lr.kind, lr.log, lr.low, lr.high) == ("float", True, 0.001, 0.1)
-    assert (ep.kind, ep.log, ep.low, ep.high) == ("int", True, 2, 200)
+    assert (lr.kind, lr.log) == ("float", True)
+    assert (lr.low, lr.high) == pytest.approx((0.01 / 30, 0.3))  # 1.5 decades either side
+    assert (ep.kind, ep.log, ep.low, ep.high) == ("int", True, 2, 200)  # integers: one decade
     assert (hid.kind, hid.low, hid.high) == ("pow2", 3, 9)  # 8 .. 512, powers of two
     mom = s["MOMENTUM"]
-    assert mom.kind == "one_minus" and mom.low == pytest.approx(0.01) and mom.high == 0.5
+    assert mom.kind == "one_minus" and mom.low == pytest.approx(0.1 / 30) and mom.high == 1.0
     assert s["DROPOUT"].high == 0.99  # a probability stays below 1
     assert (s["WEIGHT_DECAY"].low, s["WEIGHT_DECAY"].high) == (1e-5, 0.1)
     off = s["OFFSET"]
-    assert off.sign == -1 and (off.low, off.high) == (0.25, 25.0)
+    assert off.sign == -1 and (off.low, off.high) == pytest.approx((2.5 / 30, 75.0))
     assert s["BETAS[0]"].kind == s["BETAS[1]"].kind == "one_minus"
     assert s["ACTIVATION"].choices == ("relu", "tanh", "gelu") and s["ACTIVATION"].strings
     assert s["USE_BIAS"].kind == "flag"
@@ -63,19 +64,19 @@ def test_ranges_and_choices_from_the_target_win_and_are_hard():
         True,
     )
     assert s["LEARNING_RATE"].log and s["LEARNING_RATE"].hard
-    wide = s["EPOCHS"].widened([200.0], best=50.0)
+    wide = s["EPOCHS"].widened(best=50.0)
     assert (wide.low, wide.high) == (5, 50)  # never widened
 
 
 def test_soft_bounds_follow_the_best_past_an_edge_but_not_past_nature():
     lr = space()["LEARNING_RATE"]
-    assert lr.widened([0.05], best=0.05) is lr  # inside, not at an edge
-    up = lr.widened([0.098], best=0.098)
-    assert up.low == pytest.approx(0.001) and up.high == pytest.approx(1.0)  # +1 decade
-    held = lr.widened([0.3], best=None)  # an observed value outside is held
-    assert held.high == pytest.approx(0.3)
+    assert lr.widened(best=0.05) is lr and lr.widened(best=None) is lr  # not at an edge
+    up = lr.widened(best=0.29)
+    assert up.low == lr.low and up.high == pytest.approx(0.3 * 900)  # + its 3 decades
+    out = lr.widened(best=0.5)  # a best outside: held, then widened from there
+    assert out.high == pytest.approx(0.5 * (0.5 / lr.low) ** 1)
     drop = space()["DROPOUT"]
-    assert drop.widened([0.98], best=0.98).high == 0.99
+    assert drop.widened(best=0.98).high == 0.99
 
 
 def test_read_and_write_points():
@@ -220,3 +221,67 @@ def test_the_operator_is_built_only_when_the_seed_has_constants():
     assert [op.name for op, _ in build_operators({"tpe": 1.0, "constants": 1.0}, plain)] == [
         "constants"
     ]
+
+
+def test_tpe_local_stays_in_a_trust_region_around_the_parent():
+    """Numbers move within radius x their range's width (on their own scale); choices and
+    flags keep the parent's values; a zero on a log scale (weight decay off) stays off."""
+    from operators import LocalSampleConstants
+
+    op = LocalSampleConstants()
+    s = space()
+    lr = s["LEARNING_RATE"]
+    reach = 0.1 * math.log10(lr.high / lr.low)  # LOCAL_RADIUS at step scale 1, in decades
+    for k in range(30):
+        child = op.propose([program(SEED)], ctx(history=history(30, 0.03)), rng(k))
+        new_lr = module_value(child.source, "LEARNING_RATE")
+        assert abs(math.log10(new_lr / 0.01)) <= reach + 1e-9
+        assert module_value(child.source, "ACTIVATION") == "relu"
+        assert module_value(child.source, "USE_BIAS") is True
+        assert module_value(child.source, "WEIGHT_DECAY") == 0.0
+        assert module_value(child.source, "HIDDEN") in (32, 64, 128)
+    wide = ctx(history=history(30, 0.03), step_scale=4.0)
+    lrs = [
+        module_value(op.propose([program(SEED)], wide, rng(k)).source, "LEARNING_RATE")
+        for k in range(30)
+    ]
+    assert max(abs(math.log10(x / 0.01)) for x in lrs) > reach  # the radius scales
+
+
+def test_tpe_local_models_only_the_parents_neighbourhood():
+    """Far trials say nothing about the neighbourhood: with a good region far away and a
+    slope near the parent, local proposals follow the slope, not the far optimum."""
+    from operators import LocalSampleConstants
+    from operators.tpe import _inside, _trust_region
+
+    s = space()
+    point = read_point(parsed(SEED), s, block=True)
+    region, fixed = _trust_region(s, point, 0.1)
+    assert set(fixed) == {"ACTIVATION", "USE_BIAS", "WEIGHT_DECAY"}
+    assert _inside(point, region, fixed)
+    assert not _inside(dict(point, LEARNING_RATE=0.3), region, fixed)
+    assert not _inside(dict(point, ACTIVATION="gelu"), region, fixed)
+    # far above the region, everything is better; inside it, lower rates are better
+    trials = []
+    for i, lr in enumerate(np.geomspace(0.001, 0.1, 60)):
+        lr = float(f"{lr:.3g}")
+        src = SEED.replace("LEARNING_RATE = 0.01", f"LEARNING_RATE = {lr!r}")
+        loss = -1.0 if lr >= 0.03 else (math.log10(lr) + 2.5) ** 2
+        trials.append(
+            Program(
+                id=canonical_hash(src), source=src, fidelity="f", birth=i, status="ok", fitness=loss
+            )
+        )
+    c = ctx(history=tuple(trials))
+    lrs = [
+        module_value(
+            LocalSampleConstants().propose([program(SEED)], c, rng(k)).source, "LEARNING_RATE"
+        )
+        for k in range(30)
+    ]
+    globally = [
+        module_value(SampleConstants().propose([program(SEED)], c, rng(k)).source, "LEARNING_RATE")
+        for k in range(30)
+    ]
+    assert np.median(globally) > 0.03  # the global model goes to the far region
+    assert np.median(lrs) < 0.01  # downhill towards the near optimum, not towards 0.09
