@@ -28,6 +28,7 @@ DEFAULT_TARGET = "tinygpt"
 OPERATOR_NAMES = (
     "constants",
     "tpe",
+    "tpe_local",
     "choice",
     "toggle",
     "uniform_crossover",
@@ -59,6 +60,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "operators": {  # weights: the bandit's priors
         "constants": 1.0,
         "tpe": 1.0,
+        "tpe_local": 1.0,
         "choice": 0.5,
         "toggle": 0.2,
         "uniform_crossover": 0.3,
@@ -69,6 +71,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "bandit": {
         "enabled": True,  # learn operator shares from their children's results
         "floor": 0.03,  # the lowest share of any operator (capped at 0.5 / operators)
+        "initial_design": 8,  # first children from tpe's random draws (at most evaluations/10)
     },
     "noise": {
         "seeds": 3,  # seeds the baseline is measured with: its spread is the noise floor
@@ -208,6 +211,7 @@ def validate(cfg: dict, where: str = "config") -> None:
     need(1 <= arch["edit_size_bins"] <= 32, "archive.edit_size_bins", "must be in 1..32")
     need(0 <= arch["exploit"] <= 1, "archive.exploit", "must be in [0, 1]")
     need(0 <= cfg["bandit"]["floor"] < 1, "bandit.floor", "must be in [0, 1)")
+    need(cfg["bandit"]["initial_design"] >= 0, "bandit.initial_design", "must be >= 0")
     need(
         all(isinstance(d, str) for d in arch["descriptors"]),
         "archive.descriptors",

@@ -24,10 +24,16 @@ pseudo-runs. Before any child is evaluated the shares are the weights. A child's
 1 when it became the new best, :data:`CELL_REWARD` when it took an empty cell or beat a cell's
 elite, 0 otherwise, divided by the runs it cost (a re-measured child costs more).
 
+It also counts, per parent, the finished children and those that entered the archive:
+``mixed`` selection's curiosity (:func:`archive.selection.curiosity`). Children of ``tpe``
+(which samples every constant afresh, whatever its parent holds) say nothing of their parent
+and are not counted.
+
 **Step size.** The 1/5th success rule (Rechenberg 1973) in the form of Kern et al. 2004
 ("Learning probability distributions in continuous evolutionary algorithms", sec. 3): a
-``constants`` child better than its parent multiplies the step scale by ``exp(1/3)``, any
-other finished one by ``exp(-1/12)``, so the scale holds steady when one step in five succeeds,
+``constants`` (or ``tpe_local``) child better than its parent multiplies that operator's step
+scale (the perturbation's size, the trust region's radius) by ``exp(1/3)``, any other finished
+one by ``exp(-1/12)``, so the scale holds steady when one step in five succeeds,
 grows while steps keep succeeding and shrinks when they stop; kept in [:data:`MIN_STEP`,
 :data:`MAX_STEP`].
 """
@@ -35,6 +41,7 @@ grows while steps keep succeeding and shrinks when they stop; kept in [:data:`MI
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,8 +60,11 @@ CELL_REWARD = 0.5
 FLOOR = 0.03
 """Default lowest share of any operator."""
 STEP_UP, STEP_DOWN = math.exp(1 / 3), math.exp(-1 / 12)
-MIN_STEP, MAX_STEP = 0.25, 4.0
-STEP_OPERATOR = "constants"
+MIN_STEP, MAX_STEP = 0.25, 2.0
+UNPARENTED = ("tpe",)
+"""Operators whose children owe nothing to their parent's values."""
+STEP_OPERATORS = ("constants", "tpe_local")
+"""Operators whose step (``constants``' perturbation, ``tpe_local``'s trust region) adapts."""
 
 
 class SearchPolicy:
@@ -100,7 +110,9 @@ class SearchPolicy:
         self.bandit, self.floor = bandit, floor
         self.rewards = dict.fromkeys(self.names, 0.0)
         self.runs = dict.fromkeys(self.names, 0.0)
-        self.step_scale = 1.0
+        self.steps = dict.fromkeys(STEP_OPERATORS, 1.0)
+        self.children: Counter[str] = Counter()  # parent id -> finished children
+        self.added: Counter[str] = Counter()  # parent id -> children that entered the archive
         self._best: float | None = None
 
     # ---- the bandit ----------------------------------------------------------------------
@@ -145,6 +157,10 @@ class SearchPolicy:
         if row.best is not None:
             self._best = row.best
         op = program.operator
+        if op not in UNPARENTED:
+            self.children.update(set(program.parents))
+            if row.added in ("new", "improved"):
+                self.added.update(set(program.parents))
         if op not in self.prior:
             return  # the seed, hand-written variants
         reward = 1.0 if new_best and row.id == program.id else 0.0
@@ -156,15 +172,24 @@ class SearchPolicy:
             self.runs[n] *= DISCOUNT
         self.rewards[op] += reward / runs
         self.runs[op] += 1.0
-        if op == STEP_OPERATOR:
+        if op in self.steps:
             better = (
                 program.ok
                 and parent is not None
                 and parent.ok
                 and self._better(program.fitness, parent.fitness)  # type: ignore[arg-type]
             )
-            scale = self.step_scale * (STEP_UP if better else STEP_DOWN)
-            self.step_scale = min(MAX_STEP, max(MIN_STEP, scale))
+            scale = self.steps[op] * (STEP_UP if better else STEP_DOWN)
+            self.steps[op] = min(MAX_STEP, max(MIN_STEP, scale))
+
+    @property
+    def step_scale(self) -> float:
+        """The ``constants`` operator's step scale."""
+        return self.steps["constants"]
+
+    @step_scale.setter
+    def step_scale(self, value: float) -> None:
+        self.steps["constants"] = value
 
     def rebuild(self, store: Any) -> None:
         """Replay every history row of the store (on resume)."""

@@ -1,6 +1,11 @@
 """Making children: pick an operator (the policy's bandit) and parents from the archive, check
 the child.
 
+The first children (``bandit.initial_design``, at most a tenth of the budget) come from
+``tpe``, which samples the seed's constants at random over their inferred bounds until it has
+results to model: a space-filling start, as model-based optimisers begin with (Bergstra et al.
+2011), instead of small steps around a seed that may be far from anything good.
+
 Structural operators take milliseconds and run inline on the loop's thread. LLM operators take
 seconds and run on a small thread pool (``llm.concurrency``), so the loop keeps dispatching and
 telling results while a model thinks. Every child, from any operator, is deduplicated against
@@ -18,7 +23,7 @@ import numpy as np
 
 from archive import FAILED, Program, RunStore, select_parents
 from evo.niches import EDIT_DESCRIPTORS, descriptors_for
-from evo.policy import SearchPolicy
+from evo.policy import UNPARENTED, SearchPolicy
 from evo.target import Target
 from operators import (
     Context,
@@ -32,7 +37,7 @@ from operators import (
 
 log = logging.getLogger("evo")
 
-STRUCTURAL = ("constants", "tpe", "choice", "toggle", "uniform_crossover", "merge")
+STRUCTURAL = ("constants", "tpe", "tpe_local", "choice", "toggle", "uniform_crossover", "merge")
 LLM = ("llm_mutation", "llm_crossover")
 
 
@@ -96,6 +101,7 @@ class Proposer:
             floor=min(cfg["bandit"]["floor"], 0.5 / len(self.operators)),
         )
         self.failed_cost = 0.0
+        self._design_done = False
 
     def _init_llm(self, cfg: dict) -> None:
         from operators.llm import DollarBudget, LLMConfig, build_llm_operators, make_client
@@ -133,23 +139,27 @@ class Proposer:
         if only_seed:
             seed = store.programs.get((self.seed_id, self.fidelity))
             elites = [seed] if seed is not None else []
-        for _ in range(tries):
+        design = self._initial_design(store)
+        for i in range(tries):
             if not self.operators:
                 return None
-            op = self._pick()
+            op = design if design is not None and i < tries // 2 else self._pick()
             if op.arity > len(elites):
                 continue
             parents = (
                 elites[: op.arity]
                 if only_seed
+                else [store.best(self.fidelity) or elites[0]]
+                if op.name in UNPARENTED  # it samples every constant: keep the best's code
                 else select_parents(
                     self.cfg["archive"]["selection"],
                     elites,
                     op.arity,
                     self.rng,
-                    store.offspring_counts(),
+                    self.policy.children,
                     direction=self.target.direction,
                     exploit=self.cfg["archive"]["exploit"],
+                    added=self.policy.added,
                 )
             )
             ctx = self._context(store, op, parents)
@@ -197,6 +207,22 @@ class Proposer:
 
     # ---- helpers -------------------------------------------------------------------------
 
+    def _initial_design(self, store: RunStore) -> Any:
+        """The ``tpe`` operator while the run's first children are its initial design (random
+        draws over the inferred space, as any model-based search starts with), else None."""
+        if self._design_done:
+            return None
+        tpe = next((op for op, _ in self.operators if op.name == "tpe"), None)
+        size = min(self.cfg["bandit"]["initial_design"], self.cfg["run"]["evaluations"] // 10)
+        children = sum(
+            p.fidelity == self.fidelity and p.operator not in ("seed", "hand")
+            for p in store.programs.values()
+        )
+        if tpe is None or children >= size:
+            self._design_done = True
+            return None
+        return tpe
+
     def _pick(self) -> Any:
         by_name = {op.name: op for op, _ in self.operators}
         return by_name[self.policy.pick(self.rng, list(by_name))]
@@ -239,12 +265,12 @@ class Proposer:
 
     def _context(self, store: RunStore, op: Any, parents: list[Program]) -> Context:
         extra: dict[str, Any] = {}
-        if op.name == "tpe":
+        if op.name in ("tpe", "tpe_local"):
             extra["history"] = tuple(
                 p for p in store.programs.values() if p.fidelity == self.fidelity
             )
-        if op.name == "constants":
-            extra["step_scale"] = self.policy.step_scale
+        if op.name in self.policy.steps:
+            extra["step_scale"] = self.policy.steps[op.name]
         if op.arity == 2:
             extra["ancestor_source"] = common_ancestor(store, parents, self.seed_source)
         if getattr(op, "slow", False):

@@ -169,7 +169,7 @@ def save_counters(
             "failed_proposal_cost": failed_cost,
             "llm_usage": llm_usage,
             "operator_shares": policy.shares() if policy is not None else {},
-            "step_scale": policy.step_scale if policy is not None else 1.0,
+            "step_scales": dict(policy.steps) if policy is not None else {},
         },
     )
 

@@ -116,6 +116,7 @@ def test_the_policy_of_a_resumed_run_is_the_one_its_store_replays(tmp_path):
     replayed.rebuild(RunStore.read(run_dir))
     assert replayed.shares() == pytest.approx(live.shares())
     assert replayed.step_scale == pytest.approx(live.step_scale)
+    assert replayed.added == live.added and sum(live.added.values()) > 0
     assert live.shares() != pytest.approx(SearchPolicy(live.prior, fidelity="x").shares())
     store = RunStore.read(run_dir)
     child = next(p for p in store.programs.values() if p.operator == "constants")
