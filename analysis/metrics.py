@@ -127,7 +127,8 @@ class OperatorRow:
     gate) and ``failures`` come from the store. ``duplicates`` (children already evaluated,
     or identical to their parent), ``no_child`` (the operator made nothing, or raised) and
     ``invalid`` (children failing validation) come from ``operators.json``, the loop's
-    counters; they are None when the run dir has none.
+    counters; they are None when the run dir has none. ``share`` is the operator bandit's
+    current selection probability (``counters.json``), None when unknown.
     """
 
     operator: str
@@ -140,6 +141,7 @@ class OperatorRow:
     duplicates: int | None = None
     no_child: int | None = None
     invalid: int | None = None
+    share: float | None = None
 
 
 def operator_table(run: RunData) -> list[OperatorRow]:
@@ -172,6 +174,8 @@ def operator_table(run: RunData) -> list[OperatorRow]:
         for r in rows.values():
             if r.duplicates is None:
                 r.duplicates = r.no_child = r.invalid = 0
+    for name, share in ((run.counters or {}).get("operator_shares") or {}).items():
+        rows.setdefault(name, OperatorRow(name)).share = float(share)
     order = {"seed": 0, "hand": 1}
     return sorted(rows.values(), key=lambda r: (order.get(r.operator, 2), r.operator))
 

@@ -261,6 +261,7 @@ def plot_diversity(runs: Sequence[RunData]) -> Figure:
 # ---- operator table -------------------------------------------------------------------------
 
 OPERATOR_COLUMNS = (
+    "share",
     "evaluated",
     "ok",
     "new\ncell",
@@ -282,6 +283,7 @@ def operator_cells(rows: Sequence[metrics.OperatorRow]) -> list[list[str]]:
     return [
         [
             r.operator,
+            "-" if r.share is None else f"{r.share:.0%}",
             str(r.evaluated),
             str(r.ok),
             str(r.new),

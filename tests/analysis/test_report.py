@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import statistics
 
+import pytest
+
 import analysis
 from archive import estimate_noise, remeasurement_runs
 from evo.cli import main, status_dict
@@ -110,6 +112,9 @@ def test_operator_table_matches_the_programs(cp_run):
     assert run.operators is not None  # the loop's counters: duplicates are known
     for name, counts in run.operators.items():
         assert rows[name].duplicates == counts.get("duplicate", 0) + counts.get("rejected_noop", 0)
+    shares = {n: r.share for n, r in rows.items() if r.share is not None}  # the bandit's
+    assert shares == run.counters["operator_shares"] and sum(shares.values()) == pytest.approx(1)
+    assert rows["seed"].share is None and "tpe" in shares
 
 
 def test_report_cli_prints_and_writes(quad_run, capsys):
