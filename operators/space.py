@@ -13,8 +13,8 @@ the seed's value                             kind       coordinate           ini
 any number, with ``[ranges] NAME = [a, b]``  float/int  the value (log when  ``[a, b]``, fixed
                                                         ``0 < a``, ``b >= 10a``)
 a power of two ``v >= 2``                    pow2       ``log2 v``           ``log2 v -/+ 3``
-another integer ``v != 0``                   int (log)  ``|v|``              ``|v|/10 .. 10|v|``
-``0``                                        int        the value            ``0 .. 10``
+another integer ``v != 0``                   int (log)  ``|v|``              ``|v|/4 .. 4|v|``
+``0``                                        int        the value            ``0 .. 4``
 ``v >= 0.9``, or a beta/momentum/EMA         one_minus  ``1 - v`` (log)      ``/30 .. x30, <= 1``
 ``>= 0.5``
 another float in (0, 1) with a probability,  float      ``v`` (log)          ``v/30 .. 30v, < 1``
@@ -72,8 +72,11 @@ from operators.toggle_flag import bool_flags
 KINDS = ("float", "int", "pow2", "one_minus", "flag", "choice")
 FACTOR = 30.0
 """Soft bounds of a float start at the seed's value divided and multiplied by this."""
-INT_FACTOR = 10.0
-"""The same for an integer (its cost usually grows with it)."""
+INT_FACTOR = 4.0
+"""The same for an integer. Integers in training code are mostly sizes and step counts, whose
+cost grows with them: a random first draw at 10x the seed's size costs 10x its GPU time, for a
+search that, on benchmarks/search_bench.py, does no better than at 4x (soft bounds widen past
+4x when the best nears the edge)."""
 POW2_OCTAVES = 3
 EDGE = 0.1
 """A best coordinate in this outer fraction of a soft range widens that side..."""
