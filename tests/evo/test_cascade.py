@@ -38,7 +38,7 @@ def test_tinygpt_cascade_promotes_and_reports_transfer(tmp_path):
         cascade={"levels": ["tiny", "small"], "top_fraction": 1.0},
         noise={"seeds": 1, "max_seeds": 1},
         # Promotion is under test, not the search: TPE's random first draws train models up
-        # to 10x the seed's size (60 s more on 2 cores); small steps keep the test short.
+        # to several times the seed's size (a minute more on 2 cores); small steps keep it short.
         operators={"tpe": 0.0, "tpe_local": 0.0},
     )
     summary = evo.Search(cfg, progress=False).run()
