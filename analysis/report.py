@@ -170,8 +170,8 @@ def _noise_text(rep: Report) -> str:
             f"{n.programs} programs measured more than once: {n.dof} degrees of freedom)."
         )
     return (
-        f"{head} {runs} runs went to re-measurement. The noise gate re-measured {rep.gated} "
-        "would-be elites; it rejected "
+        f"{head} Runs that went to re-measurement: {runs}. Would-be elites the noise gate "
+        f"re-measured: {rep.gated}; it rejected "
         f"**{len(rep.rejected)}** (still within noise after re-measuring), and "
         f"{len(rep.faded)} more no longer beat their cell's elite."
     )
@@ -207,8 +207,8 @@ def render_report(rep: Report) -> str:
         "",
         "| what | value |",
         "| --- | --- |",
-        f"| evaluations (finished programs) | {rep.evaluations} |",
-        f"| seed runs (every seed of every program) | {rep.seed_runs} |",
+        f"| programs finished | {rep.evaluations} |",
+        f"| evaluation runs (each seed of each program: what the budget counts) | {rep.seed_runs} |",
         f"| programs by status | {', '.join(f'{k} {v}' for k, v in sorted(rep.by_status.items()))} |",
         f"| elites / cells | {rep.elites} / {rep.cells} ({rep.coverage:.1%} coverage) |",
         f"| QD-score | {rep.qd_score:.6g} |",

@@ -81,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--fidelity", help="fidelity level of the target")
     r.add_argument("--timeout", type=float, help="seconds per evaluation (overrides the target)")
     r.add_argument("--seed", type=int, help="random seed of the operators and selection")
-    r.add_argument("--selection", help="parent selection: uniform, weighted or greedy")
+    r.add_argument(
+        "--selection", help="parent selection: mixed (default), uniform, weighted or greedy"
+    )
     r.add_argument(
         "--force-new",
         action="store_true",
@@ -230,7 +232,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     noise = info["noise"]
     t.add_row(
         "noise floor (1 eval)",
-        "0 (deterministic: nothing is measured twice)"
+        "0 (deterministic: the seed's runs repeated exactly; no child is measured twice)"
         if noise["deterministic"]
         else f"{noise['floor']:.4g} (pooled, {noise['dof']} degrees of freedom)"
         if noise["dof"]

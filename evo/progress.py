@@ -81,7 +81,11 @@ def summary_table(summary: RunSummary) -> Table:
     t.add_column("value")
     t.add_row("stopped", summary.stopped)
     t.add_row("evaluations", str(summary.evaluations))
-    t.add_row("by status", ", ".join(f"{k} {v}" for k, v in sorted(summary.by_status.items())))
+    t.add_row(
+        "programs by status",
+        ", ".join(f"{k} {v}" for k, v in sorted(summary.by_status.items()))
+        + " (evaluations count runs: a program measured k times counts k)",
+    )
     t.add_row("elites / coverage", f"{summary.elites} / {summary.coverage:.1%}")
     t.add_row("QD-score", f"{summary.qd_score:.6g}")
     t.add_row("fidelity", summary.fidelity)
@@ -111,7 +115,7 @@ def summary_table(summary: RunSummary) -> Table:
 def noise_line(summary: RunSummary) -> str:
     """The noise floor and where it comes from."""
     if summary.deterministic:
-        return "0 (deterministic: re-measured programs repeated exactly; nothing is measured twice)"
+        return "0 (deterministic: the seed's runs repeated exactly; no child is measured twice)"
     if not summary.noise_dof:
         return "unknown (no program measured twice yet)"
     return f"{_fmt(summary.noise_floor)} (pooled, {summary.noise_dof} degrees of freedom)"

@@ -63,8 +63,8 @@ def test_report_numbers_equal_the_archive(cp_run, tmp_path):
         f"{best.fitness:.6g}",
         f"{rep.hit.rate:.1%}",
         f"{rep.noise.floor:.4g}",
-        f"{sum(rep.remeasured.values())} runs went to re-measurement",
-        f"| evaluations (finished programs) | {len(store.history)} |",
+        f"Runs that went to re-measurement: {sum(rep.remeasured.values())}.",
+        f"| programs finished | {len(store.history)} |",
         f"{stats.elites} / {stats.cells}",
         best.id[:12],
     ):
