@@ -106,9 +106,8 @@ def summary_table(summary: RunSummary) -> Table:
     for op in sorted(set(summary.operators) | set(shares)):
         counts = summary.operators.get(op, {})
         share = f"share {shares[op]:.0%}; " if op in shares else ""
-        t.add_row(
-            f"operator {op}", share + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        )
+        made = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no child yet"
+        t.add_row(f"operator {op}", share + made)
     return t
 
 
