@@ -138,7 +138,14 @@ def load_config(
         if target and not Path(target).is_absolute() and (p.parent / target).exists():
             cfg["run"]["target"] = str((p.parent / target).resolve())
     apply_overrides(cfg, overrides or {})
-    validate(cfg, where)
+    try:
+        validate(cfg, where)
+    except ConfigError as e:
+        # A value a flag set is the flag's fault, not the file's: say so.
+        given = [k for k, v in (overrides or {}).items() if v is not None and f"'{k}'" in str(e)]
+        if given and str(e).startswith(f"{where}: "):
+            raise ConfigError(f"command line: {str(e)[len(where) + 2 :]}") from None
+        raise
     return cfg
 
 

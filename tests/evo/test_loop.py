@@ -164,6 +164,7 @@ def test_bad_flags_and_targets(tmp_path):
     assert r.returncode == 2 and "huge" in r.stderr
     r = run_evo("run", "circle_packing", "--evaluations", "0", "--run-dir", str(tmp_path / "r"))
     assert r.returncode == 2 and "run.evaluations" in r.stderr
+    assert "command line: 'run.evaluations'" in r.stderr  # the flag is named, not a file
     assert not (tmp_path / "r").exists() and not (tmp_path / "run").exists()
 
 
