@@ -273,7 +273,8 @@ def render_report(rep: Report) -> str:
         "## Cost",
         "",
         f"LLM cost ${rep.cost:.4f} ({rep.tokens} tokens); {rep.eval_seconds:.1f} s of "
-        f"evaluation time over {rep.seed_runs} seed runs; {rep.elapsed_seconds:.1f} s from "
+        f"evaluation time over {rep.seed_runs} evaluation "
+        f"run{'s' if rep.seed_runs != 1 else ''}; {rep.elapsed_seconds:.1f} s from "
         "the first to the last finished evaluation.",
         "",
     ]
