@@ -17,7 +17,14 @@ from analysis.edits import Edit, edit_set
 from analysis.errors import AnalysisError
 from analysis.rundata import RunData, load_run
 from analysis.transfer import Transfer, render_transfers, transfers
-from archive import FAILED, NoiseEstimate, Program, estimate_noise, remeasurement_runs
+from archive import (
+    FAILED,
+    GATED_REASONS,
+    NoiseEstimate,
+    Program,
+    estimate_noise,
+    remeasurement_runs,
+)
 
 
 @dataclass
@@ -94,7 +101,7 @@ def build_report(run: RunData) -> Report:
     # ended mid-way, as the run's own count has them); run dirs written before that have the ids
     # in counters.json, or at least more than one run.
     gated_ids = (
-        {p.id for p in programs if any(r.why in GATED_WHY for r in p.runs)}
+        {p.id for p in programs if any(r.why in GATED_REASONS for r in p.runs)}
         or set((run.counters or {}).get("gated", []))
         or {p.id for p in run.finished if p.id != run.seed_id and len(p.runs) > 1}
     )
@@ -144,7 +151,6 @@ def build_report(run: RunData) -> Report:
     )
 
 
-GATED_WHY = ("confirm_best", "within_noise")
 REMEASURE_WHY = {
     "baseline": "the seed's baseline: its spread is the first measure of the noise",
     "confirm_best": "a would-be new best, confirmed before it becomes the best",

@@ -16,6 +16,7 @@ from archive.noise import (
 )
 from archive.program import (
     FAILED,
+    GATED_REASONS,
     PENDING,
     REMEASURE_REASONS,
     STATUSES,
@@ -29,6 +30,7 @@ from archive.store import RunStore
 __all__ = [
     "EXPLOIT",
     "FAILED",
+    "GATED_REASONS",
     "PENDING",
     "REMEASURE_REASONS",
     "SCHEMA_VERSION",

@@ -21,6 +21,9 @@ PENDING = "pending"
 REMEASURE_REASONS = ("baseline", "confirm_best", "within_noise")
 """Why a program got a run after its first: the seed's baseline (its spread is the first
 measure of the noise), a would-be new best confirmed, or a margin within the noise floor."""
+GATED_REASONS = REMEASURE_REASONS[1:]
+"""Reasons a child (not the seed) is re-evaluated: the noise gate's ``confirm_best`` and
+``within_noise``."""
 
 
 @dataclass

@@ -9,8 +9,9 @@ multiplied so that, at equal curiosity, it is the first parent a share ``exploit
 (what greedy keep/discard would pick; never less than any other elite); the rest go to the
 niches. So while the best keeps improving, the search exploits it; once its children stop
 entering the archive (a local optimum), its share falls and the niches that are still climbing
-get the parents, without any elite ever being starved. A second parent (crossover) is drawn by curiosity from the other
-elites, so a crossover never pairs the best with itself while another elite exists.
+get the parents, without any elite ever being starved. A second parent (crossover) is drawn by
+curiosity from the other elites, so a crossover never pairs the best with itself while another
+elite exists.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def select_parents(
         else:
             p = w.copy()
             p[best] *= max(1.0, exploit * (n - 1) / (1.0 - exploit))  # `exploit` at equal w
-            first = int(rng.choice(n, p=p / p.sum())) if p.sum() > 0 else int(rng.integers(n))
+            first = int(rng.choice(n, p=p / p.sum()))  # curiosity is > 0 for every elite
         others = [i for i in range(n) if i != first] or [first]
         wo = w[others] / w[others].sum()
         rest = rng.choice(len(others), size=k - 1, replace=k - 1 > len(others), p=wo)

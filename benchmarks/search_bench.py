@@ -85,10 +85,11 @@ def evo_curve(problem: Problem, overrides: dict[str, Any], n: int, seed: int) ->
         store = RunStore.read(run_dir)
         metric = problem.true_metric or problem.target.metric
         seed = store.programs[(store.meta["seed_id"], store.meta["fidelity"])]
+        remeasured = remeasurement_runs(store.programs.values())
         return {
             "curve": store_curve(store, problem, [m for m in MARKS if m <= n]),
-            "remeasure": sum(remeasurement_runs(store.programs.values()).values()),
-            "baseline": remeasurement_runs(store.programs.values()).get("baseline", 0),
+            "remeasure": sum(remeasured.values()),
+            "baseline": remeasured.get("baseline", 0),
             "seed_value": seed.metrics_mean().get(metric),
             "seconds": seconds,
         }

@@ -25,17 +25,6 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_TARGETS = PACKAGE_ROOT / "targets"
 DEFAULT_TARGET = "tinygpt"
 
-OPERATOR_NAMES = (
-    "constants",
-    "tpe",
-    "tpe_local",
-    "choice",
-    "toggle",
-    "uniform_crossover",
-    "merge",
-    "llm_mutation",
-    "llm_crossover",
-)
 SELECTIONS = STRATEGIES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -142,7 +131,7 @@ def load_config(
         validate(cfg, where)
     except ConfigError as e:
         # A value a flag set is the flag's fault, not the file's: say so.
-        given = [k for k, v in (overrides or {}).items() if v is not None and f"'{k}'" in str(e)]
+        given = any(v is not None and f"'{k}'" in str(e) for k, v in (overrides or {}).items())
         if given and str(e).startswith(f"{where}: "):
             raise ConfigError(f"command line: {str(e)[len(where) + 2 :]}") from None
         raise
@@ -224,7 +213,7 @@ def validate(cfg: dict, where: str = "config") -> None:
         "archive.descriptors",
         "must be a list of descriptor names",
     )
-    for name in OPERATOR_NAMES:
+    for name in DEFAULTS["operators"]:
         need(ops[name] >= 0, f"operators.{name}", "must be a weight >= 0")
     need(sum(ops.values()) > 0, "operators.constants", "all operator weights are 0; give one > 0")
     need(noise["seeds"] >= 1, "noise.seeds", "must be >= 1")

@@ -21,13 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from archive import REMEASURE_REASONS, NoiseEstimate, NoisePool, Program, estimate_noise
+from archive import GATED_REASONS as GATED
+from archive import NoiseEstimate, NoisePool, Program, estimate_noise
 from archive import noise_floor as noise_floor  # re-exported for the loop
 
 FLOOR_CONFIDENCE = 0.99
 """Confidence of the upper bound on the noise floor that a would-be best must clear."""
-GATED = REMEASURE_REASONS[1:]
-"""Reasons a child (not the seed) is re-evaluated: ``confirm_best`` and ``within_noise``."""
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ STEP_OPERATORS = ("constants", "tpe_local")
 
 
 class SearchPolicy:
-    """Operator shares and the ``constants`` step scale, learnt from the run's children.
+    """Operator shares and the step scales of ``constants`` and ``tpe_local`` (``steps``), learnt
+    from the run's children.
 
     Args:
         priors: operator name -> weight (> 0): the bandit's prior shares.
@@ -181,15 +182,6 @@ class SearchPolicy:
             )
             scale = self.steps[op] * (STEP_UP if better else STEP_DOWN)
             self.steps[op] = min(MAX_STEP, max(MIN_STEP, scale))
-
-    @property
-    def step_scale(self) -> float:
-        """The ``constants`` operator's step scale."""
-        return self.steps["constants"]
-
-    @step_scale.setter
-    def step_scale(self, value: float) -> None:
-        self.steps["constants"] = value
 
     def rebuild(self, store: Any) -> None:
         """Replay every history row of the store (on resume)."""

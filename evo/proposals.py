@@ -26,9 +26,11 @@ from evo.niches import EDIT_DESCRIPTORS, descriptors_for
 from evo.policy import UNPARENTED, SearchPolicy
 from evo.target import Target
 from operators import (
+    OPERATORS,
     Context,
     NoChild,
     OperatorConfigError,
+    SampleConstants,
     ValidationError,
     build_operators,
     canonical_hash,
@@ -37,7 +39,7 @@ from operators import (
 
 log = logging.getLogger("evo")
 
-STRUCTURAL = ("constants", "tpe", "tpe_local", "choice", "toggle", "uniform_crossover", "merge")
+STRUCTURAL = tuple(OPERATORS)
 LLM = ("llm_mutation", "llm_crossover")
 
 
@@ -146,22 +148,7 @@ class Proposer:
             op = design if design is not None and i < tries // 2 else self._pick()
             if op.arity > len(elites):
                 continue
-            parents = (
-                elites[: op.arity]
-                if only_seed
-                else [store.best(self.fidelity) or elites[0]]
-                if op.name in UNPARENTED  # it samples every constant: keep the best's code
-                else select_parents(
-                    self.cfg["archive"]["selection"],
-                    elites,
-                    op.arity,
-                    self.rng,
-                    self.policy.children,
-                    direction=self.target.direction,
-                    exploit=self.cfg["archive"]["exploit"],
-                    added=self.policy.added,
-                )
-            )
+            parents = elites[: op.arity] if only_seed else self._parents(store, op, elites)
             ctx = self._context(store, op, parents)
             if getattr(op, "slow", False):
                 if len(self._futures) >= self._llm_concurrency:
@@ -206,6 +193,22 @@ class Proposer:
         return self.client.usage() if self.client is not None else {}
 
     # ---- helpers -------------------------------------------------------------------------
+
+    def _parents(self, store: RunStore, op: Any, elites: list[Program]) -> list[Program]:
+        """``op``'s parents: the best elite for an operator that samples every constant afresh
+        (its child keeps the best's code), else the configured selection over ``elites``."""
+        if op.name in UNPARENTED:
+            return [store.best(self.fidelity) or elites[0]]
+        return select_parents(
+            self.cfg["archive"]["selection"],
+            elites,
+            op.arity,
+            self.rng,
+            self.policy.children,
+            direction=self.target.direction,
+            exploit=self.cfg["archive"]["exploit"],
+            added=self.policy.added,
+        )
 
     def _initial_design(self, store: RunStore) -> Any:
         """The ``tpe`` operator while the run's first children are its initial design (random
@@ -265,7 +268,7 @@ class Proposer:
 
     def _context(self, store: RunStore, op: Any, parents: list[Program]) -> Context:
         extra: dict[str, Any] = {}
-        if op.name in ("tpe", "tpe_local"):
+        if isinstance(op, SampleConstants):  # tpe and tpe_local model the run's history
             extra["history"] = tuple(
                 p for p in store.programs.values() if p.fidelity == self.fidelity
             )

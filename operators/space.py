@@ -32,7 +32,7 @@ the others are *soft*: :meth:`Param.widened` grows them to hold the best program
 by their whole width on a side where the best program sits in the outer tenth, never past
 the param's natural limits (positive stays positive, a probability or a momentum stays in
 [0, 1)). Floats start 1.5 decades either side of the seed's value, integers (sizes, steps,
-epochs: the evaluation's cost grows with them) one decade: a prior for values a person picked
+epochs: the evaluation's cost grows with them) a factor of 4: a prior for values a person picked
 by hand, not a truth; the widening lets a search follow an optimum outside it.
 
 Example:

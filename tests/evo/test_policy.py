@@ -92,16 +92,16 @@ def test_the_step_size_grows_while_steps_succeed_and_shrinks_when_they_stop():
     parent = feed.seed
     for _ in range(30):
         parent = feed.child("constants", improves=True, parent=parent)
-    assert pol.step_scale == MAX_STEP
+    assert pol.steps["constants"] == MAX_STEP
     for _ in range(200):
         feed.child("constants", improves=False, parent=parent)
-    assert pol.step_scale == MIN_STEP
-    pol.step_scale = 1.0
+    assert pol.steps["constants"] == MIN_STEP
+    pol.steps["constants"] = 1.0
     for i in range(100):  # one success in five holds it steady
         child = feed.child("constants", improves=i % 5 == 0, parent=parent)
         if i % 5 == 0:
             parent = child
-    assert 0.5 < pol.step_scale < 2.0
+    assert 0.5 < pol.steps["constants"] < 2.0
 
 
 def test_the_policy_of_a_resumed_run_is_the_one_its_store_replays(tmp_path):
@@ -115,7 +115,7 @@ def test_the_policy_of_a_resumed_run_is_the_one_its_store_replays(tmp_path):
     )
     replayed.rebuild(RunStore.read(run_dir))
     assert replayed.shares() == pytest.approx(live.shares())
-    assert replayed.step_scale == pytest.approx(live.step_scale)
+    assert replayed.steps["constants"] == pytest.approx(live.steps["constants"])
     assert replayed.added == live.added and sum(live.added.values()) > 0
     assert live.shares() != pytest.approx(SearchPolicy(live.prior, fidelity="x").shares())
     store = RunStore.read(run_dir)
