@@ -13,22 +13,26 @@ from __future__ import annotations
 
 import email.utils
 import os
-import random
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import numpy as np
 import openai
 
+from operators.llm.backoff import BackoffCancelled, RunBackoff
 from operators.llm.config import LLMConfig, ModelSpec
+from operators.llm.transport import http_client, scope
 
 NO_KEY = "not-needed"
 """Sent as the key when the configured variable is unset (local servers ignore it)."""
 
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
+REPLY_KEPT_CHARS = 4000
+"""Characters of an unusable reply kept on its :class:`LLMFailure` (for ``proposals.jsonl``)."""
 MESSAGE_OVERHEAD_TOKENS = 8
 """Tokens a chat template adds per message (role markers), on top of the content."""
 
@@ -38,14 +42,22 @@ class LLMFailure(Exception):  # noqa: N818 - reads as what happened: the LLM req
 
     Attributes:
         reason: one line.
-        kind: ``rate_limited``, ``server_error``, ``timeout``, ``connection``, ``http_error``,
-            ``malformed``, ``empty``, ``too_large`` or ``budget``.
+        kind: ``rate_limited``, ``server_error``, ``timeout`` (no complete reply within
+            ``llm.timeout``), ``unreachable`` (the connection was refused or the host is
+            unknown), ``connection`` (dropped mid-request), ``http_error`` (another 4xx),
+            ``malformed``, ``empty``, ``too_large``, ``truncated`` (cut at ``llm.max_tokens``),
+            ``budget`` (refused by the dollar budget, never sent) or ``cancelled`` (the run
+            is stopping).
+        reply: the start of the reply when one came (``""`` otherwise).
+        cost: dollars this failure was charged (the reply was billed).
     """
 
-    def __init__(self, reason: str, kind: str):
+    def __init__(self, reason: str, kind: str, reply: str = "", cost: float = 0.0):
         super().__init__(f"{kind}: {reason}")
         self.reason = reason
         self.kind = kind
+        self.reply = reply[:REPLY_KEPT_CHARS]
+        self.cost = cost
 
 
 @dataclass(frozen=True)
@@ -132,13 +144,23 @@ class LLMClient:
     def __init__(self, config: LLMConfig, api_key: str, budget: DollarBudget | None = None):
         self.config = config
         self.budget = budget if budget is not None else DollarBudget(None)
+        self.cancel = threading.Event()
+        self.backoff = RunBackoff(config.backoff, config.max_backoff, self.cancel)
         self._openai = openai.OpenAI(
-            base_url=config.base_url, api_key=api_key, max_retries=0, timeout=config.timeout
+            base_url=config.base_url,
+            api_key=api_key,
+            max_retries=0,
+            timeout=config.timeout,
+            http_client=http_client(config.timeout),
         )
         self._slots = threading.Semaphore(config.concurrency)
         self._lock = threading.Lock()
-        self._jitter = random.Random()  # jitter needs no reproducibility, only spread
         self._usage: dict[str, dict[str, Any]] = {}
+
+    def close(self) -> None:
+        """Cancel every request in flight or waiting (each ends within a second with kind
+        ``cancelled``) and refuse new ones."""
+        self.cancel.set()
 
     def __repr__(self) -> str:  # never show the openai client (it holds the key)
         return f"LLMClient(base_url={self.config.base_url!r}, models={self.model_names()})"
@@ -171,37 +193,54 @@ class LLMClient:
         spent_cost = 0.0
         for attempt in range(cfg.retries + 1):
             try:
+                self.backoff.wait()  # a run-wide pause after a rate limit, 5xx or timeout
+            except BackoffCancelled:
+                raise LLMFailure("the run is stopping", "cancelled") from None
+            try:
                 self.budget.reserve(worst)
             except LLMFailure as e:
+                self.backoff.release()
                 self._record(model.name, 0, 0, 0.0, e.kind)
                 raise
             try:
-                text, n_in, n_out = self._request(messages, model, worst_in)
+                text, n_in, n_out, finish = self._request(messages, model, worst_in)
             except _Retry as r:
                 # A request that died after it was sent may still be billed: charge its worst
                 # case so the budget stays an upper bound. Refused requests (429/5xx) are free.
-                charged = worst if r.failure.kind in ("timeout", "connection") else 0.0
+                sent = r.failure.kind in ("timeout", "connection")
+                charged = worst if sent else 0.0
                 self.budget.settle(worst, charged)
                 self._record(model.name, 0, 0, charged, r.failure.kind)
                 spent_cost += charged
+                self.backoff.failed(r.failure.kind, r.retry_after)
                 if attempt == cfg.retries:
                     raise LLMFailure(
-                        f"{r.failure.reason} (after {attempt + 1} attempts)", r.failure.kind
+                        f"{r.failure.reason} (after {attempt + 1} attempts)",
+                        r.failure.kind,
+                        cost=spent_cost,
                     ) from None
-                self._sleep(attempt, r.retry_after)
                 continue
             except LLMFailure as e:
-                # An unreadable 200 may have been billed; a 4xx was not.
+                # An unreadable 200 may have been billed; a 4xx or a cancelled one was not.
                 charged = worst if e.kind == "malformed" else 0.0
                 self.budget.settle(worst, charged)
                 self._record(model.name, 0, 0, charged, e.kind)
+                if e.kind == "cancelled":
+                    self.backoff.release()
+                else:
+                    self.backoff.done()
+                e.cost = spent_cost + charged
                 raise
+            self.backoff.done()
             cost = model.cost(n_in, n_out)
             self.budget.settle(worst, cost)
             spent_in, spent_out, spent_cost = n_in, n_out, spent_cost + cost
-            failure = _check_reply(text, cfg.max_reply_chars)
-            self._record(model.name, n_in, n_out, cost, failure.kind if failure else None)
+            failure = _check_reply(text, cfg.max_reply_chars, finish, cfg.max_tokens)
+            self._record(
+                model.name, n_in, n_out, cost, failure.kind if failure else None
+            )
             if failure is not None:
+                failure.cost = spent_cost
                 raise failure
             return Completion(
                 text=text,
@@ -214,17 +253,21 @@ class LLMClient:
         raise AssertionError("unreachable: the loop returns or raises")
 
     def usage(self) -> dict[str, dict[str, Any]]:
-        """Per model: ``requests``, ``input_tokens``, ``output_tokens``, ``cost`` (dollars) and
-        ``failures`` (kind -> count). A copy, safe to keep."""
+        """Per model: ``requests``, ``input_tokens``, ``output_tokens``, ``cost`` (dollars),
+        ``failures`` (kind -> count) and ``failure_cost`` (kind -> dollars). A copy, safe to
+        keep."""
         with self._lock:
-            return {m: {**u, "failures": dict(u["failures"])} for m, u in self._usage.items()}
+            return {
+                m: {**u, "failures": dict(u["failures"]), "failure_cost": dict(u["failure_cost"])}
+                for m, u in self._usage.items()
+            }
 
     def _request(
         self, messages: Sequence[dict[str, str]], model: ModelSpec, worst_in: int
-    ) -> tuple[str, int, int]:
+    ) -> tuple[str, int, int, str]:
         cfg = self.config
         try:
-            with self._slots:
+            with self._slots, scope(cfg.timeout, self.cancel):
                 response = self._openai.chat.completions.create(
                     model=model.name,
                     messages=list(messages),  # type: ignore[arg-type]
@@ -232,8 +275,23 @@ class LLMClient:
                     max_tokens=cfg.max_tokens,
                 )
         except openai.APITimeoutError:
-            raise _Retry(LLMFailure(f"no reply within {cfg.timeout:g} s", "timeout")) from None
+            if self.cancel.is_set():
+                raise LLMFailure("the run is stopping", "cancelled") from None
+            raise _Retry(
+                LLMFailure(
+                    f"no complete reply within llm.timeout = {cfg.timeout:g} s "
+                    "(connect plus the whole response)",
+                    "timeout",
+                )
+            ) from None
         except openai.APIConnectionError as e:
+            if self.cancel.is_set():
+                raise LLMFailure("the run is stopping", "cancelled") from None
+            if isinstance(e.__cause__, httpx2.ConnectError):
+                raise _Retry(
+                    LLMFailure(f"cannot connect to {cfg.base_url}: {_one_line(e.__cause__)}",
+                               "unreachable")
+                ) from None
             raise _Retry(LLMFailure(f"connection failed: {_one_line(e)}", "connection")) from None
         except openai.APIStatusError as e:
             code = e.status_code
@@ -247,7 +305,9 @@ class LLMClient:
                 f"unreadable response: {type(e).__name__}: {_one_line(e)}", "malformed"
             ) from None
         try:
-            text = response.choices[0].message.content
+            choice = response.choices[0]
+            text = choice.message.content
+            finish = str(getattr(choice, "finish_reason", "") or "")
             usage = response.usage
             n_in = int(usage.prompt_tokens) if usage is not None else worst_in
             n_out = int(usage.completion_tokens) if usage is not None else None
@@ -261,23 +321,20 @@ class LLMClient:
         text = text or ""
         if n_out is None:  # no usage reported: bound it by the reply's bytes
             n_out = len(text.encode("utf-8"))
-        return text, n_in, n_out
-
-    def _sleep(self, attempt: int, retry_after: float | None) -> None:
-        cfg = self.config
-        if retry_after is not None:
-            # Honour the server's wait, with a little jitter on top so waiters spread out.
-            delay = min(cfg.max_backoff, retry_after) * (1.0 + 0.1 * self._jitter.random())
-        else:
-            delay = min(cfg.max_backoff, cfg.backoff * 2**attempt)
-            delay *= 0.5 + 0.5 * self._jitter.random()
-        time.sleep(delay)
+        return text, n_in, n_out, finish
 
     def _record(self, model: str, n_in: int, n_out: int, cost: float, failure: str | None) -> None:
         with self._lock:
             u = self._usage.setdefault(
                 model,
-                {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0, "failures": {}},
+                {
+                    "requests": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cost": 0.0,
+                    "failures": {},
+                    "failure_cost": {},
+                },
             )
             if failure != "budget":  # a refused request was never sent
                 u["requests"] += 1
@@ -286,6 +343,7 @@ class LLMClient:
             u["cost"] += cost
             if failure is not None:
                 u["failures"][failure] = u["failures"].get(failure, 0) + 1
+                u["failure_cost"][failure] = u["failure_cost"].get(failure, 0.0) + cost
 
 
 class _Retry(Exception):  # noqa: N818 - internal signal, never leaves the client
@@ -295,14 +353,22 @@ class _Retry(Exception):  # noqa: N818 - internal signal, never leaves the clien
         self.retry_after = retry_after
 
 
-def _check_reply(text: str, max_chars: int) -> LLMFailure | None:
+def _check_reply(text: str, max_chars: int, finish: str, max_tokens: int) -> LLMFailure | None:
     if len(text) > max_chars:
         return LLMFailure(
             f"the reply has {len(text)} characters, more than llm.max_reply_chars = {max_chars}",
             "too_large",
+            text,
         )
     if not text.strip():
-        return LLMFailure("the reply is empty", "empty")
+        return LLMFailure("the reply is empty", "empty", text)
+    if finish == "length":
+        return LLMFailure(
+            f"the reply was cut off at llm.max_tokens = {max_tokens} tokens (finish_reason "
+            "'length'); raise llm.max_tokens or use a shorter reply format",
+            "truncated",
+            text,
+        )
     return None
 
 

@@ -19,7 +19,7 @@ MESSAGES = [{"role": "user", "content": "improve the program"}]
 def config(server: LLMServer, **kw) -> LLMConfig:
     table = {
         "base_url": server.base_url,
-        "timeout": 0.3,
+        "timeout": 1.0,
         "retries": 4,
         "backoff": 0.01,
         "max_backoff": 3.0,
@@ -126,6 +126,7 @@ def test_tokens_and_cost_are_counted_per_model():
         "output_tokens": 500,
         "cost": pytest.approx(one.cost),
         "failures": {},
+        "failure_cost": {},
     }
     assert usage["b"]["output_tokens"] == 100
     assert budget.spent == pytest.approx(one.cost + two.cost) and budget.reserved == 0
