@@ -236,9 +236,7 @@ class LLMClient:
             self.budget.settle(worst, cost)
             spent_in, spent_out, spent_cost = n_in, n_out, spent_cost + cost
             failure = _check_reply(text, cfg.max_reply_chars, finish, cfg.max_tokens)
-            self._record(
-                model.name, n_in, n_out, cost, failure.kind if failure else None
-            )
+            self._record(model.name, n_in, n_out, cost, failure.kind if failure else None)
             if failure is not None:
                 failure.cost = spent_cost
                 raise failure
@@ -289,8 +287,9 @@ class LLMClient:
                 raise LLMFailure("the run is stopping", "cancelled") from None
             if isinstance(e.__cause__, httpx2.ConnectError):
                 raise _Retry(
-                    LLMFailure(f"cannot connect to {cfg.base_url}: {_one_line(e.__cause__)}",
-                               "unreachable")
+                    LLMFailure(
+                        f"cannot connect to {cfg.base_url}: {_one_line(e.__cause__)}", "unreachable"
+                    )
                 ) from None
             raise _Retry(LLMFailure(f"connection failed: {_one_line(e)}", "connection")) from None
         except openai.APIStatusError as e:

@@ -25,17 +25,26 @@ In a block target (EVOLVE-BLOCK markers) only definitions inside the block may b
 and new ones go after the block's last statement.
 
 **search_replace**: OpenEvolve's ``<<<<<<< SEARCH`` / ``=======`` / ``>>>>>>> REPLACE``
-blocks, applied in order; each SEARCH text must occur exactly once in the program as the
-earlier blocks left it, or the whole reply is rejected (never a partial edit).
+blocks, applied in order, each to the program as the earlier blocks left it, all or none
+(never a partial edit). A SEARCH text matches *whole lines*: equal up to trailing whitespace or
+a trailing ``# comment`` it left out (the comment is kept on the replacement line); failing
+that, the whole text may match after one uniform indentation shift, and the REPLACE text is
+re-indented by the same shift. A text that matches nowhere, in several places, or only inside
+a line (``LEN = 2`` against ``LEN = 25``) fails with a reason the next prompt shows the model.
 
 **whole_file**: the whole new program in one fenced python block (the longest one, if the
-reply holds several).
+reply holds several), or the whole reply when it has no fence and is nothing but Python.
+
+In every format a fence opened and never closed means the reply was cut off: it fails as
+``truncated`` rather than applying the blocks before it. Every :class:`EditError` has a
+``kind`` (:data:`EDIT_KINDS`).
 
 The result is not validated here; :func:`operators.validate.validate_child` does that.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 
@@ -50,11 +59,16 @@ from operators.statements import CONSTANT_NAME, Unit, units
 FENCE = re.compile(
     r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL
 )
+FENCE_LINE = re.compile(r"^[ \t]*```", re.MULTILINE)
 PYTHON_TAGS = ("", "python", "py", "python3")
 IDEA_LINE = re.compile(
     r"^[ \t>*_#-]*IDEA[ \t*_]*:[ \t*_]*(.+?)[ \t*_]*$", re.MULTILINE | re.IGNORECASE
 )
 REPLACES = re.compile(r"#\s*replaces\s*:\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+TRAILING_COMMENT = re.compile(r"^(.*\S)(\s+#[^'\"]*?)\s*$")
+"""A line's code and its trailing comment (a ``#`` with no quote after it, so not in a
+string)."""
+SEARCH_MARK = re.compile(r"^<<<<<<< SEARCH[ \t]*$", re.MULTILINE)
 SEARCH_BLOCK = re.compile(
     r"^<<<<<<< SEARCH[ \t]*\n(.*?)\n?^=======[ \t]*\n(.*?)\n?"
     r"^>>>>>>> REPLACE[ \t]*$",
@@ -62,12 +76,30 @@ SEARCH_BLOCK = re.compile(
 )
 
 
-class EditError(ValueError):
-    """The reply cannot be applied to the parent; ``reason`` says why in one line."""
+EDIT_KINDS = (
+    "no_code",
+    "syntax",
+    "truncated",
+    "no_match",
+    "partial",
+    "ambiguous",
+    "outside_block",
+    "not_definition",
+)
+"""Why a reply did not apply: no code or edit blocks in it; code that is not Python; a reply
+cut off inside a block; an edit whose target is not in the program; a SEARCH text that matches
+only part of a line; a target that matches several places (or is defined twice); a change
+outside the EVOLVE-BLOCK; a top-level statement that is not a whole definition."""
 
-    def __init__(self, reason: str):
+
+class EditError(ValueError):
+    """The reply cannot be applied to the parent; ``reason`` says why in one line, ``kind``
+    is one of :data:`EDIT_KINDS`."""
+
+    def __init__(self, reason: str, kind: str = "no_match"):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 def code_blocks(reply: str) -> list[tuple[str, str]]:
@@ -76,12 +108,44 @@ def code_blocks(reply: str) -> list[tuple[str, str]]:
 
 
 def python_blocks(reply: str) -> list[str]:
-    """The fenced python blocks (untagged included), without trailing spaces, dedented."""
-    return [
+    """The fenced python blocks (untagged included), without trailing spaces, dedented; a
+    reply with no fence at all that is nothing but Python is one block.
+
+    Raises:
+        EditError: kind ``truncated`` when a fence is opened and never closed (the reply was
+            cut off inside its code: applying the blocks before it would be half an edit).
+    """
+    reply = _lf(reply)
+    if len(FENCE_LINE.findall(reply)) % 2:
+        raise EditError(
+            "the reply ends inside a ``` code block (cut off? raise llm.max_tokens)", "truncated"
+        )
+    blocks = [
         textwrap.dedent("\n".join(ln.rstrip() for ln in code.split("\n")))
-        for tag, code in code_blocks(_lf(reply))
+        for tag, code in code_blocks(reply)
         if tag in PYTHON_TAGS
     ]
+    if not blocks and not FENCE_LINE.search(reply) and _only_code(reply):
+        blocks = [textwrap.dedent(reply).strip("\n") + "\n"]
+    return blocks
+
+
+def _only_code(text: str) -> bool:
+    """True when ``text`` parses as Python and every top-level statement is code, not a bare
+    expression (``Sure`` parses as a name; prose does not survive this)."""
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except (SyntaxError, ValueError):
+        return False
+    return (
+        bool(tree.body)
+        and all(
+            not isinstance(node, ast.Expr)
+            or (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str))
+            for node in tree.body
+        )
+        and not all(isinstance(node, ast.Expr) for node in tree.body)
+    )
 
 
 def _lf(text: str) -> str:
@@ -112,50 +176,146 @@ def apply_reply(reply: str, parent_source: str, fmt: str, *, block: bool = False
         return apply_search_replace(reply, parent_source)
     if fmt == "whole_file":
         return apply_whole_file(reply)
-    raise EditError(f"unknown reply format {fmt!r}")
+    raise EditError(f"unknown reply format {fmt!r}", "no_code")
 
 
 def apply_whole_file(reply: str) -> str:
     """The longest fenced python block of ``reply``, as the whole new program."""
     blocks = python_blocks(reply)
     if not blocks:
-        raise EditError("the reply has no ```python code block with the new program")
+        raise EditError("the reply has no ```python code block with the new program", "no_code")
     code = max(blocks, key=len)
     return code if code.endswith("\n") else code + "\n"
 
 
 def apply_search_replace(reply: str, parent_source: str) -> str:
     """Apply every SEARCH/REPLACE block in order, or none (see the module docstring)."""
+    if len(SEARCH_MARK.findall(reply)) > len(SEARCH_BLOCK.findall(reply)):
+        raise EditError(
+            "a <<<<<<< SEARCH block is not closed by ======= and >>>>>>> REPLACE "
+            "(the reply was cut off, or a marker is misspelt)",
+            "truncated",
+        )
     blocks = SEARCH_BLOCK.findall(reply)
     if not blocks:
-        raise EditError("the reply has no <<<<<<< SEARCH / ======= / >>>>>>> REPLACE block")
-    source = parent_source
+        raise EditError(
+            "the reply has no <<<<<<< SEARCH / ======= / >>>>>>> REPLACE block", "no_code"
+        )
+    lines = parent_source.split("\n")
     for n, (search, replace) in enumerate(blocks, 1):
         if not search.strip():
-            raise EditError(f"SEARCH/REPLACE block {n}: the SEARCH text is empty")
-        found = source.count(search)
-        if found != 1:
-            first = next((s.strip() for s in search.splitlines() if s.strip()), "")
-            where = "matches nothing" if found == 0 else f"matches {found} places"
-            raise EditError(
-                f"SEARCH/REPLACE block {n} (starting {first[:60]!r}) {where} in "
-                "the program; a SEARCH text must match exactly once"
-            )
-        source = source.replace(search, replace, 1)
-    return source
+            raise EditError(f"SEARCH/REPLACE block {n}: the SEARCH text is empty", "no_code")
+        lines = _replace_lines(lines, search.split("\n"), replace.split("\n"), n)
+    return "\n".join(lines)
+
+
+def _replace_lines(lines: list[str], search: list[str], replace: list[str], n: int) -> list[str]:
+    """``lines`` with the one run of whole lines that matches ``search`` replaced.
+
+    A line matches when it is equal up to trailing whitespace; failing that, the whole run may
+    match after a uniform indentation shift, and ``replace`` is then re-indented by the same
+    shift. No match, several matches, or a match inside a line only, is an :class:`EditError`.
+    """
+    while search and not search[-1].strip():  # blank lines around the text do not count
+        search = search[:-1]
+    while search and not search[0].strip():
+        search = search[1:]
+    k = len(search)
+    first = search[0].strip()[:60]
+    want = [s.rstrip() for s in search]
+    exact = [i for i in range(len(lines) - k + 1) if _same(lines[i : i + k], want)]
+    if len(exact) > 1:
+        raise EditError(
+            f"SEARCH/REPLACE block {n} (starting {first!r}) matches {len(exact)} places in "
+            "the program; add lines around it so that it matches exactly once",
+            "ambiguous",
+        )
+    if exact:
+        i = exact[0]
+        return lines[:i] + _keep_comments(lines[i : i + k], want, replace) + lines[i + k :]
+    s_indent = _common_indent(want)
+    body = [s[len(s_indent) :] if s.strip() else "" for s in want]
+    shifted = []
+    for i in range(len(lines) - k + 1):
+        window = [ln.rstrip() for ln in lines[i : i + k]]
+        indent = _common_indent(window)
+        if [w[len(indent) :] if w.strip() else "" for w in window] == body:
+            shifted.append((i, indent))
+    if len(shifted) == 1:
+        i, indent = shifted[0]
+        moved = [
+            indent + r[min(len(s_indent), len(r) - len(r.lstrip())) :] if r.strip() else r
+            for r in replace
+        ]
+        return lines[:i] + moved + lines[i + k :]
+    if len(shifted) > 1:
+        raise EditError(
+            f"SEARCH/REPLACE block {n} (starting {first!r}) matches {len(shifted)} places "
+            "in the program once re-indented; add lines around it so that it "
+            "matches exactly once",
+            "ambiguous",
+        )
+    joined, text = "\n".join(lines), "\n".join(want).strip()
+    at = joined.find(text)
+    if at >= 0:
+        line = joined.count("\n", 0, at) + 1
+        raise EditError(
+            f"SEARCH/REPLACE block {n} (starting {first!r}) matches only part of line {line} "
+            f"({lines[line - 1].strip()[:60]!r}); a SEARCH text must hold whole lines",
+            "partial",
+        )
+    raise EditError(
+        f"SEARCH/REPLACE block {n} (starting {first!r}) matches nothing in the program; "
+        "copy the lines exactly as they are, whole lines only",
+        "no_match",
+    )
+
+
+def _same(window: list[str], want: list[str]) -> bool:
+    """Each line equal up to trailing whitespace, or up to a trailing comment the SEARCH text
+    left out (models often drop ``# ...`` from the lines they quote)."""
+    return all(a.rstrip() == b or _code_part(a) == b for a, b in zip(window, want, strict=True))
+
+
+def _code_part(line: str) -> str:
+    m = TRAILING_COMMENT.match(line)
+    return m.group(1) if m else line.rstrip()
+
+
+def _keep_comments(window: list[str], want: list[str], replace: list[str]) -> list[str]:
+    """``replace`` with the trailing comments the SEARCH text left out put back on the
+    replacement lines at the same positions (when those have no comment of their own)."""
+    out = list(replace)
+    for j, (line, w) in enumerate(zip(window, want, strict=True)):
+        m = TRAILING_COMMENT.match(line)
+        if m and line.rstrip() != w and j < len(out) and out[j].strip() and "#" not in out[j]:
+            out[j] = out[j].rstrip() + m.group(2)
+    return out
+
+
+def _common_indent(lines: list[str]) -> str:
+    """The leading whitespace every non-blank line shares (``""`` if they share none)."""
+    indents = [ln[: len(ln) - len(ln.lstrip())] for ln in lines if ln.strip()]
+    if not indents:
+        return ""
+    common = indents[0]
+    for ind in indents[1:]:
+        while not ind.startswith(common):
+            common = common[:-1]
+    return common
 
 
 def apply_definitions(reply: str, parent_source: str, *, block: bool = False) -> str:
     """Swap the reply's definitions into the parent (see the module docstring)."""
     blocks = python_blocks(reply)
     if not blocks:
-        raise EditError("the reply has no ```python code block with definitions")
+        raise EditError("the reply has no ```python code block with definitions", "no_code")
     p = parsed(parent_source)
     try:
         module = p.module
         parent_units = units(p)
     except ValidationError as e:
-        raise EditError(f"the parent cannot be parsed: {e}") from None
+        raise EditError(f"the parent cannot be parsed: {e}", "syntax") from None
     new_stmts: list[tuple[int, cst.BaseStatement]] = []
     for n, code in enumerate(blocks, 1):
         try:
@@ -163,7 +323,7 @@ def apply_definitions(reply: str, parent_source: str, *, block: bool = False) ->
         except cst.ParserSyntaxError as e:
             msg = " ".join(e.message.split())
             raise EditError(
-                f"code block {n} is not valid Python (line {e.raw_line}: {msg})"
+                f"code block {n} is not valid Python (line {e.raw_line}: {msg})", "syntax"
             ) from None
         body = list(reply_module.body)
         if body and any(line.comment is not None for line in reply_module.header):
@@ -199,6 +359,7 @@ class _Splicer:
             if header:
                 self.headers.setdefault(header, []).append(i)
         self.imports = {node_code(s).strip() for s in self.body if _is_import(s)}
+        self.given: set[str] = set()
 
     def apply(self, stmts: list[tuple[int, cst.BaseStatement]], p: object) -> str:
         for n, stmt in stmts:
@@ -217,19 +378,41 @@ class _Splicer:
                     body.extend(self.inserted[kind])
         return render_body(p, body)  # type: ignore[arg-type]
 
+    def _given(self, n: int, key: str) -> None:
+        """Refuse a reply that gives the same definition twice: which one to keep is a guess."""
+        if key in self.given:
+            raise EditError(
+                f"code block {n}: {key!r} is given twice in the reply; give each definition once",
+                "ambiguous",
+            )
+        self.given.add(key)
+
     def _one(self, n: int, stmt: cst.BaseStatement) -> None:
         if isinstance(stmt, cst.FunctionDef):
             target = _replaces_header(stmt)
             if target is not None:
+                self._given(n, ".".join(target))
                 self._method(n, target[0], target[1], stmt)
             elif stmt.name.value in self.by_name:
+                self._given(n, stmt.name.value)
                 self._replace(n, stmt.name.value, stmt)
             elif (owner := self._sole_owner(stmt)) is not None:
+                self._given(n, f"{owner}.{stmt.name.value}")
                 self._method(n, owner, stmt.name.value, stmt)
+            elif _is_method(stmt):
+                raise EditError(
+                    f"code block {n}: method {stmt.name.value!r} (first parameter "
+                    f"{stmt.params.params[0].name.value!r}) belongs to no class of the "
+                    "program; give the whole class, or put `# replaces: ClassName."
+                    f"{stmt.name.value}` above the def",
+                    "no_match",
+                )
             else:
+                self._given(n, stmt.name.value)
                 self.inserted["def"].append(_fresh(stmt, blank=2))
             return
         if isinstance(stmt, cst.ClassDef):
+            self._given(n, stmt.name.value)
             if stmt.name.value in self.by_name:
                 self._replace(n, stmt.name.value, stmt)
             else:
@@ -243,6 +426,7 @@ class _Splicer:
             return
         name = _stmt_name(stmt)
         if name is not None:
+            self._given(n, name)
             if name in self.by_name:
                 self._replace(n, name, stmt)
             else:
@@ -256,7 +440,8 @@ class _Splicer:
         raise EditError(
             f"code block {n}: the top-level statement {first!r} is not a whole "
             "definition, constant assignment or import of the program; give "
-            "whole functions, classes or constants"
+            "whole functions, classes or constants",
+            "not_definition",
         )
 
     def _replace(self, n: int, name: str, stmt: cst.BaseStatement) -> None:
@@ -264,7 +449,8 @@ class _Splicer:
         if len(at) > 1:
             raise EditError(
                 f"code block {n}: {name!r} is defined {len(at)} times at the top "
-                "level of the program, so the one to replace is ambiguous"
+                "level of the program, so the one to replace is ambiguous",
+                "ambiguous",
             )
         self._put(n, at[0], stmt, name)
 
@@ -272,7 +458,8 @@ class _Splicer:
         if self.block and not self.units[i].in_block:
             raise EditError(
                 f"code block {n}: {label!r} is outside the EVOLVE-BLOCK; only "
-                "code inside the block may change"
+                "code inside the block may change",
+                "outside_block",
             )
         old = self.body[i]
         new = stmt.with_changes(leading_lines=old.leading_lines)  # type: ignore[attr-defined]
@@ -303,7 +490,8 @@ class _Splicer:
             raise EditError(
                 f"method {fn.name.value!r} is defined in classes "
                 f"{', '.join(owners)}; put `# replaces: ClassName."
-                f"{fn.name.value}` above the def to say which"
+                f"{fn.name.value}` above the def to say which",
+                "ambiguous",
             )
         return owners[0] if owners else None
 
@@ -312,13 +500,15 @@ class _Splicer:
         if len(at) != 1:
             raise EditError(
                 f"code block {n}: method {cls}.{method}: the program has "
-                f"{'no' if not at else len(at)} top-level class {cls!r}"
+                f"{'no' if not at else len(at)} top-level class {cls!r}",
+                "no_match" if not at else "ambiguous",
             )
         i = at[0]
         if self.block and not self.units[i].in_block:
             raise EditError(
                 f"code block {n}: class {cls!r} is outside the EVOLVE-BLOCK; only "
-                "code inside the block may change"
+                "code inside the block may change",
+                "outside_block",
             )
         if fn.name.value != method:
             fn = fn.with_changes(name=cst.Name(method))
@@ -331,7 +521,8 @@ class _Splicer:
         if len(same) > 1:
             raise EditError(
                 f"code block {n}: class {cls!r} defines {method!r} {len(same)} "
-                "times (a property?); give the whole class instead"
+                "times (a property?); give the whole class instead",
+                "ambiguous",
             )
         self.methods.setdefault(i, {})[method] = fn
 
@@ -339,7 +530,9 @@ class _Splicer:
         """Index of the parent statement after which new statements of ``kind`` go."""
         ok = [u.index for u in self.units if u.in_block or not self.block]
         if not ok:
-            raise EditError("the program's EVOLVE-BLOCK has no statement to add code after")
+            raise EditError(
+                "the program's EVOLVE-BLOCK has no statement to add code after", "outside_block"
+            )
         defs = [i for i in ok if isinstance(self.body[i], (cst.FunctionDef, cst.ClassDef))]
         if kind == "import":
             imports = [i for i in ok if _is_import(self.body[i])]
@@ -374,6 +567,11 @@ class _Splicer:
         return head[-1] if head else -1
 
 
+def _is_method(fn: cst.FunctionDef) -> bool:
+    params = fn.params.params
+    return bool(params) and params[0].name.value in ("self", "cls")
+
+
 def _is_def(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, (cst.FunctionDef, cst.ClassDef))
 
@@ -385,7 +583,10 @@ def _class_body(cls: cst.ClassDef) -> list[cst.BaseStatement]:
 
 def _with_methods(cls: cst.ClassDef, methods: dict[str, cst.FunctionDef]) -> cst.ClassDef:
     if not isinstance(cls.body, cst.IndentedBlock):
-        raise EditError(f"class {cls.name.value!r} has a one-line body; give the whole class")
+        raise EditError(
+            f"class {cls.name.value!r} has a one-line body; give the whole class",
+            "not_definition",
+        )
     body = list(cls.body.body)
     todo = dict(methods)
     for k, m in enumerate(body):

@@ -146,7 +146,7 @@ def test_search_replace_applies_every_block_or_none():
     with pytest.raises(EditError) as err:
         apply_reply(missing, TINYGPT, "search_replace")
     assert "block 2" in err.value.reason and "matches nothing" in err.value.reason
-    twice = "<<<<<<< SEARCH\nreturn\n=======\nreturn  \n>>>>>>> REPLACE\n"
+    twice = "<<<<<<< SEARCH\nsuper().__init__()\n=======\npass\n>>>>>>> REPLACE\n"
     with pytest.raises(EditError, match="matches [0-9]+ places"):
         apply_reply(twice, TINYGPT, "search_replace")
     with pytest.raises(EditError, match="no <<<<<<< SEARCH"):
@@ -193,3 +193,106 @@ def test_ideas_are_read_from_a_line_or_a_block():
         == "wider MLP, fewer layers"
     )
     assert parse_idea("```python\n# IDEA: inside code does not count\n```") == ""
+
+
+# ---- SEARCH/REPLACE matches whole lines: small programs of our own -------------------------
+
+PROG = """\
+LEN = 25  # sequence length
+WIDTH = 64
+
+
+class Net:
+    def forward(self, x):
+        y = x * 2
+        return y + LEN
+
+    def backward(self, g):
+        y = g * 2
+        return y
+"""
+
+
+def sr(search: str, replace: str) -> str:
+    return f"<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE\n"
+
+
+def test_search_with_trailing_spaces_the_program_lacks_still_applies():
+    child = apply_reply(sr("WIDTH = 64   \t", "WIDTH = 128"), PROG, "search_replace")
+    assert "WIDTH = 128\n" in child and "WIDTH = 64" not in child
+
+
+def test_search_shifted_in_indentation_applies_and_the_replacement_is_reindented():
+    # The model quoted the method's body without its 8 spaces and wrote the new body the same way.
+    reply = sr(
+        "def forward(self, x):\n    y = x * 2",
+        "def forward(self, x):\n    y = x * 3\n    y = y - 1",
+    )
+    child = apply_reply(reply, PROG, "search_replace")
+    assert (
+        "    def forward(self, x):\n        y = x * 3\n        y = y - 1\n        return y + LEN"
+        in child
+    )
+    compile(child, "child", "exec")  # the re-indented child is valid Python
+
+
+def test_search_matching_only_the_middle_of_a_line_is_refused():
+    with pytest.raises(EditError) as err:
+        apply_reply(sr("LEN = 2", "LEN = 3"), PROG, "search_replace")
+    assert err.value.kind == "partial" and "line 1" in err.value.reason
+    with pytest.raises(EditError, match="part of line"):
+        apply_reply(sr("x * 2", "x * 4"), PROG, "search_replace")
+
+
+def test_search_matching_two_places_is_refused_even_after_an_indentation_shift():
+    twin = (
+        PROG + "\n\nclass Twin:\n    def forward(self, x):\n        y = x * 2\n        return y\n"
+    )
+    with pytest.raises(EditError) as err:
+        apply_reply(sr("        y = x * 2", "        y = x * 5"), twin, "search_replace")
+    assert err.value.kind == "ambiguous" and "matches 2 places" in err.value.reason
+    shifted = sr("def forward(self, x):\n    y = x * 2", "def forward(self, x):\n    y = x * 5")
+    with pytest.raises(EditError) as err:
+        apply_reply(shifted, twin, "search_replace")
+    assert err.value.kind == "ambiguous" and "once re-indented" in err.value.reason
+    # One more line makes it unique, and it applies to the right class only.
+    unique = sr("y = x * 2\nreturn y + LEN", "y = x * 5\nreturn y + LEN")
+    child = apply_reply(unique, twin, "search_replace")
+    assert child.count("y = x * 5") == 1 and child.index("y = x * 5") < child.index("class Twin")
+
+
+def test_search_matching_nothing_names_the_block():
+    reply = sr("WIDTH = 64", "WIDTH = 65") + sr("DEPTH = 3", "DEPTH = 4")
+    with pytest.raises(EditError) as err:
+        apply_reply(reply, PROG, "search_replace")
+    assert err.value.kind == "no_match" and "block 2" in err.value.reason
+
+
+def test_a_search_block_cut_off_is_truncated_not_ignored():
+    reply = sr("WIDTH = 64", "WIDTH = 65") + "<<<<<<< SEARCH\nLEN = 25\n=======\n"
+    with pytest.raises(EditError) as err:
+        apply_reply(reply, PROG, "search_replace")
+    assert err.value.kind == "truncated"
+
+
+def test_definitions_given_twice_or_a_method_without_its_class_are_refused():
+    twice = fenced("WIDTH = 32\nWIDTH = 48")
+    with pytest.raises(EditError) as err:
+        apply_reply(twice, PROG, "definitions")
+    assert err.value.kind == "ambiguous" and "given twice" in err.value.reason
+    orphan = fenced("def step(self, x):\n    return x")
+    with pytest.raises(EditError) as err:
+        apply_reply(orphan, PROG, "definitions")
+    assert err.value.kind == "no_match" and "belongs to no class" in err.value.reason
+
+
+def test_whole_file_cut_off_inside_its_block_is_truncated_and_bare_code_is_accepted():
+    cut = "Here it is:\n```python\nLEN = 30\nWIDTH = 64\n\nclass Net:\n    def forw"
+    with pytest.raises(EditError) as err:
+        apply_reply(cut, PROG, "whole_file")
+    assert err.value.kind == "truncated"
+    bare = PROG.replace("WIDTH = 64", "WIDTH = 96")
+    assert apply_reply(bare, PROG, "whole_file") == bare
+    with pytest.raises(EditError) as err:
+        apply_reply("Sure! I made the network wider.", PROG, "whole_file")
+    assert err.value.kind == "no_code"
