@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from analysis import metrics
 from analysis.edits import Edit, edit_set
@@ -25,6 +26,7 @@ from archive import (
     estimate_noise,
     remeasurement_runs,
 )
+from evo.proposal_log import llm_summary, outcomes_line, spend_lines
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Report:
     failures: dict[str, tuple[int, str]]  # status -> (count, an example reason)
     cost: float
     tokens: int
+    llm: dict[str, Any] | None
     eval_seconds: float
     elapsed_seconds: float
     main_line: list[Program] = field(default_factory=list)  # seed ... best, first parents
@@ -118,6 +121,7 @@ def build_report(run: RunData) -> Report:
             n, why = failures.get(p.status, (0, ""))
             failures[p.status] = (n + 1, why or p.reason)
     times = [h.time for h in run.history]
+    llm = llm_summary(run.run_dir)
     return Report(
         run=run,
         seed_runs=sum(len(p.runs) for p in programs),
@@ -141,8 +145,9 @@ def build_report(run: RunData) -> Report:
         rejected=rejected,
         faded=faded,
         failures=dict(sorted(failures.items())),
-        cost=sum(p.cost for p in programs),
+        cost=sum(p.cost for p in programs) + (llm["failed_cost"] if llm else 0.0),
         tokens=sum(p.tokens for p in programs),
+        llm=llm,
         eval_seconds=sum(r.wall_time for p in programs for r in p.runs),
         main_line=metrics.main_line(run, best) if best is not None else [],
         transfers=transfers(run),
@@ -274,11 +279,13 @@ def render_report(rep: Report) -> str:
         ]
     else:
         m.append("No failures.")
+    m += render_llm(rep.llm)
     m += [
         "",
         "## Cost",
         "",
-        f"LLM cost ${rep.cost:.4f} ({rep.tokens} tokens); {rep.eval_seconds:.1f} s of "
+        f"LLM cost ${rep.cost:.4f}, failed proposals included ({rep.tokens} tokens in "
+        "children); {rep.eval_seconds:.1f} s of "
         f"evaluation time over {rep.seed_runs} evaluation "
         f"run{'s' if rep.seed_runs != 1 else ''}; {rep.elapsed_seconds:.1f} s from "
         "the first to the last finished evaluation.",
@@ -287,6 +294,28 @@ def render_report(rep: Report) -> str:
     if rep.notes:
         m += ["## Notes", ""] + [f"- {n}" for n in rep.notes] + [""]
     return "\n".join(m)
+
+
+def render_llm(llm: dict[str, Any] | None) -> list[str]:
+    """The LLM section: what the proposals came to, the last reason per failure class, and
+    the spend per model and failure kind (nothing when the run asked no model)."""
+    if not llm:
+        return []
+    m = ["", "## LLM proposals", "", outcomes_line(llm) + " (from proposals.jsonl).", ""]
+    if llm["outcomes"]:
+        m += ["| outcome | proposals | share | last reason |", "| --- | --- | --- | --- |"]
+        n = llm["proposals"] or 1
+        m += [
+            f"| {k} | {v} | {v / n:.0%} | "
+            f"{llm['last_reason'].get(k, '-')[:140].replace('|', '/')} |"
+            for k, v in llm["outcomes"].items()
+        ]
+        m.append("")
+    if llm["seconds_per_proposal"] is not None:
+        m.append(f"{llm['seconds_per_proposal']:.1f} s per proposal on average.")
+        m.append("")
+    m += [f"- {line}" for line in spend_lines(llm["usage"])]
+    return m
 
 
 def _best_section(rep: Report) -> list[str]:

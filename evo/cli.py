@@ -15,6 +15,7 @@ from archive import LockError, Program, RunStore, StoreError, estimate_noise, re
 from evo.backends import BackendError
 from evo.config import ConfigError, load_config
 from evo.evaluator import EvaluatorError
+from evo.proposal_log import llm_summary
 from evo.rundir import RunError, report_fidelity
 from evo.target import TargetError
 from operators import OperatorConfigError, ValidationError
@@ -211,6 +212,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from evo.progress import remeasured_line
+    from evo.proposal_log import outcomes_line, spend_lines
 
     store = RunStore.read(Path(args.run_dir))
     info = status_dict(store)
@@ -255,6 +257,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 f"elites, best {'-' if b is None else format(b['fitness'], '.6g')}",
             )
     t.add_row("cost", f"${info['cost']:.4f}, {info['tokens']} tokens")
+    llm = info.get("llm")
+    if llm:
+        t.add_row("LLM proposals", outcomes_line(llm))
+        for outcome, reason in llm["last_reason"].items():
+            t.add_row(f"  last {outcome}", reason[:200])
+        for line in spend_lines(llm["usage"]):
+            t.add_row("LLM spend", line)
+        t.add_row("  failed proposals cost", f"${llm['failed_cost']:.4f} (in the total above)")
     Console().print(t)
     return 0
 
@@ -279,6 +289,7 @@ def status_dict(store: RunStore) -> dict[str, Any]:
             else {"id": best.id, "fitness": best.fitness, "fitness_std": best.fitness_std},
         }
     top = levels[fidelity]
+    llm = llm_summary(store.run_dir)
     noise = estimate_noise(
         (p for p in programs if p.fidelity == fidelity), store.meta.get("metric", "")
     )
@@ -298,8 +309,9 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         "noise": {"floor": noise.floor, "dof": noise.dof, "deterministic": noise.deterministic},
         "remeasured": remeasurement_runs(programs),
         "levels": levels,
-        "cost": sum(p.cost for p in programs),
+        "cost": sum(p.cost for p in programs) + (llm["failed_cost"] if llm else 0.0),
         "tokens": sum(p.tokens for p in programs),
+        "llm": llm,
     }
 
 

@@ -24,7 +24,19 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.count = 0
+        self.last = ""  # the signal that arrived last: "Ctrl-C" or "SIGTERM"
         self._old: tuple[Any, Any] | None = None
+
+    def reason(self) -> str:
+        """Why the run stopped, for its summary (``""`` when no signal came)."""
+        if not self.count:
+            return ""
+        if self.abandon:
+            return (
+                f"stopped by {self.last}: the runs in flight were abandoned (a resumed run "
+                "re-queues them)"
+            )
+        return f"stopped by {self.last}: the runs in flight were finished"
 
     @property
     def abandon(self) -> bool:
@@ -47,6 +59,7 @@ class Interrupts:
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         self.count += 1
+        self.last = "Ctrl-C"
         if self.count == 1:
             log.warning(
                 "Ctrl-C: finishing the children in flight (Ctrl-C again abandons "
@@ -55,6 +68,7 @@ class Interrupts:
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.count = 2
+        self.last = "SIGTERM"
 
 
 __all__ = ["Interrupts"]

@@ -16,6 +16,7 @@ import concurrent.futures as cf
 import logging
 import math
 import os
+import sys
 import time
 import uuid
 from collections import Counter, deque
@@ -101,7 +102,13 @@ class Search:
             )
             self.fidelity = self.cascade.base  # the search runs here; promotions go up
             self.proposer = Proposer(
-                cfg, self.target, self.fidelity, self.op_stats, self.seed_source, self.seed_id
+                cfg,
+                self.target,
+                self.fidelity,
+                self.op_stats,
+                self.seed_source,
+                self.seed_id,
+                run_dir=self.run_dir,
             )
             self.dims = archive_dims(self.target, self.seed_source, cfg["archive"])
         except CascadeError as e:
@@ -205,6 +212,9 @@ class Search:
         misses = 0
         progress = Progress(self, budget, n_slots, enabled=self.show_progress)
         self.loop_seconds = (time.monotonic(), 0.0)  # (start, duration) of the steady state
+        for line in self.proposer.notices:
+            log.warning("%s", line)
+            print(f"evo: {line}", file=sys.stderr)
         try:
             self.interrupts.install()
             progress.start()
@@ -258,6 +268,7 @@ class Search:
                 if waiting:
                     cf.wait(waiting, timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 if self.interrupts.abandon:
+                    self._stop_reason = self.interrupts.reason()
                     self._kill_marked(self.run_id, var="EVO_RUN_ID")
                     cf.wait(list(in_flight), timeout=10)
                     in_flight.clear()  # abandoned: still pending in the journal
@@ -272,6 +283,11 @@ class Search:
         summary = self.summary(store)
         write_json(self.run_dir / "summary.json", summary_dict(summary))
         self._check_baseline(store)
+        tripped = self.proposer.tripped
+        if tripped and not any(
+            p.runs and p.operator not in ("seed", "hand") for p in store.programs.values()
+        ):
+            raise RunError(f"{tripped}; no child was evaluated (the run dir is intact)")
         return summary
 
     def _maybe_checkpoint(self, store: RunStore) -> None:
@@ -304,12 +320,15 @@ class Search:
         self.proposer.policy.rebuild(store)
 
     def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
+        cap = self.proposer.dollar_cap
         if self.interrupts.count:
-            self._stop_reason = "interrupted"
+            self._stop_reason = self.interrupts.reason()
         elif time.monotonic() > deadline:
             self._stop_reason = "hours budget reached"
-        elif self.cfg["run"]["dollars"] > 0 and self._spent(store) >= self.cfg["run"]["dollars"]:
-            self._stop_reason = "dollar budget reached"
+        elif cap is not None and self._spent(store) >= cap:
+            self._stop_reason = f"dollar budget reached (${cap:.2f})"
+        elif self.proposer.tripped:
+            self._stop_reason = self.proposer.tripped
         elif used >= budget:
             self._stop_reason = "evaluation budget reached"
         else:

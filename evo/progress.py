@@ -62,7 +62,7 @@ class Progress:
         rate = (done - self.done0) / elapsed if elapsed > 0 else 0.0
         eta = (self.budget - done) / rate if rate > 0 else float("nan")
         t = Table.grid(padding=(0, 2))
-        t.add_row(
+        cells = [
             f"[bold]{s.target.name}[/] {s.fidelity}",
             f"done {done}/{self.budget}",
             f"in flight {in_flight}/{self.slots}",
@@ -70,7 +70,11 @@ class Progress:
             f"coverage {stats.coverage:.1%}" if stats else "",
             f"failures {failed}",
             f"ETA {_duration(eta)}",
-        )
+        ]
+        wait, kind = s.proposer.backoff()
+        if wait > 0:
+            cells.append(f"[yellow]LLM backing off {wait:.0f} s ({kind})[/]")
+        t.add_row(*cells)
         return t
 
 

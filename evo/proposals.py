@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
-from collections import Counter
+import math
+import time
+from collections import Counter, deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from archive import FAILED, Program, RunStore, select_parents
+from evo.breaker import CircuitBreaker
 from evo.niches import EDIT_DESCRIPTORS, descriptors_for
 from evo.policy import UNPARENTED, SearchPolicy
+from evo.proposal_log import ProposalLog, outcome_of
 from evo.target import Target
 from operators import (
     OPERATORS,
@@ -45,6 +50,24 @@ LLM = ("llm_mutation", "llm_crossover")
 
 PROPOSE_TRIES = 20
 """Operator tries per :meth:`Proposer.propose` call before it gives up for now."""
+DEFAULT_DOLLARS = 10.0
+"""The LLM spend cap (dollars) of a run whose models are priced and whose ``run.dollars`` is
+unset (0): a forgotten budget must not mean an unbounded bill. ``run.dollars = inf`` lifts it."""
+FEEDBACK_FAILURES = 2
+"""Recent reasons why the model's replies could not be used, shown in the next prompt."""
+
+
+def dollar_cap(cfg: dict) -> float | None:
+    """The run's LLM spend cap in dollars (``None``: no cap): ``run.dollars`` when set (``inf``
+    for none), else :data:`DEFAULT_DOLLARS` when a model has a price, else none."""
+    dollars = cfg["run"]["dollars"]
+    if dollars > 0:
+        return None if math.isinf(dollars) else float(dollars)
+    priced = any(
+        isinstance(m, dict) and (m.get("price_input", 0) or m.get("price_output", 0))
+        for m in cfg.get("llm", {}).get("models", [])
+    )
+    return DEFAULT_DOLLARS if priced and cfg.get("llm", {}).get("base_url") else None
 
 
 class Proposer:
@@ -66,8 +89,12 @@ class Proposer:
         stats: dict[str, Counter],
         seed_source: str,
         seed_id: str,
+        run_dir: Path | None = None,
     ):
         self.cfg, self.target, self.fidelity, self.stats = cfg, target, fidelity, stats
+        self.run_dir = run_dir
+        self.notices: list[str] = []  # lines the run prints when it starts
+        self.stop_reason = ""  # set when the LLM operators must stop the run
         self.seed_source, self.seed_id = seed_source, seed_id
         self.context = Context(
             seed_source=self.seed_source,
@@ -86,6 +113,7 @@ class Proposer:
             check_context(self.context)
             self.operators += build_operators(structural, self.context)
         self.client = None
+        self.dollar_cap: float | None = None
         self._pool: cf.ThreadPoolExecutor | None = None
         self._futures: dict[cf.Future, Any] = {}
         self._llm_concurrency = 0
@@ -112,8 +140,18 @@ class Proposer:
         weights = {k: cfg["operators"][k] for k in LLM if cfg["operators"][k] > 0}
         if not llm.enabled or not weights:
             return
-        self.budget = DollarBudget(cfg["run"]["dollars"] or None)
+        cap = self.dollar_cap = dollar_cap(cfg)
+        if cap is not None and not cfg["run"]["dollars"]:
+            self.notices.append(
+                f"LLM spend is capped at ${cap:.2f}: the models are priced and run.dollars is "
+                "not set (set run.dollars to change the cap, run.dollars = inf to lift it)"
+            )
+        self.budget = DollarBudget(cap)
         self.client = make_client(llm, self.budget)
+        self.breaker = CircuitBreaker(llm.max_failures, llm.base_url)
+        self.proposal_log = ProposalLog(self.run_dir) if self.run_dir is not None else None
+        self._failures: deque[str] = deque(maxlen=FEEDBACK_FAILURES)
+        self._started: dict[cf.Future, float] = {}
         self.operators += build_llm_operators(llm, weights, client=self.client)
         self._llm_concurrency = llm.concurrency
         self._inspirations = llm.inspirations
@@ -154,7 +192,9 @@ class Proposer:
                 if len(self._futures) >= self._llm_concurrency:
                     continue
                 rng = np.random.default_rng(self.rng.integers(2**63))
-                self._futures[self._pool.submit(op.propose, parents, ctx, rng)] = op
+                fut = self._pool.submit(op.propose, parents, ctx, rng)
+                self._futures[fut] = op
+                self._started[fut] = time.monotonic()
                 return None
             try:
                 child = op.propose(parents, ctx, self.rng)
@@ -171,23 +211,39 @@ class Proposer:
         out = []
         for fut in [f for f in self._futures if f.done()]:
             op = self._futures.pop(fut)
+            seconds = time.monotonic() - self._started.pop(fut, time.monotonic())
             try:
                 child = fut.result()
             except (NoChild, ValidationError) as e:
-                self._miss(op, e)
+                self._miss(op, e, seconds)
                 continue
             except Exception as e:  # an operator bug must not take the run down
                 log.exception("%s failed: %s", op.name, e)
                 self._count(op.name, "error")
                 continue
-            program = self._admit(store, op, child)
+            program = self._admit(store, op, child, seconds)
             if program is not None:
                 out.append(program)
         return out
 
     def shutdown(self) -> None:
+        """Cancel the LLM requests in flight (each ends within a second) and stop the pool."""
+        if self.client is not None:
+            self.client.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def tripped(self) -> str:
+        """Why the LLM operators stop the run (the circuit breaker, the dollar budget); ""
+        while they may go on."""
+        if self.client is None:
+            return ""
+        return self.stop_reason or self.breaker.tripped
+
+    def backoff(self) -> tuple[float, str]:
+        """``(seconds left, failure kind)`` of the LLM's run-wide backoff; ``(0, "")`` if none."""
+        return self.client.backoff.state() if self.client is not None else (0.0, "")
 
     def usage(self) -> dict[str, Any]:
         return self.client.usage() if self.client is not None else {}
@@ -230,26 +286,65 @@ class Proposer:
         by_name = {op.name: op for op, _ in self.operators}
         return by_name[self.policy.pick(self.rng, list(by_name))]
 
-    def _miss(self, op: Any, e: Exception) -> None:
+    def _miss(self, op: Any, e: Exception, seconds: float | None = None) -> None:
         kind = getattr(e, "kind", None)
         what = "rejected" if isinstance(e, ValidationError) else "no_child"
         self._count(op.name, f"{what}_{kind}" if kind else what)
         self.failed_cost += getattr(e, "cost", 0.0)
         log.debug("%s made no child: %s", op.name, e)
+        if getattr(op, "slow", False):
+            reason = str(getattr(e, "reason", "") or e)
+            detail = getattr(e, "detail", "")
+            self._llm_outcome(op, kind or "error", reason, seconds, e, detail=detail)
+            if kind == "edit" or (kind or "").startswith("invalid_"):
+                self._failures.append(reason)
         if kind == "budget":  # the dollar budget is spent: no more LLM requests
             self.operators = [(o, w) for o, w in self.operators if not getattr(o, "slow", 0)]
             log.warning("dollar budget reached: the LLM operators stop")
+            if not self.operators:
+                self.stop_reason = "dollar budget reached (the LLM operators were the only ones)"
 
-    def _admit(self, store: RunStore, op: Any, child: Any) -> Program | None:
+    def _llm_outcome(
+        self, op: Any, kind: str, reason: str, seconds: float | None, source: Any, **more: Any
+    ) -> None:
+        """One LLM proposal's outcome: to the circuit breaker and ``proposals.jsonl``."""
+        self.breaker.record(kind, reason, more.get("detail", ""))
+        if self.proposal_log is None:
+            return
+        record = {
+            "operator": op.name,
+            "model": getattr(source, "model", ""),
+            "outcome": outcome_of(kind, more.get("detail", "")),
+            "kind": kind,
+            "reason": reason,
+            "tokens": int(getattr(source, "tokens", 0) or 0),
+            "cost": float(getattr(source, "cost", 0.0) or 0.0),
+            "seconds": None if seconds is None else round(seconds, 3),
+            **more,
+        }
+        if kind != "child" and getattr(source, "reply", ""):
+            record["reply"] = source.reply
+        self.proposal_log.write(**record)
+
+    def _admit(
+        self, store: RunStore, op: Any, child: Any, seconds: float | None = None
+    ) -> Program | None:
         try:
             cid = getattr(child, "id", None) or canonical_hash(child.source)
         except ValidationError as e:
-            self._miss(op, e)
+            self._miss(op, e, seconds)
             return None
+        slow = getattr(op, "slow", False)
         if (cid, self.fidelity) in store.programs:
             self._count(op.name, "duplicate")
             self.failed_cost += getattr(child, "cost", 0.0)
+            if slow:
+                reason = f"the child is a program the run has already seen ({cid[:12]})"
+                self._llm_outcome(op, "duplicate", reason, seconds, child, child=cid)
+                self._failures.append(f"{op.name}: {reason}: propose a different change")
             return None
+        if slow:
+            self._llm_outcome(op, "child", child.description, seconds, child, child=cid)
         return Program(
             id=cid,
             source=child.source,
@@ -277,7 +372,9 @@ class Proposer:
         if op.arity == 2:
             extra["ancestor_source"] = common_ancestor(store, parents, self.seed_source)
         if getattr(op, "slow", False):
-            extra["feedback"] = self._feedback(store, parents[0])
+            extra["feedback"] = self._feedback(store, parents[0]) + tuple(
+                f"one of your recent replies could not be used: {r}" for r in self._failures
+            )
             extra["archive_sample"] = self._inspirations_for(store, parents)
             extra["niche"] = self._niche(store)
         if not extra:

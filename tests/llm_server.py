@@ -8,6 +8,8 @@ order; a callable script is called with the request's JSON instead). An item is 
 - :class:`Reply`: content with explicit token usage;
 - :class:`Status`: an HTTP error (429 with ``Retry-After``, 500, 503, ...);
 - :class:`Slow`: a normal reply sent after a delay (longer than the client's timeout);
+- :class:`Trickle`: a normal reply whose body is sent one byte at a time, ``interval`` apart
+  (a server that is alive but never done: no read timeout ever fires);
 - :data:`DROP`: the connection is closed without any response;
 - :data:`NOT_JSON`: a 200 response whose body is not JSON.
 
@@ -56,6 +58,14 @@ class Slow:
 
     seconds: float
     content: str = "late"
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """A normal reply whose bytes are sent one every ``interval`` seconds."""
+
+    interval: float
+    content: str = "trickled"
 
 
 DROP = "<drop the connection>"
@@ -176,6 +186,9 @@ class LLMServer:
                     if server._stop.wait(item.seconds):
                         return
                     item = item.content
+                trickle = item.interval if isinstance(item, Trickle) else None
+                if isinstance(item, Trickle):
+                    item = item.content
                 if isinstance(item, str):
                     item = Reply(item)
                 prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
@@ -203,7 +216,25 @@ class LLMServer:
                         "total_tokens": p_tok + c_tok,
                     },
                 }
-                self._send(200, json.dumps(reply).encode())
+                if trickle is None:
+                    self._send(200, json.dumps(reply).encode())
+                else:
+                    self._trickle(json.dumps(reply).encode(), trickle)
+
+            def _trickle(self, payload: bytes, interval: float) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.flush()
+                    for i in range(len(payload)):
+                        if server._stop.wait(interval):
+                            return
+                        self.wfile.write(payload[i : i + 1])
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client gave up: its deadline held
 
             def _send(
                 self,

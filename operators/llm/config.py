@@ -73,6 +73,11 @@ class LLMConfig:
       idea is stored with the child.
     - ``max_reply_chars`` (int, ``200000``): a longer reply is a failed proposal.
     - ``inspirations`` (int, ``2``): programs from other niches shown in the mutation prompt.
+    - ``max_failures`` (int, ``20``): the circuit breaker: after this many LLM proposals in a
+      row gave no new child (any reason: no reply, an unusable reply, an edit that did not
+      apply, a duplicate), the run stops with one line naming the endpoint, the failure
+      class and the last error. An unreachable endpoint (connection refused, unknown host)
+      stops it after one proposal's retries. ``0``: never stop for this.
     """
 
     base_url: str = ""
@@ -89,6 +94,7 @@ class LLMConfig:
     ideas_first: bool = False
     max_reply_chars: int = 200_000
     inspirations: int = 2
+    max_failures: int = 20
 
     @property
     def enabled(self) -> bool:
@@ -168,6 +174,7 @@ class LLMConfig:
         kw["ideas_first"] = ideas
         kw["max_reply_chars"] = _int(d, "max_reply_chars", 200_000, 1)
         kw["inspirations"] = _int(d, "inspirations", 2, 0)
+        kw["max_failures"] = _int(d, "max_failures", 20, 0)
         if kw["base_url"] and not kw["models"]:
             raise LLMConfigError(
                 "llm.models: give at least one model when llm.base_url is set, "

@@ -24,7 +24,13 @@ import numpy as np
 from archive.program import Program
 from operators.base import Child, Context, Operator
 from operators.errors import NoChild, ValidationError
-from operators.llm.client import DollarBudget, LLMClient, LLMFailure, make_client
+from operators.llm.client import (
+    REPLY_KEPT_CHARS,
+    DollarBudget,
+    LLMClient,
+    LLMFailure,
+    make_client,
+)
 from operators.llm.config import LLMConfig
 from operators.llm.edits import EditError, apply_reply, parse_idea
 from operators.llm.prompts import crossover_messages, mutation_messages
@@ -62,14 +68,35 @@ class LLMChild(Child):
 
 
 class LLMNoChild(NoChild):
-    """No child from an LLM operator; ``kind`` says why (an :class:`LLMFailure` kind,
-    ``edit``, or ``invalid_<validation kind>``), ``tokens`` and ``cost`` what it spent."""
+    """No child from an LLM operator.
 
-    def __init__(self, reason: str, kind: str, tokens: int = 0, cost: float = 0.0):
+    Attributes:
+        kind: why: an :class:`LLMFailure` kind, ``edit``, or ``invalid_<validation kind>``.
+        detail: for ``edit``, the :class:`EditError` kind (``no_match``, ``partial``...).
+        tokens, cost: what the attempt spent (tokens; dollars).
+        reply: the start of the model's reply, when one came (at most
+            :data:`~operators.llm.client.REPLY_KEPT_CHARS` characters).
+        model: the model asked.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        kind: str,
+        tokens: int = 0,
+        cost: float = 0.0,
+        *,
+        detail: str = "",
+        reply: str = "",
+        model: str = "",
+    ):
         super().__init__(reason)
         self.kind = kind
+        self.detail = detail
         self.tokens = tokens
         self.cost = cost
+        self.reply = reply[:REPLY_KEPT_CHARS]
+        self.model = model
 
 
 class _LLMOperator(Operator):
@@ -101,8 +128,16 @@ class _LLMOperator(Operator):
         try:
             reply = self.client.complete(messages, model)
         except LLMFailure as e:
-            self._fail(f"{self.name}: {e.kind}: {e.reason}", e.kind)
+            self._fail(
+                f"{self.name}: {e.kind}: {e.reason}",
+                e.kind,
+                0,
+                e.cost,
+                reply=e.reply,
+                model=model.name,
+            )
         tokens = reply.input_tokens + reply.output_tokens
+        said = {"reply": reply.text, "model": reply.model}
         parent = parents[0].source
         idea = parse_idea(reply.text) if self.config.ideas_first else ""
         try:
@@ -112,10 +147,22 @@ class _LLMOperator(Operator):
                 summary = "" if idea else change_summary(parent, source)
         except EditError as e:
             self._fail(
-                f"{self.name}: the reply does not apply: {e.reason}", "edit", tokens, reply.cost
+                f"{self.name}: the reply does not apply: {e.reason}",
+                "edit",
+                tokens,
+                reply.cost,
+                detail=e.kind,
+                **said,
             )
         except ValidationError as e:
-            self._fail(f"{self.name}: invalid child: {e}", f"invalid_{e.kind}", tokens, reply.cost)
+            self._fail(
+                f"{self.name}: invalid child: {e}",
+                f"invalid_{e.kind}",
+                tokens,
+                reply.cost,
+                detail=e.kind,
+                **said,
+            )
         line = " ".join(idea.split()) if idea else summary
         if len(line) > DESCRIPTION_CHARS:
             line = line[: DESCRIPTION_CHARS - 3] + "..."
@@ -131,11 +178,13 @@ class _LLMOperator(Operator):
             model=reply.model,
         )
 
-    def _fail(self, reason: str, kind: str, tokens: int = 0, cost: float = 0.0) -> NoReturn:
+    def _fail(
+        self, reason: str, kind: str, tokens: int = 0, cost: float = 0.0, **more: str
+    ) -> NoReturn:
         with self._lock:
             self.failures_by_kind[kind] = self.failures_by_kind.get(kind, 0) + 1
             self.recent_failures.append(reason)
-        raise LLMNoChild(reason, kind, tokens, cost)
+        raise LLMNoChild(reason, kind, tokens, cost, **more)
 
 
 class LLMMutation(_LLMOperator):
