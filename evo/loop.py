@@ -42,7 +42,9 @@ from evo.rundir import (
     RunSummary,
     fmt,
     load_counters,
+    merge_usage,
     open_run_dir,
+    read_json,
     report_fidelity,
     save_counters,
     summary_dict,
@@ -137,6 +139,7 @@ class Search:
         self._last_checkpoint = time.monotonic()
         self._run_marker = str(self.run_dir.resolve())
         self._losses: dict[tuple[str, str, int], int] = {}
+        self._usage_before: dict = {}  # LLM usage of earlier processes of this run
         self._parked: list[Program] = []  # runs done, waiting for the seed's noise verdict
 
     # ---- run directory -------------------------------------------------------------------
@@ -230,8 +233,15 @@ class Search:
                     break
                 used = self._evaluations(store) + len(in_flight)
                 stopping = self._stopping(store, deadline, used, budget)
+                # The LLM operators stop the run (breaker, budget, max_proposals): the children
+                # already made are evaluated first, and no new ones are made.
+                draining = not stopping and bool(self.proposer.tripped)
+                if draining and not ready and not queue:
+                    self._stop_reason, stopping = self.proposer.tripped, True
+                if stopping:  # a reply would only be dropped: end the requests in flight now
+                    self.proposer.cancel_requests()
                 while not stopping and len(in_flight) < n_slots and used < budget:
-                    work = self._next_work(store, queue, ready, in_flight, n_slots)
+                    work = self._next_work(store, queue, ready, in_flight, n_slots, not draining)
                     if work is None:
                         break
                     in_flight[backend.submit(self._job(work))] = work
@@ -250,6 +260,7 @@ class Search:
                     break
                 if (
                     not stopping
+                    and not draining
                     and len(ready) + self.proposer.in_flight < n_slots
                     and self._has_parents(store)
                 ):
@@ -283,7 +294,7 @@ class Search:
         summary = self.summary(store)
         write_json(self.run_dir / "summary.json", summary_dict(summary))
         self._check_baseline(store)
-        tripped = self.proposer.tripped
+        tripped = self.proposer.failure
         if tripped and not any(
             p.runs and p.operator not in ("seed", "hand") for p in store.programs.values()
         ):
@@ -307,7 +318,7 @@ class Search:
             self.gates,
             self.fidelity,
             self.proposer.failed_cost,
-            self.proposer.usage(),
+            merge_usage(self._usage_before, self.proposer.usage()),
             self.proposer.policy,
         )
 
@@ -315,6 +326,7 @@ class Search:
         """Counters kept beside the store, then what the store itself says (the noise gate's
         pool and counts, the operator bandit and step size): the journal is the truth."""
         self.proposer.failed_cost = load_counters(self.run_dir, self.op_stats)
+        self._usage_before = read_json(self.run_dir / "counters.json").get("llm_usage") or {}
         for gate in self.gates.values():
             gate.rebuild(store)
         self.proposer.policy.rebuild(store)
@@ -327,8 +339,6 @@ class Search:
             self._stop_reason = "hours budget reached"
         elif cap is not None and self._spent(store) >= cap:
             self._stop_reason = f"dollar budget reached (${cap:.2f})"
-        elif self.proposer.tripped:
-            self._stop_reason = self.proposer.tripped
         elif used >= budget:
             self._stop_reason = "evaluation budget reached"
         else:
@@ -398,6 +408,7 @@ class Search:
         ready: deque[Program],
         in_flight: dict[cf.Future, _Work],
         n_slots: int,
+        propose: bool = True,
     ) -> _Work | None:
         base_busy = sum(w.program.fidelity == self.fidelity for w in in_flight.values())
         base_ok = base_busy < self.cascade.base_slots(n_slots)
@@ -415,7 +426,7 @@ class Search:
                 self._count(child.operator, "duplicate")
                 continue
             return self._dispatchable(store, child)
-        child = self.proposer.propose(store)
+        child = self.proposer.propose(store) if propose else None
         return self._dispatchable(store, child) if child else None
 
     def _dispatchable(self, store: RunStore, child: Program) -> _Work:

@@ -94,7 +94,8 @@ class Proposer:
         self.cfg, self.target, self.fidelity, self.stats = cfg, target, fidelity, stats
         self.run_dir = run_dir
         self.notices: list[str] = []  # lines the run prints when it starts
-        self.stop_reason = ""  # set when the LLM operators must stop the run
+        self.stop_reason = ""  # set when the LLM operators must stop the run: a failure
+        self.done_reason = ""  # set when they stop it as asked (llm.max_proposals)
         self.seed_source, self.seed_id = seed_source, seed_id
         self.context = Context(
             seed_source=self.seed_source,
@@ -152,6 +153,8 @@ class Proposer:
         self.proposal_log = ProposalLog(self.run_dir) if self.run_dir is not None else None
         self._failures: deque[str] = deque(maxlen=FEEDBACK_FAILURES)
         self._started: dict[cf.Future, float] = {}
+        self._max_proposals = llm.max_proposals
+        self._asked = 0
         self.operators += build_llm_operators(llm, weights, client=self.client)
         self._llm_concurrency = llm.concurrency
         self._inspirations = llm.inspirations
@@ -189,8 +192,9 @@ class Proposer:
             parents = elites[: op.arity] if only_seed else self._parents(store, op, elites)
             ctx = self._context(store, op, parents)
             if getattr(op, "slow", False):
-                if len(self._futures) >= self._llm_concurrency:
+                if len(self._futures) >= self._llm_concurrency or self._proposals_spent():
                     continue
+                self._asked += 1
                 rng = np.random.default_rng(self.rng.integers(2**63))
                 fut = self._pool.submit(op.propose, parents, ctx, rng)
                 self._futures[fut] = op
@@ -226,17 +230,38 @@ class Proposer:
                 out.append(program)
         return out
 
-    def shutdown(self) -> None:
-        """Cancel the LLM requests in flight (each ends within a second) and stop the pool."""
+    def cancel_requests(self) -> None:
+        """End the LLM requests in flight within a second (they fail as ``cancelled``) and
+        refuse new ones."""
         if self.client is not None:
             self.client.close()
+
+    def shutdown(self) -> None:
+        """Cancel the LLM requests in flight and stop the pool."""
+        self.cancel_requests()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _proposals_spent(self) -> bool:
+        """True once ``llm.max_proposals`` requests were made; the LLM operators then leave
+        (and, when they were the only operators, the run stops once their replies are in)."""
+        if not self._max_proposals or self._asked < self._max_proposals:
+            return False
+        if not any(not getattr(o, "slow", False) for o, _ in self.operators) and not self._futures:
+            self.done_reason = f"llm.max_proposals = {self._max_proposals} proposals made"
+        return True
 
     @property
     def tripped(self) -> str:
         """Why the LLM operators stop the run (the circuit breaker, the dollar budget); ""
         while they may go on."""
+        if self.client is None:
+            return ""
+        return self.failure or self.done_reason
+
+    @property
+    def failure(self) -> str:
+        """The part of :attr:`tripped` that is a failure (the breaker, the dollar budget)."""
         if self.client is None:
             return ""
         return self.stop_reason or self.breaker.tripped

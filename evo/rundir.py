@@ -174,6 +174,37 @@ def save_counters(
     )
 
 
+def merge_usage(before: dict, now: dict) -> dict:
+    """LLM usage of earlier processes of a run plus this one's (per model: counts, tokens and
+    dollars add up, failures and their cost per kind too)."""
+    out = {
+        m: {
+            **u,
+            "failures": dict(u.get("failures") or {}),
+            "failure_cost": dict(u.get("failure_cost") or {}),
+        }
+        for m, u in before.items()
+    }
+    for model, u in now.items():
+        o = out.setdefault(
+            model,
+            {
+                "requests": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost": 0.0,
+                "failures": {},
+                "failure_cost": {},
+            },
+        )
+        for key in ("requests", "input_tokens", "output_tokens", "cost"):
+            o[key] = o.get(key, 0) + u.get(key, 0)
+        for key in ("failures", "failure_cost"):
+            for kind, v in (u.get(key) or {}).items():
+                o[key][kind] = o[key].get(kind, 0) + v
+    return out
+
+
 def load_counters(run_dir: Path, op_stats: dict[str, Counter]) -> float:
     """Restore the per-operator counts :func:`save_counters` wrote into ``op_stats``; returns
     the failed-proposal cost. These counters are not evaluations: a crash may lose the last

@@ -45,11 +45,11 @@ class LLMFailure(Exception):  # noqa: N818 - reads as what happened: the LLM req
         kind: ``rate_limited``, ``server_error``, ``timeout`` (no complete reply within
             ``llm.timeout``), ``unreachable`` (the connection was refused or the host is
             unknown), ``connection`` (dropped mid-request), ``http_error`` (another 4xx),
-            ``malformed``, ``empty``, ``too_large``, ``truncated`` (cut at ``llm.max_tokens``),
-            ``budget`` (refused by the dollar budget, never sent) or ``cancelled`` (the run
+            ``malformed``, ``empty``, ``too_large``, ``budget`` (refused by the dollar budget, never sent) or ``cancelled`` (the run
             is stopping).
         reply: the start of the reply when one came (``""`` otherwise).
         cost: dollars this failure was charged (the reply was billed).
+        tokens: input plus output tokens of the reply that came (0 when none did).
     """
 
     def __init__(self, reason: str, kind: str, reply: str = "", cost: float = 0.0):
@@ -58,6 +58,7 @@ class LLMFailure(Exception):  # noqa: N818 - reads as what happened: the LLM req
         self.kind = kind
         self.reply = reply[:REPLY_KEPT_CHARS]
         self.cost = cost
+        self.tokens = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Completion:
     output_tokens: int
     cost: float
     attempts: int
+    cut_off: bool = False
+    """The reply stopped at ``llm.max_tokens`` (finish_reason ``length``). Its edit may still
+    be whole (the model rambled on after it); the edit parsers refuse one that is not."""
 
 
 class DollarBudget:
@@ -235,10 +239,11 @@ class LLMClient:
             cost = model.cost(n_in, n_out)
             self.budget.settle(worst, cost)
             spent_in, spent_out, spent_cost = n_in, n_out, spent_cost + cost
-            failure = _check_reply(text, cfg.max_reply_chars, finish, cfg.max_tokens)
+            failure = _check_reply(text, cfg.max_reply_chars)
             self._record(model.name, n_in, n_out, cost, failure.kind if failure else None)
             if failure is not None:
                 failure.cost = spent_cost
+                failure.tokens = n_in + n_out
                 raise failure
             return Completion(
                 text=text,
@@ -247,6 +252,7 @@ class LLMClient:
                 output_tokens=spent_out,
                 cost=spent_cost,
                 attempts=attempt + 1,
+                cut_off=finish == "length",
             )
         raise AssertionError("unreachable: the loop returns or raises")
 
@@ -352,7 +358,7 @@ class _Retry(Exception):  # noqa: N818 - internal signal, never leaves the clien
         self.retry_after = retry_after
 
 
-def _check_reply(text: str, max_chars: int, finish: str, max_tokens: int) -> LLMFailure | None:
+def _check_reply(text: str, max_chars: int) -> LLMFailure | None:
     if len(text) > max_chars:
         return LLMFailure(
             f"the reply has {len(text)} characters, more than llm.max_reply_chars = {max_chars}",
@@ -361,13 +367,6 @@ def _check_reply(text: str, max_chars: int, finish: str, max_tokens: int) -> LLM
         )
     if not text.strip():
         return LLMFailure("the reply is empty", "empty", text)
-    if finish == "length":
-        return LLMFailure(
-            f"the reply was cut off at llm.max_tokens = {max_tokens} tokens (finish_reason "
-            "'length'); raise llm.max_tokens or use a shorter reply format",
-            "truncated",
-            text,
-        )
     return None
 
 

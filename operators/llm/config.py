@@ -78,6 +78,9 @@ class LLMConfig:
       apply, a duplicate), the run stops with one line naming the endpoint, the failure
       class and the last error. An unreachable endpoint (connection refused, unknown host)
       stops it after one proposal's retries. ``0``: never stop for this.
+    - ``max_proposals`` (int, ``0``): the LLM operators stop after this many proposals (to
+      try a model on a fixed number of requests); when they are the only operators the run
+      stops. ``0``: no limit.
     """
 
     base_url: str = ""
@@ -95,6 +98,7 @@ class LLMConfig:
     max_reply_chars: int = 200_000
     inspirations: int = 2
     max_failures: int = 20
+    max_proposals: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -175,6 +179,7 @@ class LLMConfig:
         kw["max_reply_chars"] = _int(d, "max_reply_chars", 200_000, 1)
         kw["inspirations"] = _int(d, "inspirations", 2, 0)
         kw["max_failures"] = _int(d, "max_failures", 20, 0)
+        kw["max_proposals"] = _int(d, "max_proposals", 0, 0)
         if kw["base_url"] and not kw["models"]:
             raise LLMConfigError(
                 "llm.models: give at least one model when llm.base_url is set, "

@@ -59,6 +59,11 @@ from operators.statements import CONSTANT_NAME, Unit, units
 FENCE = re.compile(
     r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL
 )
+TURN_MARKER = re.compile(
+    r"<\|im_(?:start|end)\|>|<(?:start|end)_of_turn>|<\|eot_id\|>|<\|endoftext\|>"
+    r"|<\|start_header_id\|>|<\|end\|>|</s>"
+)
+"""Chat-template markers of common model families (ChatML, Gemma, Llama 3, GPT-2, Phi)."""
 FENCE_LINE = re.compile(r"^[ \t]*```", re.MULTILINE)
 PYTHON_TAGS = ("", "python", "py", "python3")
 IDEA_LINE = re.compile(
@@ -152,6 +157,14 @@ def _lf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def end_of_turn(reply: str) -> str:
+    """``reply`` up to the first chat-template marker (``<|im_end|>``, ``<end_of_turn>``...): a
+    model whose server lacks its template runs on into turns it makes up, and whatever follows
+    such a marker is not part of its answer (seen with Gemma 3 270M under llama.cpp)."""
+    m = TURN_MARKER.search(reply)
+    return reply[: m.start()] if m else reply
+
+
 def parse_idea(reply: str) -> str:
     """The idea stated before the code: an ```` ```idea ```` block or an ``IDEA:`` line ("" if
     none)."""
@@ -169,7 +182,7 @@ def apply_reply(reply: str, parent_source: str, fmt: str, *, block: bool = False
     Raises:
         EditError: the reply holds no usable edit, or an edit does not apply.
     """
-    reply = _lf(reply)
+    reply = end_of_turn(_lf(reply))
     if fmt == "definitions":
         return apply_definitions(reply, parent_source, block=block)
     if fmt == "search_replace":

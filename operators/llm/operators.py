@@ -131,7 +131,7 @@ class _LLMOperator(Operator):
             self._fail(
                 f"{self.name}: {e.kind}: {e.reason}",
                 e.kind,
-                0,
+                e.tokens,
                 e.cost,
                 reply=e.reply,
                 model=model.name,
@@ -146,12 +146,20 @@ class _LLMOperator(Operator):
                 child_id = validate_child(source, parent, block=context.block)
                 summary = "" if idea else change_summary(parent, source)
         except EditError as e:
+            reason, detail = e.reason, e.kind
+            if reply.cut_off and e.kind in ("no_code", "truncated", "syntax"):
+                reason = (
+                    f"the reply was cut off at llm.max_tokens = {self.config.max_tokens} tokens "
+                    f"before its edit was whole ({e.reason}); raise llm.max_tokens or use a "
+                    "shorter reply format"
+                )
+                detail = "truncated"
             self._fail(
-                f"{self.name}: the reply does not apply: {e.reason}",
+                f"{self.name}: the reply does not apply: {reason}",
                 "edit",
                 tokens,
                 reply.cost,
-                detail=e.kind,
+                detail=detail,
                 **said,
             )
         except ValidationError as e:

@@ -145,6 +145,10 @@ def test_every_reply_unusable_stops_after_max_failures_and_keeps_the_replies(tmp
     assert main(["status", str(tmp_path / "run")]) == 0
     shown = capsys.readouterr().out
     assert "LLM proposals" in shown and "unparsable" in shown
+    # A run that evaluated nothing but the seed still reports what the model said.
+    assert main(["report", str(tmp_path / "run")]) == 0
+    report = (tmp_path / "run/report.md").read_text()
+    assert "## LLM proposals" in report and "| unparsable |" in report
 
 
 def test_500s_back_off_as_a_run_and_then_trip_the_breaker(tmp_path, capsys):
