@@ -9,6 +9,7 @@ request. A tiny model is a harsh client on purpose: it produces the malformed sh
 model produces now and then.
 
     python -m benchmarks.llm_local                     # circle_packing and tinygpt (tiny)
+    python -m benchmarks.llm_local --proposals 6 --tiny-proposals 2   # what BENCHMARKS.md has
     python -m benchmarks.llm_local --proposals 4 --targets circle_packing --no-write
 """
 
@@ -20,6 +21,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,10 +30,12 @@ if __package__ in (None, ""):
 
 import evo  # noqa: E402
 from archive import RunStore  # noqa: E402
-from benchmarks._report import machine, table, update_section  # noqa: E402
+from benchmarks._report import table, update_section  # noqa: E402
 from benchmarks.llama_server import LocalModel  # noqa: E402
-from evo.proposal_log import OUTCOMES, read_proposals, summarise  # noqa: E402
+from evo.proposal_log import OUTCOMES, REPLY_CHARS, read_proposals, summarise  # noqa: E402
 from evo.proposals import STRUCTURAL  # noqa: E402
+from operators.llm.edits import TURN_MARKER  # noqa: E402
+from operators.llm.prompts import SYSTEM  # noqa: E402
 
 FORMATS = ("definitions", "search_replace", "whole_file")
 TARGETS = {"circle_packing": "default", "tinygpt": "tiny"}
@@ -53,6 +57,7 @@ def run_one(
         "run.run_dir": str(run_dir),
         "run.evaluations": 10_000,
         "run.fidelity": fidelity,
+        "run.timeout": 900.0,  # the model shares the cores with the evaluations
         "backend.workers": 1,
         "bandit.initial_design": 0,
         **{f"operators.{name}": 0.0 for name in STRUCTURAL},
@@ -73,23 +78,33 @@ def run_one(
     }
     evo.config.validate(cfg)
     t0 = time.monotonic()
-    summary = evo.Search(cfg, force_new=True, progress=False).run()
+    evo.Search(cfg, force_new=True, progress=False).run()
+    return {**read_run(run_dir, target, fidelity, fmt), "seconds": time.monotonic() - t0}
+
+
+def read_run(run_dir: Path, target: str, fidelity: str, fmt: str) -> dict:
+    """What one run's LLM proposals came to, from its run dir alone."""
     records = read_proposals(run_dir)
     counters = json.loads((run_dir / "counters.json").read_text())
     usage = next(iter(counters["llm_usage"].values()), {})
     n = max(1, len(records))
     store = RunStore.read(run_dir)
     children = [p for p in store.programs.values() if p.operator.startswith("llm_")]
+    why = Counter(
+        f"{r['kind']}: {r['detail']}" if r.get("detail") else r["kind"]
+        for r in records
+        if r.get("outcome") != "new child"
+    )
     return {
         "target": target,
         "fidelity": fidelity,
         "format": fmt,
-        "seconds": time.monotonic() - t0,
+        "seconds": sum(r.get("seconds") or 0 for r in records),
         "summary": summarise(records),
         "tokens_in": usage.get("input_tokens", 0) / n,
         "tokens_out": usage.get("output_tokens", 0) / n,
         "evaluated_ok": sum(p.ok for p in children),
-        "stopped": summary.stopped,
+        "why": ", ".join(f"{k} {v}" for k, v in why.most_common()),
         "diffs": [_diff(store, p) for p in children][:3],
         "records": records,
     }
@@ -125,13 +140,14 @@ def render(results: list[dict], model: LocalModel, wall: float, command: str) ->
                 f"{r['tokens_in']:.0f} / {r['tokens_out']:.0f}",
                 *shares,
                 r["evaluated_ok"],
+                r["why"] or "-",
             ]
         )
     out = [
-        f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. Model: {model.name} "
+        f"Model: {model.name} "
         f"served by llama.cpp's llama-server on loopback ({model.threads} threads, "
         f"{' '.join(model.template_flags()) or 'its default chat template'}). "
-        f"Total wall time {wall / 60:.1f} min.",
+        f"{wall / 60:.1f} min of requests in all.",
         "",
         table(
             [
@@ -142,11 +158,23 @@ def render(results: list[dict], model: LocalModel, wall: float, command: str) ->
                 "tokens in / out per proposal",
                 *SHOWN,
                 "children evaluated ok",
+                "failures by kind",
             ],
             rows,
         ),
         "",
     ]
+    replies = [rec.get("reply", "") for r in results for rec in r["records"]]
+    if replies:
+        echo = SYSTEM[:40]
+        out += [
+            f"What the replies held ({len(replies)} in all, the first {REPLY_CHARS} characters "
+            f"of each failed one): {sum(t.lstrip().startswith(echo) for t in replies)} begin by "
+            f"repeating the system prompt; {sum('```python' in t for t in replies)} hold a "
+            f"```python fence; {sum('<<<<<<< SEARCH' in t for t in replies)} a SEARCH marker; "
+            f"{sum(bool(TURN_MARKER.search(t)) for t in replies)} a chat-template marker.",
+            "",
+        ]
     diffs = [(r, d) for r in results for d in r["diffs"] if d]
     if diffs:
         out += ["Real child diffs (parent to child):", ""]
@@ -163,13 +191,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     ap.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
     ap.add_argument("--max-tokens", type=int, default=768)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="llama-server threads (default 1: llama.cpp's threads spin while they wait, and "
+        "the evaluations need a core of their own)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="keep the run dirs here")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
+    ap.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        help="render the table from the run dirs an earlier --out kept (runs nothing)",
+    )
     args = ap.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="evo-llm-local-"))
     results = []
+    if args.from_dir is not None:
+        model = LocalModel(threads=args.threads)  # for its name and flags; not started
+        for target in args.targets:
+            for fmt in args.formats:
+                run_dir = args.from_dir / f"{target}-{fmt}"
+                if run_dir.exists():
+                    results.append(read_run(run_dir, target, TARGETS[target], fmt))
+        wall = sum(r["seconds"] for r in results)
+        command = (
+            f"python -m benchmarks.llm_local --proposals {args.proposals} "
+            f"--tiny-proposals {args.tiny_proposals}"
+        )
+        return _publish(results, model, wall, command, out=args.from_dir, write=not args.no_write)
     t0 = time.monotonic()
-    with LocalModel() as model:
+    with LocalModel(threads=args.threads) as model:
         for target in args.targets:
             n = args.proposals if target == "circle_packing" else args.tiny_proposals
             for fmt in args.formats:
@@ -181,6 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{target} {fmt}: {r['summary']['outcomes']} in {r['seconds']:.0f} s",
                     flush=True,
                 )
+    command = "python -m benchmarks.llm_local " + " ".join(argv or sys.argv[1:])
+    return _publish(results, model, time.monotonic() - t0, command.strip(), out, not args.no_write)
+
+
+def _publish(
+    results: list[dict], model: LocalModel, wall: float, command: str, out: Path, write: bool
+) -> int:
     (out / "replies.jsonl").write_text(
         "".join(
             json.dumps({"target": r["target"], "format": r["format"], **rec}) + "\n"
@@ -188,16 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for rec in r["records"]
         )
     )
-    command = "python -m benchmarks.llm_local " + " ".join(argv or sys.argv[1:])
-    body = render(results, model, time.monotonic() - t0, command.strip())
+    body = render(results, model, wall, command)
     print(body)
     print(f"run dirs and every reply: {out}")
-    if not args.no_write:
+    if write:
         update_section(
-            "llm_local",
-            "LLM operators on a local model (benchmarks/llm_local.py)",
-            body,
-            command.strip(),
+            "llm_local", "LLM operators on a local model (benchmarks/llm_local.py)", body, command
         )
     return 0
 

@@ -256,7 +256,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 f"{row['evaluations']} evaluations, {row['elites']} "
                 f"elites, best {'-' if b is None else format(b['fitness'], '.6g')}",
             )
-    t.add_row("cost", f"${info['cost']:.4f}, {info['tokens']} tokens")
+    t.add_row(
+        "LLM cost", f"${info['cost']:.4f}, {info['tokens']} tokens (failed proposals included)"
+    )
     llm = info.get("llm")
     if llm:
         t.add_row("LLM proposals", outcomes_line(llm))
@@ -264,7 +266,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             t.add_row(f"  last {outcome}", reason[:200])
         for line in spend_lines(llm["usage"]):
             t.add_row("LLM spend", line)
-        t.add_row("  failed proposals cost", f"${llm['failed_cost']:.4f} (in the total above)")
+        t.add_row("  of which failed proposals", f"${llm['failed_cost']:.4f}")
     Console().print(t)
     return 0
 
@@ -310,7 +312,11 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         "remeasured": remeasurement_runs(programs),
         "levels": levels,
         "cost": sum(p.cost for p in programs) + (llm["failed_cost"] if llm else 0.0),
-        "tokens": sum(p.tokens for p in programs),
+        "tokens": sum(
+            u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in llm["usage"].values()
+        )
+        if llm and llm["usage"]
+        else sum(p.tokens for p in programs),
         "llm": llm,
     }
 

@@ -39,9 +39,9 @@ FORMATS = {
     ),
     "search_replace": (
         "Reply format: one or more blocks\n<<<<<<< SEARCH\n(lines copied exactly from the "
-        "program)\n=======\n(the new lines)\n>>>>>>> REPLACE\nEach SEARCH text must match the "
-        "program exactly once, character for character with its indentation; keep it short "
-        "but unique."
+        "program)\n=======\n(the new lines)\n>>>>>>> REPLACE\nEach SEARCH text is whole "
+        "lines of the program, copied with their indentation, and must match exactly one "
+        "place; keep it short but unique (add a neighbouring line if needed)."
     ),
     "whole_file": "Reply format: the complete new program in one ```python block.",
 }
