@@ -332,8 +332,9 @@ class Proposer:
     def _llm_outcome(
         self, op: Any, kind: str, reason: str, seconds: float | None, source: Any, **more: Any
     ) -> None:
-        """One LLM proposal's outcome: to the circuit breaker and ``proposals.jsonl``."""
+        """One LLM proposal's outcome: to the circuit breaker, evo.log and ``proposals.jsonl``."""
         self.breaker.record(kind, reason, more.get("detail", ""))
+        log.info("%s proposal: %s: %s", op.name, outcome_of(kind, more.get("detail", "")), reason)
         if self.proposal_log is None:
             return
         record = {
