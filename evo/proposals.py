@@ -10,6 +10,10 @@ Structural operators take milliseconds and run inline on the loop's thread. LLM 
 seconds and run on a small thread pool (``llm.concurrency``), so the loop keeps dispatching and
 telling results while a model thinks. Every child, from any operator, is deduplicated against
 every program the run has seen before it is handed to the loop.
+
+Each LLM proposal's outcome goes to the circuit breaker (:mod:`evo.breaker`), evo.log and the
+run's ``proposals.jsonl`` (:mod:`evo.proposal_log`); the reasons the last replies could not be
+used go back into the next prompt. The LLM spend is capped (:func:`dollar_cap`).
 """
 
 from __future__ import annotations
