@@ -4,8 +4,9 @@ An endpoint that never answers, a model whose every reply is unusable, or one th
 repeats programs the run has seen, would otherwise keep a run busy (and billed) forever while
 nothing is evaluated. :class:`CircuitBreaker` counts LLM proposals in a row that gave no new
 child; at ``llm.max_failures`` it trips with one line naming the endpoint, the failure class
-and the last error. An unreachable endpoint (connection refused, unknown host) trips it at
-once: the client has already retried it with backoff.
+and the last error. An endpoint that answers nothing at all (timeouts, 429s, 5xx in a row)
+trips it after ``llm.max_outage`` seconds, however long each request waits; an unreachable one
+(connection refused, unknown host) trips it at once: the client has already retried it.
 
 Example:
     >>> b = CircuitBreaker(2, "http://127.0.0.1:9/v1")
@@ -39,6 +40,17 @@ class CircuitBreaker:
         self.streak = 0
         self.tripped = ""
         self._lock = threading.Lock()
+
+    def outage(self, seconds: float, kind: str, reason: str, limit: float) -> None:
+        """The endpoint has answered nothing for ``seconds`` (the client's run-wide backoff
+        streak); trip when that passes ``limit`` (``llm.max_outage``; 0: never)."""
+        with self._lock:
+            if self.tripped or not limit or seconds < limit:
+                return
+            self.tripped = (
+                f"the LLM endpoint {self.endpoint} answered no request for {seconds:.0f} s "
+                f"(llm.max_outage = {limit:g} s); last: request failed ({kind}): {reason}"
+            )
 
     def record(self, kind: str, reason: str = "", detail: str = "") -> None:
         """One proposal's outcome: ``kind`` ``"child"`` for a new child, else its failure."""

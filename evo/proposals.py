@@ -158,6 +158,7 @@ class Proposer:
         self._failures: deque[str] = deque(maxlen=FEEDBACK_FAILURES)
         self._started: dict[cf.Future, float] = {}
         self._max_proposals = llm.max_proposals
+        self._max_outage = llm.max_outage
         self._asked = 0
         self.operators += build_llm_operators(llm, weights, client=self.client)
         self._llm_concurrency = llm.concurrency
@@ -268,6 +269,7 @@ class Proposer:
         """The part of :attr:`tripped` that is a failure (the breaker, the dollar budget)."""
         if self.client is None:
             return ""
+        self.breaker.outage(*self.client.backoff.outage(), limit=self._max_outage)
         return self.stop_reason or self.breaker.tripped
 
     def backoff(self) -> tuple[float, str]:

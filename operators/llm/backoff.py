@@ -45,6 +45,8 @@ class RunBackoff:
         self._streak = 0
         self._probing = False
         self._kind = ""
+        self._reason = ""
+        self._since: float | None = None  # when the current streak of failures began
         self._jitter = random.Random()  # spread only; no reproducibility needed
 
     def wait(self) -> None:
@@ -67,11 +69,14 @@ class RunBackoff:
                         self._probing = True  # this request finds out if the pause is over
                     return
 
-    def failed(self, kind: str, retry_after: float | None = None) -> None:
+    def failed(self, kind: str, retry_after: float | None = None, reason: str = "") -> None:
         """A request failed transiently (``rate_limited``, ``server_error``, ``timeout``...):
         pause every request."""
         with self._cond:
+            if not self._streak:
+                self._since = time.monotonic()
             self._streak += 1
+            self._reason = reason
             if retry_after is not None:
                 delay = min(self.cap, retry_after)
             else:
@@ -88,6 +93,7 @@ class RunBackoff:
             self._streak = 0
             self._probing = False
             self._kind = ""
+            self._since = None
             self._cond.notify_all()
 
     def release(self) -> None:
@@ -96,6 +102,14 @@ class RunBackoff:
         with self._cond:
             self._probing = False
             self._cond.notify_all()
+
+    def outage(self) -> tuple[float, str, str]:
+        """``(seconds since the current streak of transient failures began, its last kind, its
+        last reason)``; ``(0, "", "")`` while requests get answers."""
+        with self._cond:
+            if self._since is None:
+                return 0.0, "", ""
+            return time.monotonic() - self._since, self._kind, self._reason
 
     def state(self) -> tuple[float, str]:
         """``(seconds left in the pause, the failure kind that set it)``; ``(0, "")`` when

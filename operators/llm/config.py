@@ -78,6 +78,9 @@ class LLMConfig:
       apply, a duplicate), the run stops with one line naming the endpoint, the failure
       class and the last error. An unreachable endpoint (connection refused, unknown host)
       stops it after one proposal's retries. ``0``: never stop for this.
+    - ``max_outage`` (float, ``300.0``): the circuit breaker's clock: when the endpoint has
+      answered no request for this many seconds (timeouts, 429s, 5xx, dropped connections in
+      a row, the run-wide backoff included), the run stops the same way. ``0``: never.
     - ``max_proposals`` (int, ``0``): the LLM operators stop after this many proposals (to
       try a model on a fixed number of requests); when they are the only operators the run
       stops. ``0``: no limit.
@@ -98,6 +101,7 @@ class LLMConfig:
     max_reply_chars: int = 200_000
     inspirations: int = 2
     max_failures: int = 20
+    max_outage: float = 300.0
     max_proposals: int = 0
 
     @property
@@ -179,6 +183,7 @@ class LLMConfig:
         kw["max_reply_chars"] = _int(d, "max_reply_chars", 200_000, 1)
         kw["inspirations"] = _int(d, "inspirations", 2, 0)
         kw["max_failures"] = _int(d, "max_failures", 20, 0)
+        kw["max_outage"] = _number(d, "max_outage", 300.0, 0.0, None)
         kw["max_proposals"] = _int(d, "max_proposals", 0, 0)
         if kw["base_url"] and not kw["models"]:
             raise LLMConfigError(

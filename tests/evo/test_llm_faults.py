@@ -8,7 +8,8 @@ journal intact and `evo status` readable afterwards.
 - a refused connection: stopped after one proposal's retries;
 - a trickling endpoint: each request ends at ``llm.timeout`` although bytes keep coming;
 - a 429 with ``Retry-After: 3600``: the whole run backs off (one probe per pause, not every
-  worker hammering), while the structural operators keep the slots busy;
+  worker hammering), while the structural operators keep the slots busy; an endpoint that
+  answers nothing stops the run after ``llm.max_outage`` seconds;
 - a priced model without ``run.dollars``: a default cap, printed at start, that failed
   proposals count towards;
 - SIGTERM in the middle of a request: the run ends within seconds, the summary says why.
@@ -94,6 +95,27 @@ def test_a_silent_endpoint_trips_the_breaker_and_exits_2(tmp_path, capsys):
     status = assert_readable(tmp_path, capsys)
     assert status["llm"]["outcomes"]["request failed"] >= 4
     assert "timeout" in status["llm"]["last_reason"]["request failed"]
+
+
+def test_an_endpoint_that_answers_nothing_stops_the_run_after_max_outage(tmp_path, capsys):
+    # Retries and a growing run-wide backoff would make 20 failed proposals take hours; the
+    # outage clock stops the run after max_outage seconds however long each request waits.
+    with LLMServer(lambda req: Status(429, retry_after=3600)) as server:
+        path = llm_config(
+            tmp_path,
+            server.base_url,
+            retries=4,
+            backoff=0.5,
+            max_backoff=60.0,
+            max_failures=0,
+            max_outage=1.5,
+        )
+        rc, _, err, took = run_cli(path, capsys)
+    assert rc == 2 and took < 20, (took, err)
+    line = err.strip().splitlines()[0]
+    assert "answered no request for" in line and "llm.max_outage = 1.5 s" in line
+    assert "rate_limited" in line and "HTTP 429" in line
+    assert_readable(tmp_path, capsys)
 
 
 def test_a_trickling_endpoint_ends_each_request_at_its_deadline():
