@@ -285,7 +285,7 @@ def render_report(rep: Report) -> str:
         "## Cost",
         "",
         f"LLM cost ${rep.cost:.4f}, failed proposals included ({rep.tokens} tokens in "
-        "children); {rep.eval_seconds:.1f} s of "
+        f"children); {rep.eval_seconds:.1f} s of "
         f"evaluation time over {rep.seed_runs} evaluation "
         f"run{'s' if rep.seed_runs != 1 else ''}; {rep.elapsed_seconds:.1f} s from "
         "the first to the last finished evaluation.",
@@ -307,7 +307,7 @@ def render_llm(llm: dict[str, Any] | None) -> list[str]:
         n = llm["proposals"] or 1
         m += [
             f"| {k} | {v} | {v / n:.0%} | "
-            f"{llm['last_reason'].get(k, '-')[:140].replace('|', '/')} |"
+            f"{llm['last_reason'].get(k, '-')[:400].replace('|', '/')} |"
             for k, v in llm["outcomes"].items()
         ]
         m.append("")

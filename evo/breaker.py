@@ -64,8 +64,9 @@ class CircuitBreaker:
             what = outcome_of(kind, detail)
             label = f"{what} ({kind}{': ' + detail if detail else ''})"
             if kind == "unreachable":
+                why = reason.split(": unreachable: ", 1)[-1]  # the operator's prefix repeats it
                 self.tripped = (
-                    f"the LLM endpoint {self.endpoint} is unreachable: {reason}; check "
+                    f"the LLM endpoint {self.endpoint} is unreachable: {why}; check "
                     "llm.base_url and that the server is running"
                 )
             elif self.max_failures and self.streak >= self.max_failures:

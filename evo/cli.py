@@ -143,7 +143,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     summary = search.run()
     print_summary(summary)
-    return 0
+    # A run stopped by a signal is not a finished one: 128 + the signal, as shells report it.
+    if summary.stopped.startswith("stopped by SIGTERM"):
+        return 143
+    return 130 if summary.stopped.startswith("stopped by Ctrl-C") else 0
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
@@ -263,7 +266,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if llm:
         t.add_row("LLM proposals", outcomes_line(llm))
         for outcome, reason in llm["last_reason"].items():
-            t.add_row(f"  last {outcome}", reason[:200])
+            t.add_row(f"  last {outcome}", reason[:500])
         for line in spend_lines(llm["usage"]):
             t.add_row("LLM spend", line)
         t.add_row("  of which failed proposals", f"${llm['failed_cost']:.4f}")

@@ -33,8 +33,8 @@ class Interrupts:
             return ""
         if self.abandon:
             return (
-                f"stopped by {self.last}: the runs in flight were abandoned (a resumed run "
-                "re-queues them)"
+                f"stopped by {self.last}: evaluations and LLM requests in flight were "
+                "abandoned (a resumed run re-queues the evaluations)"
             )
         return f"stopped by {self.last}: the runs in flight were finished"
 

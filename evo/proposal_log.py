@@ -156,7 +156,7 @@ def spend_lines(usage: dict[str, Any]) -> list[str]:
         out.append(
             f"{model}: ${u.get('cost', 0.0):.4f} over {u.get('requests', 0)} requests "
             f"({u.get('input_tokens', 0)} in / {u.get('output_tokens', 0)} out tokens)"
-            + (f"; failed: {by_kind}" if by_kind else "")
+            + (f"; requests that failed: {by_kind}" if by_kind else "")
         )
     return out
 

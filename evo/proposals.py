@@ -333,7 +333,12 @@ class Proposer:
             self.operators = [(o, w) for o, w in self.operators if not getattr(o, "slow", 0)]
             log.warning("dollar budget reached: the LLM operators stop")
             if not self.operators:
-                self.stop_reason = "dollar budget reached (the LLM operators were the only ones)"
+                self.stop_reason = (
+                    f"LLM dollar budget: {str(e).split(': budget: ', 1)[-1]}; the LLM "
+                    "operators were the "
+                    "only ones (raise run.dollars, or lower llm.max_tokens: each request "
+                    "reserves its worst case)"
+                )
 
     def _llm_outcome(
         self, op: Any, kind: str, reason: str, seconds: float | None, source: Any, **more: Any

@@ -3,8 +3,8 @@ of the run waits, not only the one that failed.
 
 Retrying request by request lets four workers keep hammering an endpoint that asked for an
 hour's pause. Here one pause is shared: a transient failure sets it (the server's
-``Retry-After`` when given, else ``backoff * 2**(k-1)`` for the k-th failure in a row, both
-capped at ``max_backoff``, plus up to 10% jitter), every request waits it out, and the first
+``Retry-After`` when given, else ``backoff * 2**k`` for the request's k-th retry, plus up to 10%
+jitter, all capped at ``max_backoff``), every request waits it out, and the first
 request after it is a *probe*: the others wait for its answer (the half-open state of a
 circuit breaker, Nygard, *Release It!*, 2007). A reply of any other kind ends the backoff.
 
@@ -69,19 +69,20 @@ class RunBackoff:
                         self._probing = True  # this request finds out if the pause is over
                     return
 
-    def failed(self, kind: str, retry_after: float | None = None, reason: str = "") -> None:
+    def failed(
+        self, kind: str, retry_after: float | None = None, reason: str = "", attempt: int = 0
+    ) -> None:
         """A request failed transiently (``rate_limited``, ``server_error``, ``timeout``...):
-        pause every request."""
+        pause every request, for the server's ``retry_after`` or ``base * 2**attempt`` (the
+        failed request's own attempt number, so concurrent requests failing together do not
+        double the pause each), with jitter, never past ``cap``."""
         with self._cond:
             if not self._streak:
                 self._since = time.monotonic()
             self._streak += 1
             self._reason = reason
-            if retry_after is not None:
-                delay = min(self.cap, retry_after)
-            else:
-                delay = min(self.cap, self.base * 2 ** (self._streak - 1))
-            delay *= 1.0 + 0.1 * self._jitter.random()
+            delay = retry_after if retry_after is not None else self.base * 2**attempt
+            delay = min(self.cap, delay * (1.0 + 0.1 * self._jitter.random()))
             self._until = max(self._until, time.monotonic() + delay)
             self._kind = kind
             self._probing = False

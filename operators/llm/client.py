@@ -216,7 +216,7 @@ class LLMClient:
                 self.budget.settle(worst, charged)
                 self._record(model.name, 0, 0, charged, r.failure.kind)
                 spent_cost += charged
-                self.backoff.failed(r.failure.kind, r.retry_after, r.failure.reason)
+                self.backoff.failed(r.failure.kind, r.retry_after, r.failure.reason, attempt)
                 if attempt == cfg.retries:
                     raise LLMFailure(
                         f"{r.failure.reason} (after {attempt + 1} attempts)",
