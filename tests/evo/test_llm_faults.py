@@ -171,6 +171,7 @@ def test_every_reply_unusable_stops_after_max_failures_and_keeps_the_replies(tmp
     assert main(["report", str(tmp_path / "run")]) == 0
     report = (tmp_path / "run/report.md").read_text()
     assert "## LLM proposals" in report and "| unparsable |" in report
+    assert "{rep." not in report and " s of evaluation time" in report  # every field filled
 
 
 def test_500s_back_off_as_a_run_and_then_trip_the_breaker(tmp_path, capsys):
