@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +62,14 @@ FEEDBACK_FAILURES = 2
 """Recent reasons why the model's replies could not be used, shown in the next prompt."""
 
 
-def dollar_cap(cfg: dict) -> float | None:
+def dollar_cap(dollars: float, models: Sequence[Any]) -> float | None:
     """The run's LLM spend cap in dollars (``None``: no cap): ``run.dollars`` when set (``inf``
-    for none), else :data:`DEFAULT_DOLLARS` when a model has a price, else none."""
-    dollars = cfg["run"]["dollars"]
+    for none), else :data:`DEFAULT_DOLLARS` when one of ``models`` (``ModelSpec``) has a price,
+    else none."""
     if dollars > 0:
         return None if math.isinf(dollars) else float(dollars)
-    priced = any(
-        isinstance(m, dict) and (m.get("price_input", 0) or m.get("price_output", 0))
-        for m in cfg.get("llm", {}).get("models", [])
-    )
-    return DEFAULT_DOLLARS if priced and cfg.get("llm", {}).get("base_url") else None
+    priced = any(m.price_input or m.price_output for m in models)
+    return DEFAULT_DOLLARS if priced else None
 
 
 class Proposer:
@@ -145,7 +143,7 @@ class Proposer:
         weights = {k: cfg["operators"][k] for k in LLM if cfg["operators"][k] > 0}
         if not llm.enabled or not weights:
             return
-        cap = self.dollar_cap = dollar_cap(cfg)
+        cap = self.dollar_cap = dollar_cap(cfg["run"]["dollars"], llm.models)
         if cap is not None and not cfg["run"]["dollars"]:
             self.notices.append(
                 f"LLM spend is capped at ${cap:.2f}: the models are priced and run.dollars is "

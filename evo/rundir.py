@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import RunStore
+from operators.llm.client import empty_usage
 
 log = logging.getLogger("evo")
 
@@ -186,17 +187,7 @@ def merge_usage(before: dict, now: dict) -> dict:
         for m, u in before.items()
     }
     for model, u in now.items():
-        o = out.setdefault(
-            model,
-            {
-                "requests": 0,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost": 0.0,
-                "failures": {},
-                "failure_cost": {},
-            },
-        )
+        o = out.setdefault(model, empty_usage())
         for key in ("requests", "input_tokens", "output_tokens", "cost"):
             o[key] = o.get(key, 0) + u.get(key, 0)
         for key in ("failures", "failure_cost"):

@@ -330,17 +330,7 @@ class LLMClient:
 
     def _record(self, model: str, n_in: int, n_out: int, cost: float, failure: str | None) -> None:
         with self._lock:
-            u = self._usage.setdefault(
-                model,
-                {
-                    "requests": 0,
-                    "input_tokens": 0,
-                    "output_tokens": 0,
-                    "cost": 0.0,
-                    "failures": {},
-                    "failure_cost": {},
-                },
-            )
+            u = self._usage.setdefault(model, empty_usage())
             if failure != "budget":  # a refused request was never sent
                 u["requests"] += 1
             u["input_tokens"] += n_in
@@ -349,6 +339,18 @@ class LLMClient:
             if failure is not None:
                 u["failures"][failure] = u["failures"].get(failure, 0) + 1
                 u["failure_cost"][failure] = u["failure_cost"].get(failure, 0.0) + cost
+
+
+def empty_usage() -> dict[str, Any]:
+    """One model's usage before its first request (the shape :meth:`LLMClient.usage` gives)."""
+    return {
+        "requests": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost": 0.0,
+        "failures": {},
+        "failure_cost": {},
+    }
 
 
 class _Retry(Exception):  # noqa: N818 - internal signal, never leaves the client
