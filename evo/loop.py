@@ -44,7 +44,6 @@ from evo.rundir import (
     load_counters,
     merge_usage,
     open_run_dir,
-    read_json,
     report_fidelity,
     save_counters,
     summary_dict,
@@ -325,8 +324,7 @@ class Search:
     def _load_counters(self, store: RunStore) -> None:
         """Counters kept beside the store, then what the store itself says (the noise gate's
         pool and counts, the operator bandit and step size): the journal is the truth."""
-        self.proposer.failed_cost = load_counters(self.run_dir, self.op_stats)
-        self._usage_before = read_json(self.run_dir / "counters.json").get("llm_usage") or {}
+        self.proposer.failed_cost, self._usage_before = load_counters(self.run_dir, self.op_stats)
         for gate in self.gates.values():
             gate.rebuild(store)
         self.proposer.policy.rebuild(store)

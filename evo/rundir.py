@@ -196,10 +196,12 @@ def merge_usage(before: dict, now: dict) -> dict:
     return out
 
 
-def load_counters(run_dir: Path, op_stats: dict[str, Counter]) -> float:
+def load_counters(run_dir: Path, op_stats: dict[str, Counter]) -> tuple[float, dict]:
     """Restore the per-operator counts :func:`save_counters` wrote into ``op_stats``; returns
-    the failed-proposal cost. These counters are not evaluations: a crash may lose the last
-    few (the noise gate's and the policy's state come from the store instead)."""
+    the failed-proposal cost (dollars) and the LLM usage of the run's earlier processes. These
+    counters are not evaluations: a crash may lose the last few (the noise gate's and the
+    policy's state come from the store instead)."""
     for name, counts in read_json(run_dir / "operators.json").items():
         op_stats.setdefault(name, Counter()).update(counts)
-    return read_json(run_dir / "counters.json").get("failed_proposal_cost", 0.0)
+    counters = read_json(run_dir / "counters.json")
+    return counters.get("failed_proposal_cost", 0.0), counters.get("llm_usage") or {}
