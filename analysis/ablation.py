@@ -3,7 +3,7 @@
 For a program (the best by default) split into per-statement edits against the seed
 (:mod:`analysis.edits`), every edit is added alone to the seed and removed alone from the
 program (leave-one-out). Each variant is evaluated with the run's seeds ``0..k-1`` through
-the run's own evaluator (``evo.evaluator.evaluate_program`` on local slots), so that every
+the run's own evaluator (``evo.evaluation.evaluator.evaluate_program`` on local slots), so that every
 comparison is paired seed by seed: a gain is the mean over seeds of the per-seed difference,
 its uncertainty the standard error of those differences.
 
@@ -294,8 +294,8 @@ def _evaluate(
     on_result: Callable[[int, int], None] | None,
 ) -> list[str]:
     """Evaluate every distinct variant with seeds 0..n-1 in parallel; fill in the values."""
-    from evo.evaluator import evaluate_program, remove_workdir
-    from evo.slots import LocalBackend, SlotError, make_slots
+    from evo.evaluation.evaluator import evaluate_program, remove_workdir
+    from evo.evaluation.slots import LocalBackend, SlotError, make_slots
     from evo.target import TargetError, load_target
     from operators import canonical_hash
 

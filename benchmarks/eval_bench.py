@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks._report import table, update_section
-from evo.evaluator import EvalJob, evaluate_program, run_job
-from evo.slots import Slot, cpu_count
+from evo.evaluation.evaluator import EvalJob, evaluate_program, run_job
+from evo.evaluation.slots import Slot, cpu_count
 from evo.target import TargetError, load_target
 
 ROOT = Path(__file__).resolve().parent.parent

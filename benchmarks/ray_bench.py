@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 import evo  # noqa: E402
 from benchmarks._report import table, update_section  # noqa: E402
 from benchmarks.loop_bench import TARGET, quadratic_config  # noqa: E402
-from evo.evaluator import EvalCall  # noqa: E402
-from evo.ray_backend import RayBackend  # noqa: E402
-from evo.slots import LocalBackend, make_slots  # noqa: E402
+from evo.evaluation.evaluator import EvalCall  # noqa: E402
+from evo.evaluation.ray_backend import RayBackend  # noqa: E402
+from evo.evaluation.slots import LocalBackend, make_slots  # noqa: E402
 from evo.target import load_target  # noqa: E402
 
 

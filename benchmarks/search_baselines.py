@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from evo.evaluator import evaluate_program
+from evo.evaluation.evaluator import evaluate_program
 from evo.target import Target, load_target
 
 try:

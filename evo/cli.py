@@ -12,9 +12,8 @@ from typing import Any
 from analysis.cli import add_parsers as add_analysis_parsers
 from analysis.errors import AnalysisError
 from archive import LockError, Program, RunStore, StoreError, estimate_noise, remeasurement_runs
-from evo.backends import BackendError
 from evo.config import ConfigError, load_config
-from evo.evaluator import EvaluatorError
+from evo.evaluation import BackendError, EvaluatorError
 from evo.proposal_log import llm_summary
 from evo.rundir import RunError, report_fidelity
 from evo.target import TargetError

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import EXPLOIT, STRATEGIES
-from evo.backends import BACKENDS
+from evo.evaluation import BACKENDS
 
 try:
     import tomllib

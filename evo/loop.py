@@ -25,11 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from archive import Program, RunStore, SeedRun, remeasurement_runs
-from evo.backends import make_backend
 from evo.cascade import Cascade, CascadeError
 from evo.config import resolve_target_path, search_fingerprint, to_toml
 from evo.environment import describe
-from evo.evaluator import EvalCall, EvalResult, prune_workdir, remove_workdir
+from evo.evaluation import (
+    EvalCall,
+    EvalResult,
+    kill_marked,
+    make_backend,
+    prune_workdir,
+    remove_workdir,
+)
 from evo.interrupts import Interrupts
 from evo.niches import archive_dims, descriptors_for
 from evo.noise import NoiseGate
@@ -49,7 +55,6 @@ from evo.rundir import (
     summary_dict,
     write_json,
 )
-from evo.sandbox import kill_marked
 from evo.target import Target, load_target
 from operators import OperatorConfigError, ValidationError, canonical_hash
 

@@ -18,7 +18,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-OPENEVOLVE_RUNNER = Path(__file__).with_name("openevolve_runner.py")
+OPENEVOLVE_RUNNER = Path(__file__).parent / "evaluation" / "openevolve_runner.py"
 """Trusted runner copied beside an OpenEvolve-layout program; it calls ``evaluate()``."""
 
 BLOCK_START = "EVOLVE-BLOCK-START"

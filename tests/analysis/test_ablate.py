@@ -14,7 +14,7 @@ import analysis
 from analysis import AnalysisError
 from analysis.ablation import ADDITIVE_TOLERANCE
 from evo.cli import main
-from evo.evaluator import evaluate_program
+from evo.evaluation.evaluator import evaluate_program
 from evo.target import load_target
 
 

@@ -6,7 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from evo.evaluator import EvalJob
+from evo.evaluation.evaluator import EvalJob
 
 REPORT = (
     "import json, os, subprocess, sys, time\n"

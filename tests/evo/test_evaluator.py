@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from evo.evaluator import EvalJob, EvaluatorError, evaluate_program, remove_workdir, run_job
-from evo.sandbox import is_secret_name
-from evo.slots import Slot
+from evo.evaluation.evaluator import (
+    EvalJob,
+    EvaluatorError,
+    evaluate_program,
+    remove_workdir,
+    run_job,
+)
+from evo.evaluation.sandbox import is_secret_name
+from evo.evaluation.slots import Slot
 from evo.target import TargetError, load_target
 from tests.evo.evaluator_helpers import make_job
 

@@ -9,8 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evo.evaluator import GRACE_SECONDS, run_job
-from evo.sandbox import kill_marked
+from evo.evaluation.evaluator import GRACE_SECONDS, run_job
+from evo.evaluation.sandbox import kill_marked
 from tests.evo.evaluator_helpers import make_job
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import evo
 from archive import RunStore
-from evo.sandbox import kill_marked
+from evo.evaluation.sandbox import kill_marked
 from tests.evo.loop_helpers import (
     env,
     evo_cmd,

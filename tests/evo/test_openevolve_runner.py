@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evo import openevolve_runner
-from evo.evaluator import evaluate_program
+from evo.evaluation import openevolve_runner
+from evo.evaluation.evaluator import evaluate_program
 from evo.target import OPENEVOLVE_RUNNER, load_target
 
 PROGRAM = textwrap.dedent("""

@@ -20,10 +20,10 @@ import ray
 
 import evo
 from archive import RunStore
-from evo.backends import BackendError, make_backend
-from evo.evaluator import EvalCall, EvaluatorError
-from evo.ray_backend import RayBackend
-from evo.slots import LocalBackend
+from evo.evaluation.backends import BackendError, make_backend
+from evo.evaluation.evaluator import EvalCall, EvaluatorError
+from evo.evaluation.ray_backend import RayBackend
+from evo.evaluation.slots import LocalBackend
 from evo.target import load_target
 from tests.evo.loop_helpers import FIXTURE, REPO, runs_in_store, search_config
 
@@ -232,9 +232,9 @@ def test_an_unreachable_address_fails_fast(backend, scheme):
 CLUSTER_DRIVER = """
 import json, sys, time
 from pathlib import Path
-from evo.evaluator import EvalCall
-from evo.backends import BackendError
-from evo.ray_backend import RayBackend
+from evo.evaluation.evaluator import EvalCall
+from evo.evaluation.backends import BackendError
+from evo.evaluation.ray_backend import RayBackend
 from evo.target import load_target
 address, fixture, workdir = sys.argv[1:]
 deadline = time.monotonic() + 40

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from evo.evaluator import EvalJob, run_job
-from evo.slots import LocalBackend, Slot, SlotError, cpu_count, make_slots, visible_gpus
+from evo.evaluation.evaluator import EvalJob, run_job
+from evo.evaluation.slots import LocalBackend, Slot, SlotError, cpu_count, make_slots, visible_gpus
 
 
 def test_cpu_slots_split_the_cores_without_oversubscribing():

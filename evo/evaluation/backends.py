@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evo.slots import LocalBackend, make_slots
+from evo.evaluation.slots import LocalBackend, make_slots
 
 if TYPE_CHECKING:
-    from evo.ray_backend import RayBackend
+    from evo.evaluation.ray_backend import RayBackend
 
 BACKENDS = ("local", "ray")
 
@@ -42,7 +42,7 @@ def make_backend(
     if kind == "local":
         return LocalBackend(make_slots(workers))
     if kind == "ray":
-        from evo.ray_backend import RayBackend
+        from evo.evaluation.ray_backend import RayBackend
 
         return RayBackend(
             address=address or None,

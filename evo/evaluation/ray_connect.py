@@ -13,7 +13,7 @@ import socket
 import threading
 from typing import Any
 
-from evo.backends import BackendError
+from evo.evaluation.backends import BackendError
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a cluster's address to accept a connection before giving up."""

@@ -18,7 +18,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from evo.sandbox import read_regular_file, signal_name
+from evo.evaluation.sandbox import read_regular_file, signal_name
 
 RESULT_LIMIT = 8 << 20
 """Largest result file read; a bigger one is ``invalid_result``."""

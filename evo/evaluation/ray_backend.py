@@ -1,6 +1,6 @@
 """The Ray backend: the same evaluator as a Ray task, on a local Ray instance or a cluster.
 
-The driver keeps the loop, the archive and the journal; only the :class:`~evo.evaluator.EvalCall`
+The driver keeps the loop, the archive and the journal; only the :class:`~evo.evaluation.evaluator.EvalCall`
 (plain data) travels to a worker, which builds its slot there (the GPU Ray assigned, the task's
 CPUs as threads) and runs the evaluation. ``submit`` returns a ``concurrent.futures.Future``, so
 the loop waits on Ray tasks exactly as on local threads. A task whose worker or node died
@@ -30,17 +30,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from evo.backends import BackendError
-from evo.evaluator import EvalCall, EvalResult, result_path
-from evo.ray_connect import (
+from evo.evaluation.backends import BackendError
+from evo.evaluation.evaluator import EvalCall, EvalResult, result_path
+from evo.evaluation.ray_connect import (
     check_reachable,
     one_line,
     restore_sigterm,
     sigterm_handler,
     use_token_if_any,
 )
-from evo.sandbox import kill_marked
-from evo.slots import Slot, cpu_count
+from evo.evaluation.sandbox import kill_marked
+from evo.evaluation.slots import Slot, cpu_count
 
 log = logging.getLogger("evo")
 
@@ -62,7 +62,7 @@ class RaySlot(Slot):
     """A slot built on a Ray worker: ``devices`` is what Ray assigned (``CUDA_VISIBLE_DEVICES``).
 
     Ray may assign several GPUs (``gpus_per_task > 1``) or name them by UUID, which a plain
-    :class:`~evo.slots.Slot` (one integer GPU) cannot say.
+    :class:`~evo.evaluation.slots.Slot` (one integer GPU) cannot say.
     """
 
     devices: str = ""
@@ -83,9 +83,9 @@ def _evaluate_on_worker(call: EvalCall, threads: int) -> EvalResult:
 
 def _import_evaluator() -> str:
     """The probe task: what a worker must import to run an evaluation."""
-    import evo.evaluator
+    import evo.evaluation.evaluator
 
-    return evo.evaluator.__name__
+    return evo.evaluation.evaluator.__name__
 
 
 def _kill_on_node(value: str, var: str) -> int:
@@ -109,7 +109,7 @@ class RayBackend:
             CPUs among its GPU slots.
 
     Attributes:
-        slots: one :class:`~evo.slots.Slot` per parallel evaluation (the loop sizes itself by
+        slots: one :class:`~evo.evaluation.slots.Slot` per parallel evaluation (the loop sizes itself by
             ``len(slots)``); on Ray the worker picks the actual GPU, so ``gpu`` here is only
             the slot's ordinal when it has one.
 

@@ -2,9 +2,9 @@
 
 ``run_job`` is the whole lifecycle: write the child's file and the read-only harness into a
 fresh dir, start the command in its own session with an allow-listed environment
-(:mod:`evo.sandbox`), pump its output into capped files, enforce the timeout (SIGTERM, a grace
+(:mod:`evo.evaluation.sandbox`), pump its output into capped files, enforce the timeout (SIGTERM, a grace
 period, SIGKILL) and the memory limit, kill every process it left behind, verify the harness
-checksums and classify the outcome (:mod:`evo.outcome`). It never raises on anything the child
+checksums and classify the outcome (:mod:`evo.evaluation.outcome`). It never raises on anything the child
 does, and it is safe to call from several threads at once.
 
 The memory limit is enforced by polling the resident memory of the child's whole process tree
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from evo.outcome import classify
-from evo.sandbox import OutputCapture, ProcessTree, child_environment, read_regular_file
-from evo.slots import Slot, cpu_count
+from evo.evaluation.outcome import classify
+from evo.evaluation.sandbox import OutputCapture, ProcessTree, child_environment, read_regular_file
+from evo.evaluation.slots import Slot, cpu_count
 from evo.target import Target
 
 RESULT_FILE = "result.json"

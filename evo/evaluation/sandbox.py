@@ -1,6 +1,6 @@
 """Containment for one untrusted child process: its environment, its process tree, its output.
 
-Three pieces, each used by :mod:`evo.evaluator`:
+Three pieces, each used by :mod:`evo.evaluation.evaluator`:
 
 * :func:`child_environment` builds the child's environment from an allow-list; a variable
   whose name looks like a secret never gets through, whoever asked for it.
