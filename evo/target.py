@@ -75,6 +75,10 @@ class Target:
             and ``descriptors``; empty means every descriptor, or the edit descriptors when
             there are none.
         block: True when only the ``EVOLVE-BLOCK-START``/``END`` region evolves.
+        result: ``"file"``: the program writes its result to ``$EVO_RESULT``; ``"channel"``:
+            a trusted harness in the program's process reports it through the result
+            channel, which the program is not handed (:mod:`evo.evaluation.channel`).
+        network: True when the program needs the network inside the sandbox.
     """
 
     root: Path
@@ -95,6 +99,8 @@ class Target:
     block: bool = False
     niches: tuple[str, ...] = ()  # default niche dims; () = the descriptors, else edit descriptors
     extra_harness: tuple[Path, ...] = ()  # absolute trusted files from outside root (runners)
+    result: str = "file"
+    network: bool = False
 
     @property
     def seed_path(self) -> Path:
@@ -224,7 +230,10 @@ _TOP_KEYS = {
     "droppable",
     "block",
     "niches",
+    "result",
+    "network",
 }
+RESULT_KINDS = ("file", "channel")
 EDIT_DESCRIPTORS = ("region", "edit_size_bin")
 
 
@@ -255,6 +264,9 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
     timeout = r.get("timeout", float, 60.0)
     if timeout <= 0:
         raise r.fail("timeout", f"must be > 0 seconds, got {timeout}")
+    result = r.get("result", str, "file")
+    if result not in RESULT_KINDS:
+        raise r.fail("result", f"must be one of {list(RESULT_KINDS)}, got {result!r}")
 
     fid_table = r.sub("fidelity")
     fidelities: dict[str, Fidelity] = {}
@@ -355,6 +367,8 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
         droppable=r.str_list("droppable", ()),
         block=r.get("block", bool, False),
         niches=niches,
+        result=result,
+        network=r.get("network", bool, False),
     )
 
 
@@ -386,4 +400,5 @@ def _from_openevolve(root: Path) -> Target:
         default_fidelity="default",
         block=block,
         extra_harness=(OPENEVOLVE_RUNNER,),
+        result="channel",
     )

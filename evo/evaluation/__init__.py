@@ -9,7 +9,9 @@ on anything the child does.
 Modules, one job each:
 
 * ``evaluator`` — the lifecycle of one run (working dir, start, supervise, kill, classify);
+* ``isolation`` — the bubblewrap sandbox: what the child may see, write and reach;
 * ``sandbox`` — containment of the child's environment, process tree and output;
+* ``channel`` — the result channel a trusted harness reports through;
 * ``outcome`` — the finished run's exit, result and stderr -> status and metrics;
 * ``slots`` / ``backends`` / ``ray_backend`` / ``ray_connect`` — where evaluations run;
 * ``openevolve_runner`` — the trusted, standalone runner for OpenEvolve-layout folders.
@@ -28,6 +30,8 @@ from evo.evaluation.evaluator import (
     remove_workdir,
     run_job,
 )
+from evo.evaluation.isolation import KINDS as SANDBOX_KINDS
+from evo.evaluation.isolation import Sandbox, SandboxError, resolve_sandbox
 from evo.evaluation.sandbox import kill_marked
 
 __all__ = [
@@ -37,10 +41,14 @@ __all__ = [
     "EvalJob",
     "EvalResult",
     "EvaluatorError",
+    "SANDBOX_KINDS",
+    "Sandbox",
+    "SandboxError",
     "evaluate_program",
     "kill_marked",
     "make_backend",
     "prune_workdir",
     "remove_workdir",
+    "resolve_sandbox",
     "run_job",
 ]

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from evo.evaluation.channel import ResultChannel
+from evo.evaluation.isolation import Sandbox, SandboxError
 from evo.evaluation.outcome import classify
 from evo.evaluation.sandbox import OutputCapture, ProcessTree, child_environment, read_regular_file
 from evo.evaluation.slots import Slot, cpu_count
@@ -73,6 +75,10 @@ class EvalJob:
         seed: exported as ``EVO_SEED``.
         fidelity: exported as ``EVO_FIDELITY``.
         output_cap_bytes: bytes of stdout and of stderr kept on disk (each).
+        sandbox: how the child is isolated (:mod:`evo.evaluation.isolation`); None: no
+            sandbox, only evo's environment, process and output limits.
+        channel: True when a trusted harness reports the result through the result channel
+            (:mod:`evo.evaluation.channel`); False: the program writes ``$EVO_RESULT``.
     """
 
     argv: list[str]
@@ -86,6 +92,8 @@ class EvalJob:
     seed: int = 0
     fidelity: str = "default"
     output_cap_bytes: int = 1 << 20
+    sandbox: Sandbox | None = None
+    channel: bool = False
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -264,9 +272,16 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
     slot = slot or Slot(index=0, gpu=None, threads=cpu_count())
     workdir, sums = _prepare(job)
     job_id = uuid.uuid4().hex
+    info: dict[str, Any] = {}
+    try:
+        box = (job.sandbox or Sandbox()).on_this_machine()
+    except SandboxError as e:
+        return EvalResult(status="crash", workdir=workdir, reason=str(e))
+    if job.sandbox is not None and job.sandbox.active and not box.active:
+        info["sandbox"] = box.describe()  # a Ray node without a working bubblewrap
     env, dropped = child_environment(
         workdir=workdir,
-        result_path=result_path(workdir),
+        result_path=None if job.channel else result_path(workdir),
         seed=job.seed,
         fidelity=job.fidelity,
         job_id=job_id,
@@ -274,29 +289,39 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
         cuda_visible_devices=slot.cuda_visible_devices,
         extra=job.env,
     )
+    if dropped:
+        info["dropped_env"] = dropped
+    channel = ResultChannel() if job.channel else None
+    if channel is not None:
+        env.update(channel.env())
+    argv = box.wrap(job.argv, workdir=workdir, env=env, memory_mb=job.memory_mb)
     out = OutputCapture(workdir / STDOUT_FILE, job.output_cap_bytes)
     err = OutputCapture(workdir / STDERR_FILE, job.output_cap_bytes)
-    info: dict[str, Any] = {"dropped_env": dropped} if dropped else {}
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
-            job.argv,
+            argv,
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            pass_fds=channel.child_fds if channel is not None else (),
         )
     except OSError as e:
         out.close()
         err.close()
+        if channel is not None:
+            channel.close()
         return EvalResult(
             status="crash",
             info=info,
             workdir=workdir,
-            reason=f"cannot start {job.argv[0]!r}: {e.strerror or e}",
+            reason=f"cannot start {argv[0]!r}: {e.strerror or e}",
         )
+    if channel is not None:
+        channel.started()
     tree = ProcessTree(proc.pid, job_id)
     sel = selectors.DefaultSelector()
     assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
@@ -304,6 +329,8 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
     for pipe, capture in zip(pipes, (out, err), strict=True):
         os.set_blocking(pipe.fileno(), False)
         sel.register(pipe.fileno(), selectors.EVENT_READ, capture)
+    if channel is not None:
+        sel.register(channel.result_r, selectors.EVENT_READ, channel)
     pidfd = _pidfd(proc.pid)
     if pidfd is not None:  # wakes the loop the moment the child exits, not at the next poll
         sel.register(pidfd, selectors.EVENT_READ, None)
@@ -325,14 +352,19 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
         sel.close()
         for pipe in pipes:
             pipe.close()
+        if channel is not None:
+            channel.close()
         out.close()
         err.close()
+    returncode = proc.returncode
+    if box.active and returncode is not None and 128 < returncode <= 128 + 64:
+        returncode = 128 - returncode  # bwrap reports a child killed by signal N as 128 + N
     if survivors:
         info["survivors"] = survivors
     info["peak_rss_mb"] = round(tree.peak_rss / (1 << 20), 1)
     status, metrics, extra, reason = classify(
         metric=job.metric,
-        returncode=proc.returncode,
+        returncode=returncode,
         killed_for=killed_for,
         timeout=job.timeout,
         memory_mb=job.memory_mb,
@@ -340,13 +372,14 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
         tampered=_tampered(workdir, sums),
         result_path=result_path(workdir),
         stderr_tail=err.tail(),
+        channel=channel.result() if channel is not None else None,
     )
     return EvalResult(
         status=status,
         metrics=metrics,
         info={**extra, **info},
         wall_time=wall,
-        returncode=proc.returncode,
+        returncode=returncode,
         stdout_tail=out.tail(),
         stderr_tail=err.tail(),
         reason=reason,
@@ -365,6 +398,7 @@ def evaluate_program(
     timeout: float | None = None,
     memory_mb: int | None = None,
     extra_env: dict[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> EvalResult:
     """Evaluate ``source`` as ``target``'s evolving file.
 
@@ -379,6 +413,8 @@ def evaluate_program(
         memory_mb: resident-memory limit of the child's process tree.
         extra_env: variables passed through on purpose (``TINYGPT_DATA``, ``EVO_*``); they
             override the fidelity's env.
+        sandbox: how the child is isolated; None: no sandbox. A target that opts into the
+            network (``network = true``) gets it whatever the sandbox says.
 
     Raises:
         TargetError: ``fidelity`` is not one of the target's.
@@ -396,6 +432,8 @@ def evaluate_program(
         memory_mb=memory_mb,
         seed=seed,
         fidelity=fid.name,
+        sandbox=sandbox.with_network() if sandbox is not None and target.network else sandbox,
+        channel=target.result == "channel",
     )
     return run_job(job, slot)
 
@@ -413,6 +451,7 @@ class EvalCall:
     timeout: float | None = None
     memory_mb: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    sandbox: Sandbox | None = None
 
     def __call__(self, slot: Slot | None) -> EvalResult:
         return evaluate_program(
@@ -425,6 +464,7 @@ class EvalCall:
             timeout=self.timeout,
             memory_mb=self.memory_mb,
             extra_env=self.extra_env,
+            sandbox=self.sandbox,
         )
 
 

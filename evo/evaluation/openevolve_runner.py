@@ -9,10 +9,17 @@ Usage::
 
 ``evaluate()`` may return a dict or an ``EvaluationResult`` (anything with ``.metrics`` and
 optionally ``.artifacts``). Numbers become metrics; strings, artifacts and other values are
-kept beside them and end up in the evaluation's ``info``. The JSON object goes to the path in
-``$EVO_RESULT`` (stdout when unset). When ``openevolve`` is not installed, a small stand-in
-``openevolve.evaluation_result.EvaluationResult`` is installed first, so evaluators that
-import it run unchanged. An exception in ``evaluate()`` prints its traceback and exits 1.
+kept beside them and end up in the evaluation's ``info``. When ``openevolve`` is not
+installed, a small stand-in ``openevolve.evaluation_result.EvaluationResult`` is installed
+first, so evaluators that import it run unchanged. An exception in ``evaluate()`` prints its
+traceback and exits 1.
+
+The result goes through evo's result channel (``evo/evaluation/channel.py``): before the
+evaluator is imported, the channel's variables are removed from the environment and its token
+is read, so neither the evaluator nor the program it loads is handed them; the result is
+written once, after ``evaluate()`` returns, and the process exits at once (``os._exit``), so
+no ``atexit`` hook or thread the program left behind runs after it. Run by hand (no channel),
+the JSON goes to ``$EVO_RESULT`` when set, else to stdout.
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ from pathlib import Path
 from typing import Any
 
 _TEXT_LIMIT = 10_000  # characters kept of one non-numeric value (artifacts can be huge)
+
+# Bound before any target code runs: a program that replaces json.dumps or os.write later
+# does not change what the runner writes with.
+_dumps = json.dumps
+_write_fd = os.write
+_exit = os._exit
 
 
 @dataclasses.dataclass
@@ -110,7 +123,38 @@ def to_result(raw: Any) -> dict[str, Any]:
     return out
 
 
-def _write(result: dict[str, Any]) -> None:
+def take_channel() -> tuple[int, str] | None:
+    """The result descriptor and token, removed from the environment; None when run by hand.
+
+    Call before any target code runs: afterwards neither the variables nor the token's
+    descriptor exist in this process, and the result descriptor is close-on-exec, so a
+    program the evaluator runs in a subprocess does not inherit it.
+    """
+    fd_text = os.environ.pop("EVO_RESULT_FD", None)
+    token_text = os.environ.pop("EVO_TOKEN_FD", None)
+    if fd_text is None or token_text is None:
+        return None
+    os.environ.pop("EVO_RESULT", None)
+    token_fd, result_fd = int(token_text), int(fd_text)
+    chunks = []
+    while chunk := os.read(token_fd, 256):
+        chunks.append(chunk)
+    os.close(token_fd)
+    os.set_inheritable(result_fd, False)
+    return result_fd, b"".join(chunks).decode().strip()
+
+
+def _send(channel: tuple[int, str] | None, result: dict[str, Any]) -> None:
+    if channel is None:
+        _write_by_hand(result)
+        return
+    fd, token = channel
+    data = (_dumps({"token": token, "result": result}) + "\n").encode()
+    while data:
+        data = data[_write_fd(fd, data) :]
+
+
+def _write_by_hand(result: dict[str, Any]) -> None:
     text = json.dumps(result)
     path = os.environ.get("EVO_RESULT")
     if not path:
@@ -126,6 +170,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: python openevolve_runner.py evaluator.py program.py", file=sys.stderr)
         return 2
+    channel = take_channel()
     evaluator_path, program_path = Path(argv[1]).resolve(), Path(argv[2]).resolve()
     install_shim()
     sys.path.insert(0, str(evaluator_path.parent))  # the evaluator may import its siblings
@@ -143,9 +188,26 @@ def main(argv: list[str]) -> int:
     except Exception:
         traceback.print_exc()
         return 1
-    _write(result)
+    _send(channel, result)
     return 0
 
 
+def _flush_and_exit(code: int) -> None:
+    """Exit now: no atexit hook, no non-daemon thread and no finaliser runs after the result."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a program may have replaced or closed the stream
+            pass
+    _exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        _code = main(sys.argv)
+    except SystemExit as e:  # the evaluator or the program called sys.exit() mid-evaluation
+        _code = e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 - KeyboardInterrupt and friends: report, exit 1
+        traceback.print_exc()
+        _code = 1
+    _flush_and_exit(_code)

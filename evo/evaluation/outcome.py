@@ -112,8 +112,13 @@ def classify(
     tampered: str | None,
     result_path: Path,
     stderr_tail: str,
+    channel: tuple[dict[str, Any] | None, str] | None = None,
 ) -> tuple[str, dict[str, float], dict[str, Any], str]:
-    """Status, metrics, info and reason of one finished run (see the module docstring)."""
+    """Status, metrics, info and reason of one finished run (see the module docstring).
+
+    ``channel`` is what the result channel carried (:meth:`ResultChannel.result`) for a target
+    whose harness reports through it; then ``result_path`` is not read at all.
+    """
     peak_mb = peak_rss / (1 << 20)
     if killed_for == "memory":
         return "oom", {}, {}, f"killed: memory limit {memory_mb} MB (used {peak_mb:.0f} MB)"
@@ -122,7 +127,7 @@ def classify(
     if tampered:
         return "invalid_result", {}, {}, f"harness file {tampered!r} was modified or deleted"
     failed = returncode != 0
-    obj, why = read_result(result_path)
+    obj, why = read_result(result_path) if channel is None else channel
     if (failed or obj is None) and any(m in stderr_tail for m in OOM_MARKERS):
         return "oom", {}, {}, one_line(last_error_line(stderr_tail) or "out of memory")
     if returncode == -signal.SIGKILL:

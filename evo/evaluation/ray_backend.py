@@ -8,8 +8,8 @@ fails its Future: the loop re-queues that run.
 
 A worker killed outright (SIGKILL, the kernel's OOM killer, a dead raylet) cannot kill the
 child it started: the evaluator starts children in their own session. So before a failed
-Future reports the loss, the backend kills every process whose ``EVO_RESULT`` is the call's
-result path (unique per evaluation) on the driver's node and, through a zero-CPU task pinned to
+Future reports the loss, the backend kills every process whose ``EVO_WORKDIR`` is the call's
+working dir (unique per evaluation) on the driver's node and, through a zero-CPU task pinned to
 each live node, on every other node. The loop may then safely reuse the run's working dir.
 
 On a cluster, evo and the target's dependencies must be installed on every node, and the
@@ -28,10 +28,11 @@ import concurrent.futures as cf
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from evo.evaluation.backends import BackendError
-from evo.evaluation.evaluator import EvalCall, EvalResult, result_path
+from evo.evaluation.evaluator import EvalCall, EvalResult
 from evo.evaluation.ray_connect import (
     check_reachable,
     one_line,
@@ -39,7 +40,7 @@ from evo.evaluation.ray_connect import (
     sigterm_handler,
     use_token_if_any,
 )
-from evo.evaluation.sandbox import kill_marked
+from evo.evaluation.sandbox import WORKDIR_VAR, kill_marked
 from evo.evaluation.slots import Slot, cpu_count
 
 log = logging.getLogger("evo")
@@ -352,8 +353,8 @@ class RayBackend:
     def kill_leftovers(self, call: EvalCall) -> int:
         """Kill every process of ``call``'s child on every live node, then on the driver's
         machine (a ``ray://`` driver is no node); returns how many were hit. The marker is the
-        child's ``EVO_RESULT``, unique per evaluation."""
-        return self.kill_everywhere(str(result_path(call.workdir)), var="EVO_RESULT")
+        child's ``EVO_WORKDIR``, unique per evaluation."""
+        return self.kill_everywhere(str(Path(call.workdir).resolve()), var=WORKDIR_VAR)
 
     def kill_everywhere(self, value: str, *, var: str) -> int:
         """Kill the processes carrying ``var=value`` on every live node and on the driver's

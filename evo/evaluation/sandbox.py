@@ -55,6 +55,8 @@ PASSTHROUGH = (
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "EVO_THREADS")
 
 MARKER_VAR = "EVO_JOB_ID"
+WORKDIR_VAR = "EVO_WORKDIR"
+"""Names the evaluation's working dir; the Ray backend kills a lost task's processes by it."""
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -74,7 +76,7 @@ def _secret_values() -> set[str]:
 def child_environment(
     *,
     workdir: Path,
-    result_path: Path,
+    result_path: Path | None,
     seed: int,
     fidelity: str,
     job_id: str,
@@ -87,6 +89,8 @@ def child_environment(
     Order of precedence: allow-listed parent variables < ``extra`` (the fidelity's env and
     what the caller passes, e.g. ``TINYGPT_DATA``) < the evaluator's own protocol variables.
     ``PYTHONPATH`` is never inherited; pass it in ``extra`` when a target needs it.
+    ``EVO_RESULT`` is set only when ``result_path`` is given (a target whose program writes
+    its own result); ``EVO_WORKDIR`` (the working dir) marks the evaluation's processes.
     """
     env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
     env.setdefault("PATH", os.defpath)
@@ -97,9 +101,12 @@ def child_environment(
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update({str(k): str(v) for k, v in extra.items()})
     env.update({t: str(threads) for t in THREAD_VARS})
+    env.pop("EVO_RESULT", None)  # a result path never comes from the caller
+    if result_path is not None:
+        env["EVO_RESULT"] = str(result_path)
     env.update(
         {
-            "EVO_RESULT": str(result_path),
+            WORKDIR_VAR: str(workdir),
             "EVO_SEED": str(int(seed)),
             "EVO_FIDELITY": fidelity,
             MARKER_VAR: job_id,

@@ -12,6 +12,12 @@ lives here, in a file the search never edits:
   (``{"status": "invalid_result"}`` for a model whose logits at t depend on tokens after t).
 
 It runs without evo installed. The environment it reads is documented in targets/README.md.
+
+evo runs ``python harness.py train.py``: this file is then the entry point, takes evo's result
+channel (``EVO_RESULT_FD``/``EVO_TOKEN_FD``) out of the environment before ``train.py`` runs,
+runs ``train.py`` as ``__main__`` (its ``import harness`` gets this module), writes the one
+result after ``train.py`` returns and exits at once. ``python train.py`` by hand still works:
+the result then goes to ``$EVO_RESULT`` (or nowhere when unset).
 """
 
 from __future__ import annotations
@@ -377,6 +383,11 @@ class Run:
     # --- result file ----------------------------------------------------------------------------
 
     def _write(self, result: dict[str, Any]) -> None:
+        global _result
+        if _channel is not None:  # sent by _main() once train.py has returned
+            if _result is None:
+                _result = result
+            return
         if not self._result_path:
             return
         path = Path(self._result_path)
@@ -400,3 +411,63 @@ def setup() -> Run:
     except HarnessError as e:
         print(f"harness: configuration error: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+# --- entry point under evo: the result channel ----------------------------------------------------
+
+_channel: tuple[int, str] | None = None
+_result: dict[str, Any] | None = None
+_dumps, _write_fd, _exit = json.dumps, os.write, os._exit  # bound before train.py runs
+
+
+def _take_channel() -> tuple[int, str] | None:
+    """evo's result descriptor and token, removed from the environment (see evo's docs)."""
+    fd_text = os.environ.pop("EVO_RESULT_FD", None)
+    token_text = os.environ.pop("EVO_TOKEN_FD", None)
+    if fd_text is None or token_text is None:
+        return None
+    os.environ.pop("EVO_RESULT", None)
+    chunks = []
+    while chunk := os.read(int(token_text), 256):
+        chunks.append(chunk)
+    os.close(int(token_text))
+    os.set_inheritable(int(fd_text), False)
+    return int(fd_text), b"".join(chunks).decode().strip()
+
+
+def _main(argv: list[str]) -> int:
+    """``python harness.py train.py``: run the training script, then send its one result."""
+    global _channel
+    if len(argv) != 2:
+        print("usage: python harness.py train.py", file=sys.stderr)
+        return 2
+    _channel = _take_channel()
+    sys.modules["harness"] = sys.modules[__name__]  # train.py's `import harness` is this module
+    sys.argv = argv[1:]
+    import runpy
+    import traceback
+
+    code = 0
+    try:
+        runpy.run_path(argv[1], run_name="__main__")
+    except SystemExit as e:  # _fail() ends with SystemExit(0) after recording its result
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the script's error: its traceback, exit 1
+        traceback.print_exc()
+        code = 1
+    if _channel is not None and _result is not None and code == 0:
+        fd, token = _channel
+        data = (_dumps({"token": token, "result": _result}) + "\n").encode()
+        while data:
+            data = data[_write_fd(fd, data):]
+    return code
+
+
+if __name__ == "__main__":
+    _code = _main(sys.argv)
+    for _stream in (sys.stdout, sys.stderr):
+        try:
+            _stream.flush()
+        except Exception:  # noqa: BLE001 - the script may have replaced or closed it
+            pass
+    _exit(_code)  # nothing train.py left behind (atexit hooks, threads) runs after the result
