@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import EXPLOIT, STRATEGIES
-from evo.evaluation import BACKENDS
+from evo.evaluation import BACKENDS, SANDBOX_KINDS
 
 try:
     import tomllib
@@ -82,6 +82,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "gpus_per_task": 0.0,  # ray: 0 = one GPU per evaluation when the cluster has GPUs
         "cpus_per_task": 0,  # ray: 0 = share the cores among the slots
     },
+    "sandbox": {
+        "kind": "auto",  # auto (bubblewrap when it works here) | bwrap (required) | none
+        "network": False,  # let children use the network (a target can opt in alone)
+        "read": [],  # absolute paths kept visible (read-only) inside hidden dirs (home)
+    },
 }
 
 # Keys that may change when a run is resumed: budgets and resources, not what is searched.
@@ -89,6 +94,7 @@ RESUMABLE_KEYS = {
     ("run", k)
     for k in ("evaluations", "hours", "dollars", "run_dir", "timeout", "memory_mb", "pass_env")
 } | {("backend", k) for k in ("workers", "kind", "address", "gpus_per_task", "cpus_per_task")}
+RESUMABLE_KEYS |= {("sandbox", k) for k in DEFAULTS["sandbox"]}
 
 
 class ConfigError(ValueError):
@@ -241,6 +247,13 @@ def validate(cfg: dict, where: str = "config") -> None:
     need(backend["workers"] >= 0, "backend.workers", "must be >= 0 (0 = automatic)")
     need(backend["gpus_per_task"] >= 0, "backend.gpus_per_task", "must be >= 0 (0 = automatic)")
     need(backend["cpus_per_task"] >= 0, "backend.cpus_per_task", "must be >= 0 (0 = automatic)")
+    box = cfg["sandbox"]
+    need(box["kind"] in SANDBOX_KINDS, "sandbox.kind", f"must be one of {list(SANDBOX_KINDS)}")
+    need(
+        all(isinstance(v, str) and Path(v).is_absolute() for v in box["read"]),
+        "sandbox.read",
+        "must be a list of absolute paths",
+    )
     cfg["llm"] = _llm_config(cfg, where).to_dict()
 
 

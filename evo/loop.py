@@ -31,10 +31,12 @@ from evo.environment import describe
 from evo.evaluation import (
     EvalCall,
     EvalResult,
+    SandboxError,
     kill_marked,
     make_backend,
     prune_workdir,
     remove_workdir,
+    resolve_sandbox,
 )
 from evo.interrupts import Interrupts
 from evo.niches import archive_dims, descriptors_for
@@ -90,6 +92,15 @@ class Search:
         self.seed_source = self.target.seed_source()
         self.seed_id = canonical_hash(self.seed_source)
         self.op_stats: dict[str, Counter] = {}
+        box = cfg["sandbox"]
+        try:  # probed once, before anything starts: kind = "bwrap" without bubblewrap stops here
+            sandbox, warning = resolve_sandbox(
+                box["kind"], network=box["network"], read=box["read"]
+            )
+        except SandboxError as e:
+            raise RunError(str(e)) from None
+        self.sandbox = sandbox.with_hidden(self.run_dir)
+        self.sandbox_warning = warning
         self._own_backend = backend is None
         if backend is None:  # last: a Ray backend starts (or joins) a cluster
             b = cfg["backend"]
@@ -181,7 +192,7 @@ class Search:
         handler = FileLog(self.run_dir / "evo.log")
         try:
             (self.run_dir / "config.toml").write_text(to_toml(self.cfg))
-            self._environment = describe(self.target)
+            self._environment = describe(self.target, {"sandbox": self.sandbox.describe()})
             write_json(self.run_dir / "environment.json", self._environment)
             return self._run(store)
         finally:
@@ -219,9 +230,10 @@ class Search:
         misses = 0
         progress = Progress(self, budget, n_slots, enabled=self.show_progress)
         self.loop_seconds = (time.monotonic(), 0.0)  # (start, duration) of the steady state
-        for line in self.proposer.notices:
-            log.warning("%s", line)
-            print(f"evo: {line}", file=sys.stderr)
+        for line in [self.sandbox_warning or "", *self.proposer.notices]:
+            if line:
+                log.warning("%s", line)
+                print(f"evo: {line}", file=sys.stderr)
         try:
             self.interrupts.install()
             progress.start()
@@ -466,6 +478,7 @@ class Search:
             timeout=run["timeout"] or None,
             memory_mb=run["memory_mb"] or None,
             extra_env={"EVO_RUN_ID": self.run_id, "EVO_RUN_DIR": self._run_marker, **pass_env},
+            sandbox=self.sandbox,
         )
 
     def _lost(
