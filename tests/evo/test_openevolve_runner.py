@@ -13,6 +13,9 @@ import pytest
 from evo.evaluation import openevolve_runner
 from evo.evaluation.evaluator import evaluate_program
 from evo.target import OPENEVOLVE_RUNNER, load_target
+from tests.evo.evaluator_helpers import sandbox_for_tests
+
+BOX = sandbox_for_tests()  # the runner runs inside bubblewrap, as in a run, when it works here
 
 PROGRAM = textwrap.dedent("""
     # EVOLVE-BLOCK-START
@@ -52,7 +55,9 @@ def make_folder(tmp_path: Path, evaluator: str, program: str = PROGRAM) -> Path:
 def test_evaluation_result_class_works_without_openevolve_installed(tmp_path):
     target = load_target(make_folder(tmp_path, EVALUATOR_WITH_RESULT_CLASS))
     assert target.block and target.metric == "combined_score"
-    r = evaluate_program(target, target.seed_source(), workdir=tmp_path / "c1", timeout=30)
+    r = evaluate_program(
+        target, target.seed_source(), workdir=tmp_path / "c1", timeout=30, sandbox=BOX
+    )
     assert r.status == "ok", r.reason + r.stderr_tail
     assert r.metrics == {"combined_score": 0.6, "count": 3.0}
     assert r.info["shim"] == "openevolve.evaluation_result"
@@ -77,7 +82,9 @@ def test_evaluation_result_class_works_without_openevolve_installed(tmp_path):
 def test_plain_dict_evaluator(tmp_path, returned, status, reason):
     evaluator = f"def evaluate(program_path):\n    return {returned}\n"
     target = load_target(make_folder(tmp_path, evaluator))
-    r = evaluate_program(target, PROGRAM.replace("3.0", "4.0"), workdir=tmp_path / "c", timeout=30)
+    r = evaluate_program(
+        target, PROGRAM.replace("3.0", "4.0"), workdir=tmp_path / "c", timeout=30, sandbox=BOX
+    )
     assert r.status == status, r.reason + r.stderr_tail
     assert r.reason.startswith(reason)
     if status == "ok":
@@ -92,7 +99,7 @@ def test_evaluator_exception_is_a_crash_with_its_traceback(tmp_path):
                     raise RuntimeError("program failed validation: circles overlap")
     """
     target = load_target(make_folder(tmp_path, evaluator))
-    r = evaluate_program(target, PROGRAM, workdir=tmp_path / "c", timeout=30)
+    r = evaluate_program(target, PROGRAM, workdir=tmp_path / "c", timeout=30, sandbox=BOX)
     assert r.status == "crash"
     assert r.reason == "RuntimeError: program failed validation: circles overlap"
     assert "Traceback" in r.stderr_tail and r.returncode == 1
@@ -106,7 +113,7 @@ def test_evaluator_receives_the_absolute_program_path(tmp_path):
                     "absolute": float(os.path.isabs(program_path))}
     """
     target = load_target(make_folder(tmp_path, evaluator))
-    r = evaluate_program(target, PROGRAM, workdir=tmp_path / "c", timeout=30)
+    r = evaluate_program(target, PROGRAM, workdir=tmp_path / "c", timeout=30, sandbox=BOX)
     assert r.status == "ok" and r.metrics["absolute"] == 1.0
     assert r.info["path"] == str((tmp_path / "c" / "initial_program.py").resolve())
 

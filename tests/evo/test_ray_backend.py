@@ -22,6 +22,7 @@ import evo
 from archive import RunStore
 from evo.evaluation.backends import BackendError, make_backend
 from evo.evaluation.evaluator import EvalCall, EvaluatorError
+from evo.evaluation.isolation import resolve_sandbox
 from evo.evaluation.ray_backend import RayBackend
 from evo.evaluation.slots import LocalBackend
 from evo.target import load_target
@@ -78,8 +79,12 @@ def backend():
     assert signal.getsignal(signal.SIGTERM) == sigterm  # ray.init's handler is gone again
 
 
-def _config(target: Path, run_dir: Path, evaluations: int, pass_env: list[str]) -> dict:
-    return search_config(target, run_dir, evaluations, run={"pass_env": pass_env})
+def _config(
+    target: Path, run_dir: Path, evaluations: int, pass_env: list[str], sandbox: str = "auto"
+) -> dict:
+    return search_config(
+        target, run_dir, evaluations, run={"pass_env": pass_env}, sandbox={"kind": sandbox}
+    )
 
 
 def _dead(pid: int) -> bool:
@@ -154,8 +159,12 @@ def test_a_killed_worker_is_requeued_and_its_child_killed(backend, tmp_path, mon
     killer.start()
     run_dir = tmp_path / "run"
     t0 = time.monotonic()
+    # No sandbox: the children record their host pids and parents outside their working dirs
+    # (inside bubblewrap they could not, and the killed worker's sandbox dies with it anyway).
     summary = evo.Search(
-        _config(target, run_dir, 12, ["RAYTEST_DIR"]), backend=backend, progress=False
+        _config(target, run_dir, 12, ["RAYTEST_DIR"], sandbox="none"),
+        backend=backend,
+        progress=False,
     ).run()
     killer.join(timeout=5)
     assert picked, "no child ever started"
@@ -174,6 +183,23 @@ def test_a_killed_worker_is_requeued_and_its_child_killed(backend, tmp_path, mon
     parents = [json.loads(p.read_text())["parent"] for p in records.glob("*.pid")]
     assert len(parents) == 13  # 12 evaluations plus the lost one
     assert all("ray::" in p for p in parents)
+
+
+def test_ray_workers_run_children_in_the_sandbox(backend, tmp_path):
+    box, warning = resolve_sandbox("auto")
+    if not box.active:
+        pytest.skip(f"bubblewrap is not usable here: {warning}")
+    folder = tmp_path / "pid"
+    folder.mkdir()
+    (folder / "target.toml").write_text('evolve = "p.py"\nmetric = "pid"\n')
+    (folder / "p.py").write_text(
+        "import json, os\njson.dump({'pid': os.getpid()}, open(os.environ['EVO_RESULT'], 'w'))\n"
+    )
+    target = load_target(folder)
+    call = EvalCall(target, target.seed_source(), tmp_path / "w", sandbox=box)
+    result = backend.submit(call).result(timeout=60)
+    assert result.ok, result.reason
+    assert result.metrics["pid"] == 2  # its own PID namespace: bubblewrap's init is pid 1
 
 
 def test_cleanup_tasks_kill_marked_processes_on_the_nodes(backend, tmp_path):
@@ -302,13 +328,20 @@ def test_a_running_cluster_is_used_by_address_and_left_running(backend, tmp_path
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)
         head.wait(timeout=30)
-        left = [
-            pid
-            for pid in os.listdir("/proc")
-            if pid.isdigit() and ray_tmp.encode() in _cmdline(int(pid))
-        ]
+        # SIGKILL is asynchronous: a killed raylet can still be listed (exiting, not yet reaped
+        # by init) for a moment after the head itself has been waited for.
+        deadline = time.monotonic() + 10
+        while True:
+            left = [
+                pid
+                for pid in os.listdir("/proc")
+                if pid.isdigit() and ray_tmp.encode() in _cmdline(int(pid)) and not _dead(int(pid))
+            ]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert left == []
+    assert left == [], [_cmdline(int(p))[:300] for p in left]
 
 
 def test_make_backend_picks_the_kind(backend):

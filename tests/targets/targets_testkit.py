@@ -2,7 +2,8 @@
 
 Copies the evolving file and the read-only harness files into a fresh directory, sets
 EVO_RESULT, EVO_SEED, EVO_FIDELITY, EVO_THREADS and the fidelity's env, runs the target's
-command there with its timeout and returns the process and the parsed result JSON.
+command there with its timeout (inside evo's bubblewrap sandbox when it works here, as a run
+does) and returns the process and the parsed result JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evo.target import Target
+from tests.evo.evaluator_helpers import sandbox_for_tests
 
 TARGETS = Path(__file__).resolve().parents[2] / "targets"
 
@@ -51,8 +53,12 @@ def run_target(
         }
     )
     env.update(fid.env)
+    argv = target.argv(fid)
+    box = sandbox_for_tests()
+    if box is not None:
+        argv = box.wrap(argv, workdir=workdir, env=env)
     proc = subprocess.run(
-        target.argv(fid), cwd=workdir, env=env, capture_output=True, text=True, timeout=fid.timeout
+        argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=fid.timeout
     )
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
     return proc, result
