@@ -3,10 +3,12 @@
 Rows: spawn to the first line of a trivial Python child; spawn to ``import torch`` done; a
 no-op child (it only writes its result) under a bare ``subprocess.run``, the floor, and as the
 full ``run_job`` round trip (fresh dir, env, supervision, cleanup sweep, result parsing),
-without and with a memory limit (which polls the process tree 5x more often); and, when
+without and with a memory limit (which polls the process tree 5x more often), and inside the
+bubblewrap sandbox when it works here; the sandbox's start-up cost is the median of paired
+differences (bare and sandboxed runs alternate, so both see the same machine); and, when
 ``targets/tinygpt`` loads, one ``evaluate_program`` of its seed at ``tiny`` on a one-thread CPU
-slot: spawn to the first training step (the seed plus one line that stamps the wall clock
-after step 1), tokens/s and the total wall time.
+slot (in the sandbox when it works): spawn to the first training step (the seed plus one line
+that stamps the wall clock after step 1), tokens/s and the total wall time.
 
 Run: ``PYTHONPATH=. python benchmarks/eval_bench.py [--repeats 20] [--no-write]``
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from benchmarks._report import table, update_section
 from evo.evaluation.evaluator import EvalJob, evaluate_program, run_job
+from evo.evaluation.isolation import Sandbox, resolve_sandbox
 from evo.evaluation.slots import Slot, cpu_count
 from evo.target import TargetError, load_target
 
@@ -67,16 +70,20 @@ def measure(fn: Callable[[], float], n: int) -> list[float]:
     return [fn() for _ in range(n)]
 
 
-def round_trip(tmp: Path, memory_mb: int | None) -> Callable[[], float]:
-    counter = iter(range(10**6))
+_counter = iter(range(10**6))
 
+
+def round_trip(
+    tmp: Path, memory_mb: int | None, sandbox: Sandbox | None = None
+) -> Callable[[], float]:
     def once() -> float:
         job = EvalJob(
             argv=[sys.executable, "child.py"],
             files={"child.py": NOOP},
-            workdir=tmp / f"noop{next(counter)}-{memory_mb}",
+            workdir=tmp / f"noop{next(_counter)}-{memory_mb}",
             metric="score",
             memory_mb=memory_mb,
+            sandbox=sandbox,
         )
         t0 = time.perf_counter()
         result = run_job(job, Slot(0, None, 1))
@@ -88,7 +95,13 @@ def round_trip(tmp: Path, memory_mb: int | None) -> Callable[[], float]:
     return once
 
 
-def tinygpt_row(tmp: Path, root: Path) -> tuple[list[list[object]], str]:
+def paired(a: Callable[[], float], b: Callable[[], float], n: int) -> list[float]:
+    """``b() - a()`` for ``n`` alternating pairs (after one warm-up of each)."""
+    a(), b()
+    return [-a() + b() for _ in range(n)]
+
+
+def tinygpt_row(tmp: Path, root: Path, sandbox: Sandbox | None) -> tuple[list[list[object]], str]:
     """Rows for tinygpt tiny on one CPU core, or none and the reason it was left out."""
     try:
         target = load_target(root)
@@ -101,7 +114,9 @@ def tinygpt_row(tmp: Path, root: Path) -> tuple[list[list[object]], str]:
     source = source.replace(STEP_LINE, STEP_LINE + STAMP, 1)
     workdir = tmp / "tinygpt"
     t0 = time.time()
-    r = evaluate_program(target, source, fidelity=fid.name, workdir=workdir, slot=Slot(0, None, 1))
+    r = evaluate_program(
+        target, source, fidelity=fid.name, workdir=workdir, slot=Slot(0, None, 1), sandbox=sandbox
+    )
     if r.status != "ok":
         return [], f"tinygpt row left out: the seed ended {r.status}: {r.reason}"
     first = float((workdir / "first_step.txt").read_text()) - t0
@@ -116,8 +131,9 @@ def tinygpt_row(tmp: Path, root: Path) -> tuple[list[list[object]], str]:
         ],
         ["tinygpt tiny (1 thread): evaluation wall time", f"{r.wall_time * 1000:.0f}", "", "", "1"],
     ]
+    where = "in the sandbox" if sandbox is not None else "without a sandbox"
     note = (
-        f"tinygpt `tiny` on one CPU thread: **{m.get('tokens_per_s', float('nan')):,.0f} "
+        f"tinygpt `tiny` on one CPU thread ({where}): **{m.get('tokens_per_s', float('nan')):,.0f} "
         f"tokens/s** over {m.get('train_seconds', 0):.1f} s of timed training "
         f"({m.get('steps', 0):.0f} steps, {m.get('params', 0):,.0f} params, "
         f"val_bpb {m.get('val_bpb_init', float('nan')):.3f} -> "
@@ -172,7 +188,26 @@ def main() -> None:
                 *stats(measure(round_trip(tmp, 512), args.repeats)),
             ]
         )
-        extra, note = tinygpt_row(tmp, args.tinygpt)
+        box, warning = resolve_sandbox("auto")
+        sandbox = box if box.active else None
+        if sandbox is not None:
+            rows.append(
+                [
+                    "`run_job` round trip, no-op child, in the bubblewrap sandbox",
+                    *stats(measure(round_trip(tmp, None, sandbox), args.repeats)),
+                ]
+            )
+            rows.append(
+                [
+                    "sandbox start-up cost per evaluation (paired difference)",
+                    *stats(
+                        paired(round_trip(tmp, None), round_trip(tmp, None, sandbox), args.repeats)
+                    ),
+                ]
+            )
+        extra, note = tinygpt_row(tmp, args.tinygpt, sandbox)
+        if sandbox is None:
+            note += f" Sandbox rows left out: {warning}"
         rows += extra
     body = (
         table(headers, rows) + "\n\n" + note + "\n\n"
