@@ -24,6 +24,8 @@ from archive import (
     NoiseEstimate,
     Program,
     estimate_noise,
+    failure_reasons,
+    placement_notes,
     remeasurement_runs,
 )
 from evo.proposal_log import llm_summary, outcomes_line, spend_lines
@@ -64,6 +66,8 @@ class Report:
     rejected: list[Rejected]  # status ``rejected``: the gate's verdict, margin within noise
     faded: list[Rejected]  # passed the gate but no longer beat the cell's elite
     failures: dict[str, tuple[int, str]]  # status -> (count, an example reason)
+    failure_reasons: list[tuple[str, str, int]]  # (status, reason, programs), most common first
+    descriptor_notes: dict[str, tuple[int, str]]  # ok programs the archive could not place as given
     cost: float
     tokens: int
     llm: dict[str, Any] | None
@@ -145,6 +149,8 @@ def build_report(run: RunData) -> Report:
         rejected=rejected,
         faded=faded,
         failures=dict(sorted(failures.items())),
+        failure_reasons=failure_reasons(run.store.programs.values()),
+        descriptor_notes=placement_notes(run.store.programs.values()),
         cost=sum(p.cost for p in programs) + (llm["failed_cost"] if llm else 0.0),
         tokens=sum(p.tokens for p in programs),
         llm=llm,
@@ -277,8 +283,20 @@ def render_report(rep: Report) -> str:
             f"| {s} | {n} | {n / total:.1%} | {why[:100].replace('|', '/') or '-'} |"
             for s, (n, why) in rep.failures.items()
         ]
+        m += ["", "Most common reasons (evaluator-reported errors among them):", ""]
+        m += ["| status | reason | programs |", "| --- | --- | --- |"]
+        m += [
+            f"| {s} | {why[:200].replace('|', '/') or '-'} | {n} |"
+            for s, why, n in rep.failure_reasons
+        ]
     else:
         m.append("No failures.")
+    if rep.descriptor_notes:
+        m += ["", "Programs evaluated ok whose descriptors the archive could not use as given:", ""]
+        m += [
+            f"- {kind}: {n} (e.g. {why[:200]})"
+            for kind, (n, why) in sorted(rep.descriptor_notes.items())
+        ]
     m += render_llm(rep.llm)
     m += [
         "",
@@ -329,6 +347,8 @@ def _best_section(rep: Report) -> list[str]:
         f"runs): {run.metric} {_f(best.fitness)} ± {_f(best.fitness_std, 3)}, "
         f"{len(chain) - 1} steps from the seed."
     )
+    if best.artifacts:
+        m += ["", "Its evaluator's artifacts:", "", "```", _artifacts_text(best.artifacts), "```"]
     if seed is None or best.id == seed.id:
         return m + ["", "The best program is the seed: no edit beat it.", ""]
     if rep.gain is not None:
@@ -345,6 +365,11 @@ def _best_section(rep: Report) -> list[str]:
             m.append(f"- {line}")
         m += ["", "```diff", e.diff().rstrip("\n"), "```", ""]
     return m
+
+
+def _artifacts_text(artifacts: dict[str, Any], limit: int = 4000) -> str:
+    text = "\n".join(f"{k}: {v}" for k, v in artifacts.items())
+    return text if len(text) <= limit else text[:limit] + "\n[...]"
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Report, Path]:

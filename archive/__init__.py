@@ -17,12 +17,15 @@ from archive.noise import (
 from archive.program import (
     FAILED,
     GATED_REASONS,
+    NOT_PLACED,
     PENDING,
     REMEASURE_REASONS,
     STATUSES,
     Program,
     SeedRun,
+    failure_reasons,
     noise_floor,
+    placement_notes,
 )
 from archive.selection import EXPLOIT, STRATEGIES, select_parents
 from archive.store import RunStore
@@ -31,6 +34,7 @@ __all__ = [
     "EXPLOIT",
     "FAILED",
     "GATED_REASONS",
+    "NOT_PLACED",
     "PENDING",
     "REMEASURE_REASONS",
     "SCHEMA_VERSION",
@@ -51,7 +55,9 @@ __all__ = [
     "StoreError",
     "TIMING_METRIC",
     "estimate_noise",
+    "failure_reasons",
     "noise_floor",
+    "placement_notes",
     "remeasurement_runs",
     "select_parents",
 ]

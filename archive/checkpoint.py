@@ -8,7 +8,8 @@ Layout (schema version :data:`SCHEMA_VERSION`)::
                       fidelities (JSON list), qd_offsets (JSON: fidelity -> offset)
     /programs/COLUMN  one row per (id, fidelity), in first-seen order: id, fidelity, source,
                       operator, description, idea, status, reason, stderr_tail (UTF-8
-                      strings); parents, runs, descriptors (JSON strings); birth, tokens
+                      strings); parents, runs, descriptors, artifacts (JSON strings;
+                      artifacts may be absent in files written before it); birth, tokens
                       (int64); wall_time, cost, fitness, fitness_std (float64, NaN where
                       has_fitness / has_fitness_std is False)
     /elites/COLUMN    one row per elite: fidelity, cell, id, fitness, labels (JSON)
@@ -126,6 +127,7 @@ def write_checkpoint(path: Path, cp: Checkpoint) -> None:
             _strings(g, "parents", [json.dumps(list(p.parents)) for p in ps])
             _strings(g, "runs", [json.dumps([r.to_dict() for r in p.runs]) for p in ps])
             _strings(g, "descriptors", [json.dumps(p.descriptors) for p in ps])
+            _strings(g, "artifacts", [json.dumps(p.artifacts) for p in ps])
             for name in _INT:
                 g.create_dataset(name, data=np.array([getattr(p, name) for p in ps], np.int64))
             for name in _FLOAT:
@@ -212,6 +214,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
 def _read(f: h5py.File) -> Checkpoint:
     g = f["programs"]
     cols: dict[str, list[Any]] = {name: _str_col(g, name) for name in _STR + _JSON}
+    n = len(cols["id"])
+    cols["artifacts"] = _str_col(g, "artifacts") if "artifacts" in g else ["{}"] * n
     for name in _INT:
         cols[name] = [int(v) for v in g[name][()]]
     for name in _FLOAT:
@@ -224,6 +228,7 @@ def _read(f: h5py.File) -> Checkpoint:
         kw["parents"] = tuple(json.loads(kw["parents"]))
         kw["runs"] = [SeedRun.from_dict(r) for r in json.loads(kw["runs"])]
         kw["descriptors"] = json.loads(kw["descriptors"])
+        kw["artifacts"] = json.loads(kw["artifacts"])
         programs.append(Program(**kw))
     e = f["elites"]
     elites = list(

@@ -124,6 +124,18 @@ class Dim:
             x = math.log10(x)
         return x, ""
 
+    def outside(self, value: Any) -> str:
+        """A note when a usable numeric ``value`` lies outside this grid dim's range (it is
+        then placed in the edge bin, as pyribs clips it), else ``""``."""
+        x, reason = self.measure(value)
+        if reason or self.kind != "grid":
+            return ""
+        lo, hi = self.bounds()
+        if lo <= x <= hi:
+            return ""
+        rng = f"[{self.low:g}, {self.high:g}]"
+        return f"descriptor {self.name!r}={value!r} is outside its range {rng}: put in the edge bin"
+
     def bin_of(self, x: float) -> int:
         """Bin of a grid coordinate; the same rule as pyribs ``GridArchive.index_of``."""
         lo, hi = self.bounds()

@@ -216,6 +216,16 @@ class EliteArchive:
             return fitness - self.z * std
         return -(fitness + self.z * std)
 
+    def placement(self, descriptors: dict[str, Any]) -> tuple[str, str]:
+        """``(problem, note)`` for a program with ``descriptors``: ``problem`` says why it
+        cannot be placed at all (a descriptor missing or not finite), ``note`` why it is
+        placed in an edge bin (a value outside its dim's range); ``""`` when all is well."""
+        _, problem = self._measures(descriptors)
+        if problem:
+            return problem, ""
+        notes = [d.outside(descriptors[d.name]) for d in self.dims]
+        return "", "; ".join(n for n in notes if n)
+
     def _measures(self, descriptors: dict[str, Any]) -> tuple[Any, str]:
         values = []
         for d, labels in zip(self.dims, self._labels, strict=True):

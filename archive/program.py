@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,10 @@ PENDING = "pending"
 REMEASURE_REASONS = ("baseline", "confirm_best", "within_noise")
 """Why a program got a run after its first: the seed's baseline (its spread is the first
 measure of the noise), a would-be new best confirmed, or a margin within the noise floor."""
+NOT_PLACED = "not placed in the archive"
+"""How the reason of an ok program begins when the archive cannot place it (a descriptor
+missing or not finite); an ok program put in an edge bin has a reason naming the descriptor
+that was "outside its range"."""
 GATED_REASONS = REMEASURE_REASONS[1:]
 """Reasons a child (not the seed) is re-evaluated: the noise gate's ``confirm_best`` and
 ``within_noise``."""
@@ -94,6 +100,7 @@ class Program:
     tokens: int = 0
     reason: str = ""
     stderr_tail: str = ""
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -132,3 +139,23 @@ def noise_floor(program: Program, metric: str) -> float:
     the seed program, this is the run's noise floor."""
     values = [r.metrics[metric] for r in program.runs if r.status == "ok" and metric in r.metrics]
     return statistics.stdev(values) if len(values) >= 2 else 0.0
+
+
+def failure_reasons(programs: Iterable[Program], top: int = 10) -> list[tuple[str, str, int]]:
+    """``(status, reason, programs)`` over the failed programs, most common first, ``top``
+    rows: what ``evo status`` and the report show, evaluator-reported errors among them."""
+    counts = Counter((p.status, p.reason) for p in programs if p.status in FAILED)
+    return [(status, why, n) for (status, why), n in counts.most_common(top)]
+
+
+def placement_notes(programs: Iterable[Program]) -> dict[str, tuple[int, str]]:
+    """``{"not placed": (count, example reason), "outside range": (...)}`` over the ok
+    programs whose descriptors the archive could not use as given (empty when none)."""
+    out: dict[str, tuple[int, str]] = {}
+    for p in programs:
+        if p.status != "ok" or not p.reason:
+            continue
+        kind = "not placed" if p.reason.startswith(NOT_PLACED) else "outside range"
+        n, example = out.get(kind, (0, p.reason))
+        out[kind] = (n + 1, example)
+    return out

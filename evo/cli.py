@@ -11,7 +11,16 @@ from typing import Any
 
 from analysis.cli import add_parsers as add_analysis_parsers
 from analysis.errors import AnalysisError
-from archive import LockError, Program, RunStore, StoreError, estimate_noise, remeasurement_runs
+from archive import (
+    LockError,
+    Program,
+    RunStore,
+    StoreError,
+    estimate_noise,
+    failure_reasons,
+    placement_notes,
+    remeasurement_runs,
+)
 from evo.config import ConfigError, load_config
 from evo.evaluation import BackendError, EvaluatorError
 from evo.proposal_log import llm_summary
@@ -231,6 +240,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("evaluations", str(info["evaluations"]))
     t.add_row("programs", str(info["programs"]))
     t.add_row("by status", ", ".join(f"{k} {v}" for k, v in sorted(info["by_status"].items())))
+    for status, reason, n in info["failure_reasons"][:5]:
+        t.add_row(f"  {status} x{n}", reason[:300] or "-")
+    for kind, (n, example) in sorted(info["descriptor_notes"].items()):
+        t.add_row(f"ok, descriptor {kind}", f"{n} (e.g. {example[:250]})")
     t.add_row("elites / coverage", f"{info['elites']} / {info['coverage']:.1%}")
     t.add_row("QD-score", f"{info['qd_score']:.6g}")
     noise = info["noise"]
@@ -305,6 +318,8 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         "evaluations": sum(len(p.runs) for p in programs),
         "programs": len(programs),
         "by_status": dict(store.counts_by_status()),
+        "failure_reasons": failure_reasons(programs),
+        "descriptor_notes": placement_notes(programs),
         "elites": top["elites"],
         "cells": store.elites(fidelity).stats().cells,
         "coverage": top["coverage"],

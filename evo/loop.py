@@ -24,7 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive import Program, RunStore, SeedRun, remeasurement_runs
+from archive import (
+    FAILED,
+    NOT_PLACED,
+    PENDING,
+    Program,
+    RunStore,
+    SeedRun,
+    remeasurement_runs,
+)
 from evo.cascade import Cascade, CascadeError
 from evo.config import resolve_target_path, search_fingerprint, to_toml
 from evo.environment import describe
@@ -32,6 +40,7 @@ from evo.evaluation import (
     EvalCall,
     EvalResult,
     SandboxError,
+    cap_artifacts,
     kill_marked,
     make_backend,
     prune_workdir,
@@ -63,6 +72,8 @@ from operators import OperatorConfigError, ValidationError, canonical_hash
 log = logging.getLogger("evo")
 
 CHECKPOINT_SECONDS = 300.0
+STORE_COUNTS = ("evaluated", "new", "improved", *FAILED, "rejected")
+"""Per-operator counts the store can tell, rebuilt from it on resume (see _rebuild_counts)."""
 MAX_LOST = 3  # a run the backend loses this often is recorded as a crash
 
 
@@ -230,7 +241,11 @@ class Search:
         misses = 0
         progress = Progress(self, budget, n_slots, enabled=self.show_progress)
         self.loop_seconds = (time.monotonic(), 0.0)  # (start, duration) of the steady state
-        for line in [self.sandbox_warning or "", *self.proposer.notices]:
+        for line in [
+            self.sandbox_warning or "",
+            self._budget_notice(store),
+            *self.proposer.notices,
+        ]:
             if line:
                 log.warning("%s", line)
                 print(f"evo: {line}", file=sys.stderr)
@@ -342,9 +357,31 @@ class Search:
         """Counters kept beside the store, then what the store itself says (the noise gate's
         pool and counts, the operator bandit and step size): the journal is the truth."""
         self.proposer.failed_cost, self._usage_before = load_counters(self.run_dir, self.op_stats)
+        self._rebuild_counts(store)
         for gate in self.gates.values():
             gate.rebuild(store)
         self.proposer.policy.rebuild(store)
+
+    def _rebuild_counts(self, store: RunStore) -> None:
+        """Recount from the store (the journal is the truth) every per-operator count it can
+        tell: children dispatched, failures by status, archive entries (new, improved) and
+        promotions. operators.json is written on a timer, so after a SIGKILL it lags the
+        store; only the proposal-side counts (duplicates, no child, LLM outcomes), which the
+        store never sees, keep their saved values."""
+        for counts in self.op_stats.values():
+            for key in [k for k in counts if k in STORE_COUNTS or k.startswith("promoted_to_")]:
+                del counts[key]
+        for p in store.programs.values():
+            if p.fidelity != self.fidelity:
+                self._count(p.operator, f"promoted_to_{p.fidelity}")
+            elif p.operator not in ("seed", "hand"):
+                self._count(p.operator, "evaluated")
+            if p.status not in ("ok", PENDING):
+                self._count(p.operator, p.status)
+        operators = {p.key: p.operator for p in store.programs.values()}
+        for row in store.history:
+            if row.added in ("new", "improved") and (row.id, row.fidelity) in operators:
+                self._count(operators[(row.id, row.fidelity)], row.added)
 
     def _stopping(self, store: RunStore, deadline: float, used: int, budget: int) -> bool:
         cap = self.proposer.dollar_cap
@@ -528,6 +565,14 @@ class Search:
         if result.status != "ok":
             p.reason = result.reason
             p.stderr_tail = result.stderr_tail[-2000:]
+        if result.info.get("artifacts"):  # an OpenEvolve EvaluationResult's, of the latest run
+            p.artifacts = cap_artifacts(result.info["artifacts"])
+        for d in self.target.descriptors:  # a NaN descriptor is not a metric: keep it to say so
+            if d.name not in result.metrics and isinstance(result.info.get(d.name), str):
+                try:
+                    p.descriptors[d.name] = float(result.info[d.name])
+                except ValueError:
+                    pass
         if p.id == self.seed_id and result.info.get("corpus_sha256"):
             self._record_corpus(result.info["corpus_sha256"])
         prune_workdir(result.workdir, keep_logs=result.status != "ok")
@@ -541,6 +586,9 @@ class Search:
 
     def _finish(self, store: RunStore, p: Program, queue: deque[_Work]) -> None:
         self.gates[p.fidelity].finish(store, p)
+        if p.ok:  # an ok program the archive cannot place, or clips, says so in its reason
+            problem, note = store.elites(p.fidelity).placement(p.descriptors)
+            p.reason = f"{NOT_PLACED}: {problem}" if problem else note
         if p.status != "ok":
             self._count(p.operator, p.status)
         outcome = store.add(p)
@@ -620,23 +668,34 @@ class Search:
             write_json(self.run_dir / "environment.json", self._environment)
 
     def _failed_seed(self, store: RunStore) -> Program | None:
-        """The seed's record at a level where it failed its baseline, if any."""
+        """The seed's record at a level where it failed its baseline, or was evaluated ok but
+        cannot be placed in the archive (a descriptor missing or not finite), if any."""
         for level in self.cascade.levels:
             seed = store.programs.get((self.seed_id, level))
-            if seed is not None and seed.status not in ("pending", "ok"):
+            if seed is None or seed.status == "pending":
+                continue
+            if seed.status != "ok" or seed.reason.startswith(NOT_PLACED):
                 return seed
         return None
 
     def _check_baseline(self, store: RunStore) -> None:
         seed = self._failed_seed(store)
-        if seed is not None:
-            tail = "\n".join(seed.stderr_tail.strip().splitlines()[-8:])
-            where = f" at fidelity {seed.fidelity!r}" if self.cascade.active else ""
+        if seed is None:
+            return
+        where = f" at fidelity {seed.fidelity!r}" if self.cascade.active else ""
+        if seed.status == "ok":
+            problem = seed.reason[len(NOT_PLACED) + 2 :]
             raise RunError(
-                f"{self.target.seed_path}: the seed program fails its baseline "
-                f"evaluation{where}: {seed.status}: {seed.reason}"
-                + (f"\n--- stderr tail ---\n{tail}" if tail else "")
+                f"{self.target.seed_path}: the seed is evaluated ok{where} but its {problem}, "
+                "so the archive cannot place it; make the program report a usable value, or "
+                "choose other niches (archive.descriptors)"
             )
+        tail = "\n".join(seed.stderr_tail.strip().splitlines()[-8:])
+        raise RunError(
+            f"{self.target.seed_path}: the seed program fails its baseline "
+            f"evaluation{where}: {seed.status}: {seed.reason}"
+            + (f"\n--- stderr tail ---\n{tail}" if tail else "")
+        )
 
     def summary(self, store: RunStore) -> RunSummary:
         level = report_fidelity(store)
@@ -675,7 +734,46 @@ class Search:
             direction=self.target.direction,
             metric=self.target.metric,
             fidelity=level,
+            pending=self._unfinished(store),
         )
+
+    def _budget_notice(self, store: RunStore) -> str:
+        """One warning line when a fresh run's budget leaves nothing (or next to nothing) for
+        children once the seed's baseline and the hand-written variants are measured."""
+        if self._evaluations(store):
+            return ""  # resumed: the baseline is done or under way
+        budget, seeds = self.cfg["run"]["evaluations"], self.cfg["noise"]["seeds"]
+        firsts = [self.gates[level].first_baseline_runs() for level in self.cascade.levels]
+        fewest, most = sum(firsts), sum(max(seeds, f) for f in firsts)
+        variants = sum(1 for p in store.pending() if p.id != self.seed_id)
+        if budget > most + variants:
+            return ""
+        levels = " at each cascade level" if len(firsts) > 1 else ""
+        hand = f", and {variants} hand-written variant(s) take one run each" if variants else ""
+        left = max(0, budget - fewest - variants)
+        return (
+            f"budget: run.evaluations = {budget} is no more than the baseline needs: the seed "
+            f"takes {fewest} runs{levels} ({most} in all if the evaluator proves noisy; "
+            f"noise.seeds = {seeds}){hand}, so at most {left} evaluation(s) are left for "
+            f"children; raise --evaluations (a search needs tens)"
+        )
+
+    def _unfinished(self, store: RunStore) -> list[dict[str, Any]]:
+        """The programs still pending, with how many runs they have and still need."""
+        out = []
+        for p in store.pending():
+            wanted = self.gates[p.fidelity].seeds_wanted(store, p) if p.runs else None
+            mean = p.metrics_mean().get(self.target.metric)
+            out.append(
+                {
+                    "id": p.id,
+                    "fidelity": p.fidelity,
+                    "runs": len(p.runs),
+                    "needed": max(wanted[0] if wanted else 1, len(p.runs) + 1),
+                    "first": mean,
+                }
+            )
+        return sorted(out, key=lambda d: (-d["runs"], d["id"]))
 
 
 __all__ = ["RunError", "RunSummary", "Search"]

@@ -142,7 +142,31 @@ REASONS = {
 
 
 def verdict(summary: RunSummary) -> str:
-    """One plain sentence: did anything beat the seed, by how much, against the noise?"""
+    """One plain sentence: did anything beat the seed, by how much, against the noise? Then,
+    when the run stopped with programs unfinished, which ones and what they still need."""
+    return _verdict(summary) + pending_line(summary)
+
+
+def pending_line(summary: RunSummary, show: int = 3) -> str:
+    """`` N programs left unfinished: ID (1 of 3 runs, metric so far X), ...``, or ``""``."""
+    left = summary.pending
+    if not left:
+        return ""
+    parts = []
+    for d in left[:show]:
+        so_far = f", {summary.metric} so far {_fmt(d['first'])}" if d["first"] is not None else ""
+        parts.append(f"{d['id'][:12]} ({d['runs']} of {d['needed']} runs{so_far})")
+    more = f" and {len(left) - show} more" if len(left) > show else ""
+    need = sum(d["needed"] - d["runs"] for d in left)
+    return (
+        f" {len(left)} program{'s' if len(left) != 1 else ''} left unfinished when the run "
+        f"stopped: {', '.join(parts)}{more}; {need} more evaluation"
+        f"{'s' if need != 1 else ''} (raise --evaluations and run again) would decide "
+        f"{'them' if len(left) != 1 else 'it'}."
+    )
+
+
+def _verdict(summary: RunSummary) -> str:
     if summary.seed_fitness is None:
         return "The seed has no baseline yet: nothing to compare."
     if not summary.improved or summary.best_fitness is None:

@@ -423,11 +423,16 @@ class Proposer:
             out.append(
                 f"the parent itself: {parent.status}: {parent.reason}\n{parent.stderr_tail[-800:]}"
             )
+        if parent.artifacts:  # what the evaluator said about the parent (OpenEvolve artifacts)
+            out.append(f"the evaluator's artifacts for the parent:\n{_artifacts(parent, 1500)}")
         failed = [
             p for p in store.programs.values() if parent.id in p.parents and p.status in FAILED
         ]
         for p in sorted(failed, key=lambda p: -p.birth)[:n]:
-            out.append(f"a child ({p.description}): {p.status}: {p.reason}\n{p.stderr_tail[-800:]}")
+            text = f"a child ({p.description}): {p.status}: {p.reason}\n{p.stderr_tail[-800:]}"
+            if p.artifacts:
+                text += f"\nits evaluator's artifacts:\n{_artifacts(p, 600)}"
+            out.append(text)
         return tuple(out)
 
     def _inspirations_for(self, store: RunStore, parents: list[Program]) -> tuple[Program, ...]:
@@ -485,3 +490,9 @@ def common_ancestor(store: RunStore, parents: list[Program], seed_source: str) -
         if rec is not None:
             return rec.source
     return seed_source
+
+
+def _artifacts(p: Program, limit: int) -> str:
+    """A program's evaluator artifacts as ``key: value`` lines, at most ``limit`` characters."""
+    text = "\n".join(f"{k}: {v}" for k, v in p.artifacts.items())
+    return text if len(text) <= limit else text[:limit] + " [...]"

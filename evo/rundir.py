@@ -54,6 +54,9 @@ class RunSummary:
     direction: str = "minimize"
     metric: str = ""
     fidelity: str = ""
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    """Programs left unfinished when the run stopped: ``id``, ``fidelity``, ``runs`` done,
+    ``needed`` runs in all, ``first`` (mean metric of the ok runs so far, or None)."""
 
 
 def write_json(path: Path, data: Any) -> None:

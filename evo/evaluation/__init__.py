@@ -32,6 +32,7 @@ from evo.evaluation.evaluator import (
 )
 from evo.evaluation.isolation import KINDS as SANDBOX_KINDS
 from evo.evaluation.isolation import Sandbox, SandboxError, resolve_sandbox
+from evo.evaluation.outcome import cap_artifacts
 from evo.evaluation.sandbox import kill_marked
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "SANDBOX_KINDS",
     "Sandbox",
     "SandboxError",
+    "cap_artifacts",
     "evaluate_program",
     "kill_marked",
     "make_backend",

@@ -2,11 +2,18 @@
 
 Precedence, first match wins: killed over the memory limit (``oom``); past the timeout
 (``timeout``); a harness file changed or deleted (``invalid_result``); out-of-memory in
-stderr or an unexplained SIGKILL, which is how the kernel's OOM killer ends a process
-(``oom``); the result says ``"status": "nan"`` or ``"invalid_result"`` (that status); a
-non-zero exit (``crash``, the traceback's last line as reason); then the result itself:
-missing, not JSON, not an object, the metric missing or not a number (``invalid_result``),
-the metric not finite (``nan``), else ``ok``.
+stderr (``oom``; a SIGKILL alone is ``crash`` with the signal named, since without evo's
+memory limit nothing says it was memory); the result says ``"status": "nan"`` or ``"invalid_result"`` (that status); a
+non-zero exit (``crash``, the traceback's last line as reason, or the signal's name); then the
+result itself: missing, not JSON, not an object, the metric missing or not a number
+(``invalid_result``), an error message beside the score (``crash``, reason ``evaluator
+error: MESSAGE``), the metric not finite (``nan``), else ``ok``.
+
+An error message is a non-empty string under one of :data:`ERROR_KEYS`, in the result or in
+its ``artifacts``: the spelling OpenEvolve-style evaluators use when they catch an exception
+and return ``{"combined_score": 0.0, "error": "No module named 'jax'"}``. Such a score is a
+consolation prize, not a measurement; treating it as one let a missing dependency look like a
+search that found nothing. A number under those keys (a mean squared "error") is a metric.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from evo.evaluation.sandbox import read_regular_file, signal_name
+
+ERROR_KEYS = ("error", "error_message", "exception", "failure_reason")
+"""Keys whose non-empty string value means the evaluator failed (see the module docstring)."""
 
 RESULT_LIMIT = 8 << 20
 """Largest result file read; a bigger one is ``invalid_result``."""
@@ -86,6 +96,45 @@ def read_result(path: Path) -> tuple[dict[str, Any] | None, str]:
     return obj, ""
 
 
+def evaluator_error(obj: dict[str, Any]) -> str:
+    """The error message an evaluator reported beside its score, or ``""`` (one line)."""
+    artifacts = obj.get("artifacts")
+    for where in (obj, artifacts if isinstance(artifacts, dict) else {}):
+        for key in ERROR_KEYS:
+            value = where.get(key)
+            if isinstance(value, str) and value.strip():
+                return one_line(value)
+    return ""
+
+
+ARTIFACT_LIMIT = 16 << 10
+"""Bytes of JSON kept of one program's artifacts (in the store, the report and prompts)."""
+
+
+def cap_artifacts(artifacts: Any, limit: int = ARTIFACT_LIMIT) -> dict[str, Any]:
+    """``artifacts`` as a JSON object of at most ``limit`` bytes: long strings are cut (head
+    and tail kept), then the largest values are dropped and named under ``"_dropped"``."""
+    if not isinstance(artifacts, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in artifacts.items():
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            value = json.dumps(value, default=str)
+        if isinstance(value, str) and len(value) > 2000:
+            value = f"{value[:1000]}\n[... {len(value) - 2000} characters cut ...]\n{value[-1000:]}"
+        out[str(key)] = value
+    dropped = []
+    while out and len(json.dumps(out)) > limit:
+        biggest = max(out, key=lambda k: len(json.dumps(out[k])))
+        dropped.append(biggest)
+        del out[biggest]
+    if dropped:
+        out["_dropped"] = (
+            f"{len(dropped)} artifacts over the {limit}-byte cap: {', '.join(dropped)}"
+        )
+    return out
+
+
 def split_result(obj: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
     """Finite numbers -> metrics; everything else (strings, lists, NaN extras) -> info."""
     metrics: dict[str, float] = {}
@@ -130,21 +179,24 @@ def classify(
     obj, why = read_result(result_path) if channel is None else channel
     if (failed or obj is None) and any(m in stderr_tail for m in OOM_MARKERS):
         return "oom", {}, {}, one_line(last_error_line(stderr_tail) or "out of memory")
-    if returncode == -signal.SIGKILL:
-        return "oom", {}, {}, "killed by SIGKILL from outside (likely the kernel's OOM killer)"
     metrics, info = split_result(obj) if obj is not None else ({}, {})
     declared = info.get("status")
     if declared in ("nan", "invalid_result"):
         detail = info.get("reason") or info.get("error") or f"the program reported {declared}"
         return str(declared), metrics, info, one_line(str(detail))
     if failed:
-        if returncode is not None and returncode < 0:
+        if returncode == -signal.SIGKILL:
+            reason = "killed by SIGKILL (sent from outside the program: another process, or the kernel's OOM killer)"
+        elif returncode is not None and returncode < 0:
             reason = f"killed by {signal_name(returncode)}"
         else:
             reason = last_error_line(stderr_tail) or f"exited with status {returncode}"
         return "crash", metrics, info, one_line(reason)
     if obj is None:
         return "invalid_result", {}, {}, why
+    error = evaluator_error(obj)
+    if error:
+        return "crash", metrics, info, f"evaluator error: {error}"
     if metric not in obj:
         return "invalid_result", metrics, info, f"metric {metric!r} missing from result"
     value = obj[metric]

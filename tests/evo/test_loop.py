@@ -104,6 +104,14 @@ def test_resume_after_sigkill_loses_and_redoes_nothing(tmp_path):
     assert not recorded - logged, "a recorded evaluation never ran"
     # Only runs in flight at a kill (at most 2 slots each time) may have run twice.
     assert sum(logged.values()) - sum(recorded.values()) <= 2 * kills
+    # The per-operator counts were rebuilt from the store at each resume, so ten kills at
+    # random instants leave operators.json equal to what the store holds.
+    counts = json.loads((tmp_path / "run" / "operators.json").read_text())
+    children = Counter(p.operator for p in store.programs.values() if p.operator != "seed")
+    assert {op: c.get("evaluated", 0) for op, c in counts.items() if op != "seed"} == {
+        op: children[op] for op in counts if op != "seed"
+    }
+    assert sum(children.values()) == sum(c.get("evaluated", 0) for c in counts.values())
 
 
 def test_ctrl_c_finishes_in_flight_children_and_checkpoints(tmp_path):
