@@ -175,17 +175,19 @@ def _cmd_seed(args: argparse.Namespace) -> int:
             search._release_backend()
     from evo.niches import descriptors_for
     from evo.target import load_target
-    from operators import canonical_hash, validate_child
+    from operators import SourceDecodeError, canonical_hash, decode_source, validate_child
 
     sources = []
     for f in args.files:
         path = Path(f)
-        try:
-            sources.append((path, path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as e:
+        try:  # decoded as Python would (a byte-order mark, a PEP 263 coding line)
+            sources.append((path, decode_source(path.read_bytes())[0]))
+        except OSError as e:
             raise CliError(
                 f"{path}: cannot read ({e.__class__.__name__}); give a Python file"
             ) from None
+        except SourceDecodeError as e:
+            raise CliError(f"{path}: {e}") from None
     with RunStore.open(run_dir, writer=True) as store:
         target = load_target(store.meta["target_root"])
         seed = target.seed_source()
@@ -344,7 +346,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
     if best is None:
         raise CliError(f"{args.run_dir}: no program has been evaluated ok yet")
     if not args.diff:
-        sys.stdout.write(best.source)
+        _write_program(store, best.source)
         return 0
     seed = _seed_program(store)
     seed_src = seed.source if seed else ""
@@ -357,6 +359,25 @@ def _cmd_best(args: argparse.Namespace) -> int:
     text = "".join(diff)
     sys.stdout.write(text if text else "(the best program is the seed)\n")
     return 0
+
+
+def _write_program(store: RunStore, source: str) -> None:
+    """``source`` on stdout as the evolving file's bytes (the target's encoding, byte-order
+    mark and line endings): ``evo best RUN > FILE`` writes the file the program ran as."""
+    from evo.target import load_target
+    from operators import FileForm, encode_source
+
+    try:
+        form = load_target(store.meta["target_root"]).form
+    except (KeyError, TargetError):
+        form = FileForm()  # the target folder is gone: UTF-8 unless the program declares one
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a text-only stream (an embedding application's)
+        sys.stdout.write(source)
+        return
+    sys.stdout.flush()
+    out.write(encode_source(source, form))
+    out.flush()
 
 
 def _seed_program(store: RunStore) -> Program | None:

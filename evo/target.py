@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from operators.encoding import FileForm, SourceDecodeError, decode_source, encode_source
+from operators.errors import ValidationError
+from operators.markers import BLOCK_END, BLOCK_START, block_span
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -20,9 +24,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 OPENEVOLVE_RUNNER = Path(__file__).parent / "evaluation" / "openevolve_runner.py"
 """Trusted runner copied beside an OpenEvolve-layout program; it calls ``evaluate()``."""
-
-BLOCK_START = "EVOLVE-BLOCK-START"
-BLOCK_END = "EVOLVE-BLOCK-END"
 
 _DIRECTIONS = ("minimize", "maximize")
 
@@ -74,11 +75,14 @@ class Target:
         niches: the archive's default niche dims: names among ``region``, ``edit_size_bin``
             and ``descriptors``; empty means every descriptor, or the edit descriptors when
             there are none.
-        block: True when only the ``EVOLVE-BLOCK-START``/``END`` region evolves.
+        block: True when only the ``EVOLVE-BLOCK-START``/``END`` region evolves (the seed's
+            markers were checked against :mod:`operators.markers`' rules at load time).
         result: ``"file"``: the program writes its result to ``$EVO_RESULT``; ``"channel"``:
             a trusted harness in the program's process reports it through the result
             channel, which the program is not handed (:mod:`evo.evaluation.channel`).
         network: True when the program needs the network inside the sandbox.
+        form: how the evolving file is stored (encoding, byte-order mark, line ending), found
+            when the target loaded; every child is written in it (:meth:`file_bytes`).
     """
 
     root: Path
@@ -101,13 +105,27 @@ class Target:
     extra_harness: tuple[Path, ...] = ()  # absolute trusted files from outside root (runners)
     result: str = "file"
     network: bool = False
+    form: FileForm = FileForm()
 
     @property
     def seed_path(self) -> Path:
         return self.root / self.evolve
 
     def seed_source(self) -> str:
-        return self.seed_path.read_text(encoding="utf-8")
+        """The seed's text (``\\n`` line endings), decoded in the encoding found at load time.
+
+        Raises:
+            TargetError: the file is unreadable or no longer decodes (the byte is named).
+        """
+        return _read_program(self.seed_path, self.form.encoding)[0]
+
+    def file_bytes(self, source: str) -> bytes:
+        """The evolving file's bytes for program text ``source``, in the seed's :attr:`form`.
+
+        Raises:
+            ValidationError: ``kind="encoding"``: a character the file's encoding cannot hold.
+        """
+        return encode_source(source, self.form)
 
     def harness_paths(self) -> list[Path]:
         """Absolute paths of every trusted file copied beside a child."""
@@ -140,6 +158,24 @@ class Target:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_program(path: Path, encoding: str | None = None) -> tuple[str, FileForm]:
+    """The text and form of the evolving file at ``path``, as Python would decode it."""
+    try:
+        return decode_source(path.read_bytes(), encoding)
+    except OSError as e:
+        raise TargetError(f"{path}: cannot read it ({e.strerror or e}); check the file") from None
+    except SourceDecodeError as e:
+        raise TargetError(f"{path}: {e}") from None
+
+
+def _block(path: Path, text: str, why: str = "") -> bool:
+    """True when ``text`` has an evolve block; a one-line error when its markers are bad."""
+    try:
+        return block_span(text) is not None
+    except ValidationError as e:
+        raise TargetError(f"{path}: {e}{why}") from None
 
 
 def load_target(path: str | Path) -> Target:
@@ -249,6 +285,14 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
         )
     if not (root / evolve[0]).is_file():
         raise r.fail("evolve", f"names {evolve[0]!r}, which is not a file in {root}")
+    seed_text, form = _read_program(root / evolve[0])
+    block = r.get("block", bool, False)
+    if block and not _block(root / evolve[0], seed_text, f" ({file.name} sets block = true)"):
+        raise r.fail(
+            "block",
+            f"is true but {evolve[0]} has no {BLOCK_START}/{BLOCK_END} comment lines; add "
+            "them around the code that evolves, or set block = false",
+        )
     harness = r.str_list("harness", ())
     for h in harness:
         if not (root / h).is_file():
@@ -365,17 +409,19 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
         ranges=ranges,
         choices=choices,
         droppable=r.str_list("droppable", ()),
-        block=r.get("block", bool, False),
+        block=block,
         niches=niches,
         result=result,
         network=r.get("network", bool, False),
+        form=form,
     )
 
 
 def _from_openevolve(root: Path) -> Target:
     """An OpenEvolve folder: ``initial_program.py`` + ``evaluator.py`` with ``evaluate(path)``."""
-    seed = (root / "initial_program.py").read_text(encoding="utf-8")
-    block = BLOCK_START in seed and BLOCK_END in seed
+    seed_path = root / "initial_program.py"
+    seed_text, form = _read_program(seed_path)
+    block = _block(seed_path, seed_text)  # no markers: the whole file evolves, as in OpenEvolve
     harness = tuple(
         p.name
         for p in sorted(root.iterdir())
@@ -384,7 +430,7 @@ def _from_openevolve(root: Path) -> Target:
     desc = ""
     for name in ("README.md", "problem.md"):
         if (root / name).is_file():
-            desc = (root / name).read_text(encoding="utf-8")[:4000]
+            desc = (root / name).read_text(encoding="utf-8", errors="replace")[:4000]
             break
     return Target(
         root=root,
@@ -401,4 +447,5 @@ def _from_openevolve(root: Path) -> Target:
         block=block,
         extra_harness=(OPENEVOLVE_RUNNER,),
         result="channel",
+        form=form,
     )

@@ -1,9 +1,12 @@
 """Make children from parents: validation and canonical form, structural mutation and
-crossover, edit descriptors.
+crossover, edit descriptors, and the program file's form on disk.
 
-Every child, from any operator, goes through :func:`validate_child` (syntax, evolve block,
-no-op) and is identified by :func:`canonical_hash`; :func:`edit_descriptors` describes its
-edit relative to the seed for the archive's niches.
+Every child, from any operator, goes through :func:`validate_child` (syntax, encoding, evolve
+block, no-op) and is identified by :func:`canonical_hash`; :func:`edit_descriptors` describes
+its edit relative to the seed for the archive's niches. :func:`decode_source` and
+:func:`encode_source` turn the evolving file's bytes into text and a program's text back into
+bytes of the same form (encoding, byte-order mark, line endings); :func:`block_span` applies
+the EVOLVE-BLOCK marker rules.
 
 Example:
     >>> import numpy as np
@@ -19,7 +22,9 @@ Example:
 
 from operators.base import Child, Context, Operator
 from operators.descriptors import EditDescriptors, edit_descriptors, regions, size_bin
+from operators.encoding import FileForm, SourceDecodeError, decode_source, encode_source
 from operators.errors import NoChild, OperatorConfigError, ValidationError
+from operators.markers import block_span
 from operators.merge import MergeResult, ThreeWayMerge, three_way_merge
 from operators.mutate_choice import MutateChoice
 from operators.mutate_constants import MutateConstants
@@ -36,6 +41,7 @@ __all__ = [
     "Child",
     "Context",
     "EditDescriptors",
+    "FileForm",
     "MergeResult",
     "MutateChoice",
     "MutateConstants",
@@ -45,16 +51,20 @@ __all__ = [
     "OperatorConfigError",
     "Param",
     "SampleConstants",
+    "SourceDecodeError",
     "ThreeWayMerge",
     "ToggleFlag",
     "UniformCrossover",
     "ValidationError",
+    "block_span",
     "build_operators",
     "canonical_hash",
     "canonical_source",
     "check_context",
     "clear_cache",
+    "decode_source",
     "edit_descriptors",
+    "encode_source",
     "infer_space",
     "is_duplicate",
     "parse",

@@ -7,9 +7,9 @@ class ValidationError(ValueError):
     """A child program is unusable; the message says why in one line.
 
     Attributes:
-        kind: a short machine-readable reason: ``syntax``, ``outside_block``, ``markers``,
-            ``protected`` or ``noop``. The loop records a ``noop`` child as a ``duplicate``
-            (it is its parent) and every other kind as ``rejected``.
+        kind: a short machine-readable reason: ``syntax``, ``encoding``, ``outside_block``,
+            ``markers``, ``protected`` or ``noop``. The loop records a ``noop`` child as a
+            ``duplicate`` (it is its parent) and every other kind as ``rejected``.
     """
 
     def __init__(self, message: str, kind: str = "syntax"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from operators.errors import ValidationError
 CACHE_SIZE = 128
 """Sources kept parsed. A 600-line module with all its analyses takes about 2.5 MB, so the
 cache stays under ~320 MB; the loop's parents (elites picked again and again) stay hot."""
+
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,12 @@ class Parsed:
 
     @cached_property
     def lines(self) -> list[str]:
-        return self.source.splitlines()
+        """The source's lines as the parsers number them: split at ``\\r\\n``, ``\\r`` and
+        ``\\n`` only (``str.splitlines`` also splits at a form feed, shifting line numbers)."""
+        lines = _LINE_BREAK.split(self.source)
+        if lines and not lines[-1]:
+            lines.pop()
+        return lines
 
 
 _CACHE: OrderedDict[str, Parsed] = OrderedDict()

@@ -50,7 +50,11 @@ def check_context(context: Context) -> None:
         raise OperatorConfigError(
             f"seed: the parser cannot handle it ({e}); fix the seed"
         ) from None
-    if context.block and not block_spans(seed):
+    try:
+        spans = block_spans(seed) if context.block else []
+    except ValidationError as e:
+        raise OperatorConfigError(f"seed: {e}") from None
+    if context.block and not spans:
         raise OperatorConfigError(
             "seed: the target is a block target but the seed has no "
             "EVOLVE-BLOCK-START/EVOLVE-BLOCK-END comment lines; add them"

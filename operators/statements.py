@@ -25,10 +25,9 @@ from functools import cached_property
 
 import libcst as cst
 
+from operators.errors import ValidationError
+from operators.markers import check_markers, find_markers
 from operators.parsed import Parsed
-
-BLOCK_START = "EVOLVE-BLOCK-START"
-BLOCK_END = "EVOLVE-BLOCK-END"
 
 CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 """Module-level names that the structural operators treat as configuration constants."""
@@ -66,29 +65,25 @@ class Unit:
         return self.key.split("#", 1)[0]
 
 
-def marker_lines(p: Parsed) -> list[tuple[int, str]]:
-    """``(line, START|END)`` for every comment line holding an EVOLVE-BLOCK marker."""
-    out = []
-    for i, line in enumerate(p.lines, 1):
-        s = line.lstrip()
-        if s.startswith("#"):
-            if BLOCK_START in s:
-                out.append((i, BLOCK_START))
-            elif BLOCK_END in s:
-                out.append((i, BLOCK_END))
-    return out
+def marker_lines(p: Parsed) -> tuple[tuple[int, str], ...]:
+    """``(line, START|END)`` for every comment holding an EVOLVE-BLOCK marker (cached on ``p``).
+
+    See :func:`operators.markers.find_markers`: comments count, strings and docstrings do not.
+    """
+    cached = p.__dict__.get("_markers")
+    if cached is None:
+        cached = p.__dict__["_markers"] = find_markers(p.source)
+    return cached
 
 
 def block_spans(p: Parsed) -> list[tuple[int, int]]:
-    """Line spans ``(start_marker_line, end_marker_line)`` of the evolve blocks."""
-    spans, start = [], None
-    for line, kind in marker_lines(p):
-        if kind == BLOCK_START and start is None:
-            start = line
-        elif kind == BLOCK_END and start is not None:
-            spans.append((start, line))
-            start = None
-    return spans
+    """The evolve block's marker lines ``[(start, end)]``, or ``[]`` without markers.
+
+    Raises:
+        ValidationError: markers that break the rules of :mod:`operators.markers`.
+    """
+    span = check_markers(marker_lines(p))
+    return [span] if span else []
 
 
 def _key_and_kind(nodes: list[ast.stmt]) -> tuple[str, str]:
@@ -124,7 +119,10 @@ def units(p: Parsed) -> tuple[Unit, ...]:
     for node in p.tree.body:
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
         by_unit[max(0, bisect.bisect_right(starts, first) - 1)].append(node)
-    spans = block_spans(p)
+    try:
+        spans = block_spans(p)
+    except ValidationError:
+        spans = []  # broken markers mark no block; a block target refuses them when it loads
     n_lines = len(p.lines)
     seen: dict[str, int] = {}
     out = []

@@ -16,9 +16,11 @@ from collections.abc import Collection
 
 import libcst as cst
 
+from operators.encoding import check_encodable
 from operators.errors import ValidationError
+from operators.markers import BLOCK_END, BLOCK_START, check_markers
 from operators.parsed import parsed
-from operators.statements import BLOCK_END, BLOCK_START, marker_lines, units
+from operators.statements import marker_lines, units
 
 
 def parse(source: str) -> cst.Module:
@@ -62,18 +64,20 @@ def validate_child(
     Args:
         child_source: the proposed program.
         parent_source: the program it was made from (for crossover: the first parent).
-        block: True when only the ``EVOLVE-BLOCK-START``/``END`` regions may change. Text
+        block: True when only the ``EVOLVE-BLOCK-START``/``END`` region may change. Text
             outside the markers must then equal the parent's line for line (trailing
-            whitespace aside), and the markers must all still be there, in order.
+            whitespace aside), and the markers must still be there (:mod:`operators.markers`).
         protected: top-level statement keys (names of defs, classes, assignments) that must be
             present and canonically unchanged.
 
     Raises:
-        ValidationError: with ``kind`` ``syntax``, ``markers``, ``outside_block``,
-            ``protected`` or ``noop`` (canonically identical to the parent: cosmetic only).
+        ValidationError: with ``kind`` ``syntax``, ``encoding`` (a character the file's
+            encoding cannot hold), ``markers``, ``outside_block``, ``protected`` or ``noop``
+            (canonically identical to the parent: cosmetic only).
     """
     child, parent = parsed(child_source), parsed(parent_source)
     child.module  # noqa: B018 - parse with libcst: structural operators must be able to edit it
+    check_encodable(child_source)  # the child must be writable as its file
     if block:
         _check_block(child_source, parent_source)
     if protected:
@@ -98,7 +102,11 @@ def validate_child(
 def _check_block(child_source: str, parent_source: str) -> None:
     child, parent = parsed(child_source), parsed(parent_source)
     pm, cm = marker_lines(parent), marker_lines(child)
-    if not pm:
+    try:
+        span = check_markers(pm)
+    except ValidationError as e:
+        raise ValidationError(f"the parent's markers: {e}", kind="markers") from None
+    if span is None:
         raise ValidationError(
             f"the parent has no {BLOCK_START}/{BLOCK_END} markers, but the "
             "target is a block target",

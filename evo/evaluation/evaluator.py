@@ -43,6 +43,7 @@ from evo.evaluation.outcome import classify
 from evo.evaluation.sandbox import OutputCapture, ProcessTree, child_environment, read_regular_file
 from evo.evaluation.slots import Slot, cpu_count
 from evo.target import Target
+from operators.errors import ValidationError
 
 RESULT_FILE = "result.json"
 STDOUT_FILE = "stdout.log"
@@ -67,7 +68,8 @@ class EvalJob:
         argv: the command, run with the working dir as cwd.
         workdir: a fresh (missing or empty) directory for this run.
         metric: the fitness key that must be in the result, finite and numeric.
-        files: ``name -> source`` written into the working dir (the evolving file).
+        files: ``name -> content`` written into the working dir (the evolving file): bytes
+            as they are, text as UTF-8.
         harness: trusted files copied in read-only (0o444) and checksummed.
         env: extra environment (the fidelity's, plus what the caller passes through).
         timeout: seconds before SIGTERM; SIGKILL follows ``GRACE_SECONDS`` later.
@@ -84,7 +86,7 @@ class EvalJob:
     argv: list[str]
     workdir: Path
     metric: str
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str | bytes] = field(default_factory=dict)
     harness: list[Path] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 60.0
@@ -168,8 +170,11 @@ def _prepare(job: EvalJob) -> tuple[Path, dict[str, str]]:
             "path for each evaluation"
         )
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
-    for name, source in job.files.items():
-        (workdir / name).write_text(source, encoding="utf-8")
+    for name, content in job.files.items():
+        if isinstance(content, bytes):
+            (workdir / name).write_bytes(content)
+        else:
+            (workdir / name).write_text(content, encoding="utf-8")
     sums = {}
     for src in map(Path, job.harness):
         if not src.is_file():
@@ -404,7 +409,9 @@ def evaluate_program(
 
     Args:
         target: the loaded target (command, harness, metric, fidelities).
-        source: the program's text.
+        source: the program's text; the file is written in the seed's form (encoding,
+            byte-order mark, line endings: :meth:`Target.file_bytes`). A text that form
+            cannot hold is ``invalid_result`` (children are validated against it first).
         workdir: a fresh directory for this evaluation.
         fidelity: a fidelity name; None uses the target's default.
         seed: exported as ``EVO_SEED``.
@@ -421,11 +428,15 @@ def evaluate_program(
         EvaluatorError: the working dir is not fresh or a harness file is missing.
     """
     fid = target.fidelity(fidelity)
+    try:
+        content = target.file_bytes(source)
+    except ValidationError as e:
+        return EvalResult(status="invalid_result", reason=f"{target.evolve}: {e}")
     job = EvalJob(
         argv=target.argv(fid),
         workdir=Path(workdir),
         metric=target.metric,
-        files={Path(target.evolve).name: source},
+        files={Path(target.evolve).name: content},
         harness=target.harness_paths(),
         env={**fid.env, **(extra_env or {})},
         timeout=timeout or fid.timeout,
