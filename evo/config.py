@@ -82,6 +82,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "gpus_per_task": 0.0,  # ray: 0 = one GPU per evaluation when the cluster has GPUs
         "cpus_per_task": 0,  # ray: 0 = share the cores among the slots
     },
+    "log": {
+        "tensorboard": False,  # TensorBoard event files in RUN_DIR/tensorboard
+        "wandb": "",  # a Weights & Biases project name ("" = off); needs `pip install wandb`
+        "mlflow": "",  # an MLflow tracking URI, e.g. "file:./mlruns" ("" = off); needs mlflow
+    },
     "sandbox": {
         "kind": "auto",  # auto (bubblewrap when it works here) | bwrap (required) | none
         "network": False,  # let children use the network (a target can opt in alone)
@@ -95,6 +100,7 @@ RESUMABLE_KEYS = {
     for k in ("evaluations", "hours", "dollars", "run_dir", "timeout", "memory_mb", "pass_env")
 } | {("backend", k) for k in ("workers", "kind", "address", "gpus_per_task", "cpus_per_task")}
 RESUMABLE_KEYS |= {("sandbox", k) for k in DEFAULTS["sandbox"]}
+RESUMABLE_KEYS |= {("log", k) for k in DEFAULTS["log"]}
 
 
 class ConfigError(ValueError):
