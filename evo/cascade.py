@@ -6,6 +6,12 @@ level, the promotion rule looks at that level's archive and queues the programs 
 evaluation at the next level, ahead of new children. Each level has its own archive (the store
 keys programs by ``(id, fidelity)``), its own seed baseline and noise floor, and its own noise
 gate. The best reported is the best at the highest level any program reached.
+
+Rules: ``top`` and ``beats_incumbent`` pick among a level's elites; ``threshold`` is
+OpenEvolve's cascade: every ok program whose fitness at a level reaches that level's threshold
+(``>=`` when maximizing, ``<=`` when minimizing) goes on to the next level, the others stop
+there. An OpenEvolve stage's score is ``combined_score`` (the runner fills in OpenEvolve's mean
+of the stage's metrics when a stage gives none), so this is OpenEvolve's rule exactly.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 from archive import PENDING, Program, RunStore
 
-RULES = ("top", "beats_incumbent")
+RULES = ("top", "beats_incumbent", "threshold")
 
 
 class CascadeError(ValueError):
@@ -56,6 +62,12 @@ class Cascade:
             )
         self.levels = levels
         self.rule = cfg["promote"]
+        self.thresholds = [float(t) for t in cfg.get("thresholds", [])]
+        if self.active and self.rule == "threshold" and len(self.thresholds) != len(levels) - 1:
+            raise CascadeError(
+                f"cascade.thresholds: promote = 'threshold' needs one threshold per level "
+                f"above the first ({len(levels) - 1} for {levels}), got {self.thresholds}"
+            )
         self.top_fraction = cfg["top_fraction"]
         self.reserved = sum(reserve)
 
@@ -83,12 +95,23 @@ class Cascade:
         ``top``: the best ``top_fraction`` of the level's elites (at least one).
         ``beats_incumbent``: elites whose fitness beats the best program already promoted
         from this level (at first the seed) by more than ``gate`` x the level's noise floor.
+        ``threshold``: every ok program of the level (elite or not) whose fitness is at least
+        as good as the level's threshold.
         """
         up = self.next_level(fidelity)
         if up is None:
             return []
-        elites = store.elite_programs(fidelity)
         archive = store.elites(fidelity)
+        if self.rule == "threshold":
+            bar = self.thresholds[self.levels.index(fidelity)]
+            chosen = [
+                p
+                for p in store.programs.values()
+                if p.fidelity == fidelity and p.ok and not better(bar, p.fitness)
+            ]
+            chosen.sort(key=archive.score, reverse=True)
+            return [p for p in chosen if (p.id, up) not in store.programs]
+        elites = store.elite_programs(fidelity)
         elites.sort(key=archive.score, reverse=True)
         if self.rule == "top":
             chosen = elites[: max(1, math.ceil(self.top_fraction * len(elites)))]

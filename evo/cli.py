@@ -21,7 +21,7 @@ from archive import (
     placement_notes,
     remeasurement_runs,
 )
-from evo.config import ConfigError, load_config
+from evo.config import YAML_SUFFIXES, ConfigError, load_config, to_toml
 from evo.evaluation import BackendError, EvaluatorError
 from evo.proposal_log import llm_summary
 from evo.rundir import RunError, report_fidelity
@@ -77,17 +77,22 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         help="run (or resume) a search on a target or a run.toml",
-        description="Run a search. TARGET is a run.toml, a target folder, or the "
-        "name of a built-in target (default: tinygpt). An existing run dir is "
-        "resumed.",
+        description="Run a search. TARGET is a run.toml, a target folder, an OpenEvolve "
+        "config.yaml (its folder is the target), or the name of a built-in target (default: "
+        "tinygpt). An OpenEvolve folder's config.yaml is read as evo's config; a run.toml and "
+        "the flags override it. An existing run dir is resumed.",
     )
-    r.add_argument("target", nargs="?", help="run.toml, target folder or built-in target name")
+    r.add_argument(
+        "target",
+        nargs="?",
+        help="run.toml, target folder, OpenEvolve config.yaml or built-in target name",
+    )
     r.add_argument("--evaluations", type=int, help="budget: evaluation runs")
     r.add_argument("--hours", type=float, help="budget: wall-clock hours")
     r.add_argument("--dollars", type=float, help="budget: LLM dollars")
     r.add_argument("--workers", type=int, help="parallel slots (default: one per GPU or core)")
     r.add_argument("--run-dir", help="where the run lives (default runs/TARGET)")
-    r.add_argument("--fidelity", help="fidelity level of the target")
+    r.add_argument("--fidelity", help="run at this one fidelity of the target (no cascade)")
     r.add_argument("--timeout", type=float, help="seconds per evaluation (overrides the target)")
     r.add_argument("--seed", type=int, help="random seed of the operators and selection")
     r.add_argument(
@@ -99,6 +104,16 @@ def _parser() -> argparse.ArgumentParser:
         help="start over in a run dir made for another target or config",
     )
     r.add_argument("--no-progress", action="store_true", help="no live progress display")
+    r.add_argument(
+        "--no-llm",
+        action="store_true",
+        help='no LLM operators, whatever the config says (llm.base_url = "")',
+    )
+    r.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config as TOML (a run.toml) and exit without running",
+    )
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("seed", help="add hand-written variants, evaluated first by the next run")
@@ -114,7 +129,13 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("best", help="print the best program's source (or its diff to the seed)")
     b.add_argument("run_dir")
-    b.add_argument("--diff", action="store_true", help="unified diff against the seed")
+    shown = b.add_mutually_exclusive_group()
+    shown.add_argument("--diff", action="store_true", help="unified diff against the seed")
+    shown.add_argument(
+        "--artifacts",
+        action="store_true",
+        help="the evaluator's artifacts for the best program, as key: value lines",
+    )
     b.set_defaults(func=_cmd_best)
 
     add_analysis_parsers(sub)
@@ -128,8 +149,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config_path = None
     overrides: dict[str, Any] = {}
     if args.target:
-        if args.target.endswith(".toml") and Path(args.target).name != "target.toml":
+        name = Path(args.target).name
+        if name.endswith(".toml") and name != "target.toml":
             config_path = args.target
+        elif name.lower().endswith(YAML_SUFFIXES):
+            config_path = args.target  # an OpenEvolve config; its folder is the target
         else:
             overrides["run.target"] = args.target
     overrides.update(
@@ -145,7 +169,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "archive.selection": args.selection,
         }
     )
+    if args.fidelity is not None:  # one fidelity: a cascade from the config stays off
+        overrides["cascade.levels"] = []
+    if args.no_llm:
+        overrides["llm.base_url"] = ""
     cfg = load_config(config_path, overrides)
+    if args.print_config:
+        from evo.openevolve_config import notices
+
+        for line in notices(cfg):
+            print(f"evo: {line}", file=sys.stderr)
+        sys.stdout.write(to_toml(cfg))
+        return 0
     search = Search(
         cfg, force_new=args.force_new, progress=not args.no_progress and sys.stderr.isatty()
     )
@@ -345,6 +380,14 @@ def _cmd_best(args: argparse.Namespace) -> int:
     best = store.best(report_fidelity(store))
     if best is None:
         raise CliError(f"{args.run_dir}: no program has been evaluated ok yet")
+    if args.artifacts:
+        if not best.artifacts:
+            print(
+                f"evo best: the best program {best.id[:12]} ({best.fidelity}) has no artifacts",
+                file=sys.stderr,
+            )
+        sys.stdout.write("".join(f"{line}\n" for line in artifact_lines(best.artifacts)))
+        return 0
     if not args.diff:
         _write_program(store, best.source)
         return 0
@@ -359,6 +402,15 @@ def _cmd_best(args: argparse.Namespace) -> int:
     text = "".join(diff)
     sys.stdout.write(text if text else "(the best program is the seed)\n")
     return 0
+
+
+def artifact_lines(artifacts: dict[str, Any]) -> list[str]:
+    """``key: value`` lines: strings as they are (a traceback keeps its lines), other values
+    as JSON."""
+    return [
+        f"{k}: {v if isinstance(v, str) else json.dumps(v, sort_keys=True)}"
+        for k, v in artifacts.items()
+    ]
 
 
 def _write_program(store: RunStore, source: str) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from archive import EXPLOIT, STRATEGIES
+from evo.cascade import RULES as CASCADE_RULES
 from evo.evaluation import BACKENDS, SANDBOX_KINDS
 
 try:
@@ -39,6 +41,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "timeout": 0.0,  # seconds per evaluation, 0 = the fidelity's
         "memory_mb": 0,  # memory limit per child, 0 = none
         "pass_env": ["TINYGPT_DATA", "EVO_DEVICE"],  # variables passed on to every child
+        "openevolve_config": "",  # an OpenEvolve config.yaml read under this config's keys
     },
     "archive": {
         "descriptors": [],  # [] = the target's, else the edit descriptors region x edit_size_bin
@@ -70,9 +73,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "cascade": {
         "levels": [],  # fidelities, cheapest first; [] = no cascade (run.fidelity only)
-        "promote": "top",  # top | beats_incumbent
+        "promote": "top",  # top | beats_incumbent | threshold
         "top_fraction": 0.2,  # top: this fraction of a level's elites (at least one) moves up
         "reserve": [],  # slots kept for each level above the first, e.g. [1]
+        "thresholds": [],  # threshold: the fitness a program needs at each level but the last
     },
     "llm": {},  # validated by operators.llm.LLMConfig: see the README's [llm] keys
     "backend": {
@@ -97,10 +101,28 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # Keys that may change when a run is resumed: budgets and resources, not what is searched.
 RESUMABLE_KEYS = {
     ("run", k)
-    for k in ("evaluations", "hours", "dollars", "run_dir", "timeout", "memory_mb", "pass_env")
+    for k in (
+        "evaluations",
+        "hours",
+        "dollars",
+        "run_dir",
+        "timeout",
+        "memory_mb",
+        "pass_env",
+        "openevolve_config",  # where keys came from; the keys themselves are compared
+    )
 } | {("backend", k) for k in ("workers", "kind", "address", "gpus_per_task", "cpus_per_task")}
 RESUMABLE_KEYS |= {("sandbox", k) for k in DEFAULTS["sandbox"]}
 RESUMABLE_KEYS |= {("log", k) for k in DEFAULTS["log"]}
+LATER_SECTIONS = ("sandbox", "log")
+"""Sections of resumable keys only that were added after runs existed: they are left out of
+the fingerprint, so those runs still resume (an empty [backend] stays in, as it always was)."""
+
+# Keys added after runs existed: left out of the fingerprint at their default so that those
+# runs still resume, and filled in by validate() when a config dict made before lacks them.
+_LATER_KEYS = {("cascade", "thresholds"): [], ("run", "openevolve_config"): ""}
+
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 class ConfigError(ValueError):
@@ -114,40 +136,102 @@ def default_config() -> dict[str, dict[str, Any]]:
 def load_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Read ``path`` (TOML; None for the defaults), apply ``overrides`` and validate.
+    """Read ``path``, apply ``overrides`` and validate.
+
+    Layers, each over the one before: the defaults; an OpenEvolve folder's ``config.yaml``
+    (see :mod:`evo.openevolve_config`); the run.toml; the overrides (the flags).
 
     Args:
-        path: a run.toml, or None.
+        path: a run.toml; an OpenEvolve ``*.yaml`` (the run's target is the folder holding
+            it); or None for the defaults. Without a run.toml, an OpenEvolve-layout target's
+            own ``config.yaml`` is read; a run.toml reads the YAML it names in
+            ``run.openevolve_config``.
         overrides: ``"section.key" -> value`` pairs (from CLI flags); None values are ignored.
 
     Returns:
         The resolved config: every section and key, defaults filled in.
     """
+    from evo.openevolve_config import find_layer
+
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     where = str(path) if path else "config"
     cfg = default_config()
+    data: dict[str, Any] = {}
+    yaml_path = None
     if path is not None:
         p = Path(path)
+        if p.suffix.lower() in YAML_SUFFIXES:
+            yaml_path = p
+        else:
+            data = _read_toml(p)
+            run = data.get("run") if isinstance(data.get("run"), dict) else {}
+            for key in ("target", "openevolve_config"):
+                # A relative path in a config file is relative to that file.
+                value = run.get(key)
+                if isinstance(value, str) and value and not Path(value).is_absolute():
+                    if (p.parent / value).exists():
+                        run[key] = str((p.parent / value).resolve())
+    run_table = data.get("run") if isinstance(data.get("run"), dict) else {}
+    target = overrides.get("run.target") or run_table.get("target")
+    if not target:
+        target = str(yaml_path.parent) if yaml_path is not None else DEFAULT_TARGET
+    named = overrides.get("run.openevolve_config") or run_table.get("openevolve_config")
+    if yaml_path is None and isinstance(named, str) and named:
+        yaml_path = Path(named)
+    layer = None
+    if isinstance(target, str):
+        layer = find_layer(target, yaml_path, auto=path is None)
+    if layer is not None:
+        layer_where = str(layer.path or layer.folder)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such config file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: not valid TOML ({e}); fix the syntax") from None
-        _merge(cfg, data, where)
-        target = cfg["run"]["target"]
-        # A relative target path in a config file is relative to that file.
-        if target and not Path(target).is_absolute() and (p.parent / target).exists():
-            cfg["run"]["target"] = str((p.parent / target).resolve())
-    apply_overrides(cfg, overrides or {})
+            _merge(cfg, layer.nested(), layer_where)
+        except ConfigError as e:
+            raise _blamed(e, layer_where, layer) from None
+        cfg["run"]["openevolve_config"] = str(layer.path or "")
+        if path is not None and yaml_path == Path(path):  # `evo run FOLDER/config.yaml`
+            cfg["run"]["target"] = str(layer.folder)
+    _merge(cfg, data, where)
+    apply_overrides(cfg, overrides)
     try:
         validate(cfg, where)
     except ConfigError as e:
-        # A value a flag set is the flag's fault, not the file's: say so.
-        given = any(v is not None and f"'{k}'" in str(e) for k, v in (overrides or {}).items())
+        # A value a flag or a config.yaml set is theirs, not the file's: say so.
+        given = any(f"'{k}'" in str(e) for k in overrides)
         if given and str(e).startswith(f"{where}: "):
             raise ConfigError(f"command line: {str(e)[len(where) + 2 :]}") from None
+        if layer is not None and layer.path is not None:
+            kept = {k for k in layer.values if _unchanged(k, data, overrides)}
+            raise _blamed(e, where, layer, kept) from None
         raise
     return cfg
+
+
+def _read_toml(p: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid TOML ({e}); fix the syntax") from None
+
+
+def _unchanged(dotted: str, data: dict, overrides: dict) -> bool:
+    """True when neither the run.toml ``data`` nor the ``overrides`` set ``dotted``."""
+    section, key = dotted.split(".", 1)
+    table = data.get(section)
+    return dotted not in overrides and not (isinstance(table, dict) and key in table)
+
+
+def _blamed(e: ConfigError, where: str, layer: Any, keys: set[str] | None = None) -> ConfigError:
+    """``e`` (about evo's key K) said of the YAML key K came from, when the YAML set K."""
+    msg = str(e)
+    body = msg[len(where) + 2 :] if msg.startswith(f"{where}: ") else msg
+    for evo_key, yaml_key in layer.sources.items():
+        if keys is not None and evo_key not in keys:
+            continue
+        if f"'{evo_key}'" in body or body.startswith(f"{evo_key}:") or f"{evo_key}[" in body:
+            return ConfigError(f"{layer.path}: '{yaml_key}' (evo's {evo_key}): {body}")
+    return e
 
 
 def apply_overrides(cfg: dict, overrides: dict[str, Any]) -> None:
@@ -195,6 +279,9 @@ def _merge(cfg: dict, data: dict, where: str) -> None:
 
 def validate(cfg: dict, where: str = "config") -> None:
     """Check ranges and allowed values; raise ConfigError naming the key."""
+    for (section, key), default in _LATER_KEYS.items():
+        if isinstance(cfg.get(section), dict):
+            cfg[section].setdefault(key, copy.deepcopy(default))
 
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
@@ -234,9 +321,25 @@ def validate(cfg: dict, where: str = "config") -> None:
     need(noise["z"] >= 0, "noise.z", "must be >= 0")
     cas = cfg["cascade"]
     need(
-        cas["promote"] in ("top", "beats_incumbent"),
+        cas["promote"] in CASCADE_RULES,
         "cascade.promote",
-        "must be one of ['top', 'beats_incumbent']",
+        f"must be one of {list(CASCADE_RULES)}",
+    )
+    need(
+        all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+            for t in cas["thresholds"]
+        ),
+        "cascade.thresholds",
+        "must be a list of numbers (the fitness a program needs to leave each level)",
+    )
+    need(
+        cas["promote"] != "threshold"
+        or not cas["levels"]
+        or len(cas["thresholds"]) == len(cas["levels"]) - 1,
+        "cascade.thresholds",
+        f"must give one number per level above the first ({max(len(cas['levels']) - 1, 0)} "
+        f"for levels {cas['levels']}) when promote = 'threshold'",
     )
     need(0 < cas["top_fraction"] <= 1, "cascade.top_fraction", "must be in (0, 1]")
     need(
@@ -315,5 +418,15 @@ def _toml_value(v: Any) -> str:
 
 def search_fingerprint(cfg: dict) -> str:
     """Hash of every key that defines what is searched (budgets and resources excluded)."""
-    kept = {s: {k: v for k, v in t.items() if (s, k) not in RESUMABLE_KEYS} for s, t in cfg.items()}
+    kept = {
+        s: {
+            k: v
+            for k, v in t.items()
+            if (s, k) not in RESUMABLE_KEYS and _LATER_KEYS.get((s, k), ...) != v
+        }
+        for s, t in cfg.items()
+    }
+    # A section of resumable keys only ([sandbox], [log]) counts for nothing, so a run made
+    # before that section existed still resumes.
+    kept = {s: t for s, t in kept.items() if s not in LATER_SECTIONS}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

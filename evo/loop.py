@@ -50,6 +50,7 @@ from evo.evaluation import (
 from evo.interrupts import Interrupts
 from evo.niches import archive_dims, descriptors_for
 from evo.noise import NoiseGate
+from evo.openevolve_config import notices as openevolve_notices
 from evo.policy import first_parent
 from evo.progress import Progress
 from evo.proposals import PROPOSE_TRIES, Proposer
@@ -242,6 +243,7 @@ class Search:
         progress = Progress(self, budget, n_slots, enabled=self.show_progress)
         self.loop_seconds = (time.monotonic(), 0.0)  # (start, duration) of the steady state
         for line in [
+            *openevolve_notices(self.cfg),
             self.sandbox_warning or "",
             self._budget_notice(store),
             *self.proposer.notices,

@@ -7,6 +7,7 @@ and key before any evaluation starts.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ OPENEVOLVE_RUNNER = Path(__file__).parent / "evaluation" / "openevolve_runner.py
 """Trusted runner copied beside an OpenEvolve-layout program; it calls ``evaluate()``."""
 
 _DIRECTIONS = ("minimize", "maximize")
+
+OPENEVOLVE_STAGES = ("stage1", "stage2", "stage3")
+"""Fidelities of an OpenEvolve folder whose evaluator defines ``evaluate_stage1`` ... ``3``."""
 
 
 class TargetError(ValueError):
@@ -417,8 +421,41 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
     )
 
 
+def openevolve_stages(evaluator: Path) -> tuple[str, ...]:
+    """The cascade stages ``evaluator`` defines, in order: ``"stageN"`` for each top-level
+    ``evaluate_stageN`` (a ``def``, an assignment or an import, also under a top-level
+    ``if``/``try``). Read from the syntax tree, never imported: evo's process runs no
+    evaluator code. A file that does not parse has none (the runner then reports why)."""
+    try:
+        tree = ast.parse(evaluator.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    names: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.ImportFrom):
+            names.update(a.asname or a.name for a in node.names)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for field_name in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, field_name, []):
+                    todo.extend(child.body if isinstance(child, ast.ExceptHandler) else [child])
+    return tuple(s for s in OPENEVOLVE_STAGES if f"evaluate_{s}" in names)
+
+
 def _from_openevolve(root: Path) -> Target:
-    """An OpenEvolve folder: ``initial_program.py`` + ``evaluator.py`` with ``evaluate(path)``."""
+    """An OpenEvolve folder: ``initial_program.py`` + ``evaluator.py`` with ``evaluate(path)``.
+
+    Fidelities: ``default`` runs ``evaluate``; each ``evaluate_stageN`` the evaluator defines
+    adds a fidelity ``stageN`` (the runner picks the function by ``EVO_FIDELITY``), which a
+    cascade (set up from OpenEvolve's ``cascade_evaluation``, see
+    :mod:`evo.openevolve_config`) runs in order.
+    """
     seed_path = root / "initial_program.py"
     seed_text, form = _read_program(seed_path)
     block = _block(seed_path, seed_text)  # no markers: the whole file evolves, as in OpenEvolve
@@ -432,6 +469,10 @@ def _from_openevolve(root: Path) -> Target:
         if (root / name).is_file():
             desc = (root / name).read_text(encoding="utf-8", errors="replace")[:4000]
             break
+    fidelities = {
+        name: Fidelity(name=name, timeout=300.0)
+        for name in (*openevolve_stages(root / "evaluator.py"), "default")
+    }
     return Target(
         root=root,
         name=root.name,
@@ -442,10 +483,19 @@ def _from_openevolve(root: Path) -> Target:
         metric="combined_score",
         direction="maximize",
         timeout=300.0,
-        fidelities={"default": Fidelity(name="default", timeout=300.0)},
+        fidelities=fidelities,
         default_fidelity="default",
         block=block,
         extra_harness=(OPENEVOLVE_RUNNER,),
         result="channel",
         form=form,
+    )
+
+
+def is_openevolve_folder(root: Path) -> bool:
+    """True when ``root`` loads as an OpenEvolve-layout target (no ``target.toml``)."""
+    return (
+        not (root / "target.toml").is_file()
+        and (root / "initial_program.py").is_file()
+        and (root / "evaluator.py").is_file()
     )

@@ -14,6 +14,12 @@ installed, a small stand-in ``openevolve.evaluation_result.EvaluationResult`` is
 first, so evaluators that import it run unchanged. An exception in ``evaluate()`` prints its
 traceback and exits 1.
 
+Staged evaluators (OpenEvolve's cascade): when ``EVO_FIDELITY`` is ``stageN`` the runner calls
+``evaluate_stageN(program_path)`` instead of ``evaluate``. A stage's result without a numeric
+``combined_score`` gets the score OpenEvolve compares with the stage's threshold: the mean of
+its numeric metrics other than ``error`` (booleans count as 0 and 1), and
+``combined_score_from`` says so.
+
 The result goes through evo's result channel (``evo/evaluation/channel.py``): before the
 evaluator is imported, the channel's variables are removed from the environment and its token
 is read, so neither the evaluator nor the program it loads is handed them; the result is
@@ -29,6 +35,7 @@ import importlib.util
 import json
 import numbers
 import os
+import re
 import sys
 import traceback
 import types
@@ -123,6 +130,33 @@ def to_result(raw: Any) -> dict[str, Any]:
     return out
 
 
+def stage_function(fidelity: str) -> str:
+    """The evaluator function a fidelity calls: ``evaluate_stageN`` for ``stageN``, else
+    ``evaluate``."""
+    return f"evaluate_{fidelity}" if re.fullmatch(r"stage[0-9]+", fidelity) else "evaluate"
+
+
+def with_stage_score(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with OpenEvolve's stage score as ``combined_score`` when it has none: the
+    mean of the numeric values other than ``error`` (what OpenEvolve's cascade compares with
+    a threshold); unchanged when it has a numeric ``combined_score`` or no numbers at all."""
+    score = result.get("combined_score")
+    if isinstance(score, numbers.Real) and not isinstance(score, bool):
+        return result
+    values = [
+        float(v)
+        for k, v in result.items()
+        if k != "error" and isinstance(v, numbers.Real) and k != "combined_score"
+    ]
+    if not values:
+        return result
+    return {
+        **result,
+        "combined_score": sum(values) / len(values),
+        "combined_score_from": "the mean of the stage's numeric metrics (it gave no combined_score)",
+    }
+
+
 def take_channel() -> tuple[int, str] | None:
     """The result descriptor and token, removed from the environment; None when run by hand.
 
@@ -181,10 +215,15 @@ def main(argv: list[str]) -> int:
         module = importlib.util.module_from_spec(spec)
         sys.modules["evaluator"] = module
         spec.loader.exec_module(module)
-        evaluate = getattr(module, "evaluate", None)
+        fidelity = os.environ.get("EVO_FIDELITY", "")
+        name = stage_function(fidelity)
+        evaluate = getattr(module, name, None)
         if not callable(evaluate):
-            raise AttributeError(f"{evaluator_path.name} defines no evaluate(program_path)")
+            at = f" (fidelity {fidelity!r})" if name != "evaluate" else ""
+            raise AttributeError(f"{evaluator_path.name} defines no {name}(program_path){at}")
         result = to_result(evaluate(str(program_path)))
+        if name != "evaluate":
+            result = with_stage_score(result)
     except Exception:
         traceback.print_exc()
         return 1

@@ -151,3 +151,25 @@ def test_runner_without_evo_result_prints_json_and_checks_usage(tmp_path):
         [sys.executable, str(OPENEVOLVE_RUNNER)], capture_output=True, text=True, timeout=30
     )
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_runner_calls_the_stage_of_evo_fidelity_and_scores_it_as_openevolve(tmp_path):
+    folder = tmp_path / "oe"
+    folder.mkdir()
+    (folder / "initial_program.py").write_text("VALUE = 3\n")
+    (folder / "evaluator.py").write_text(
+        "def evaluate(path):\n    return {'combined_score': 0.25}\n\n"
+        "def evaluate_stage1(path):\n"
+        "    return {'runs_successfully': True, 'composite_score': 0.5, 'error': 9.0}\n"
+    )
+    target = load_target(folder)
+    r = evaluate_program(
+        target, target.seed_source(), workdir=tmp_path / "s1", fidelity="stage1", sandbox=BOX
+    )
+    assert r.status == "ok", r.reason + r.stderr_tail
+    assert r.metrics["combined_score"] == 0.75  # mean of True and 0.5; 'error' left out
+    assert "combined_score_from" in r.info
+    r = evaluate_program(
+        target, target.seed_source(), workdir=tmp_path / "d", fidelity="default", sandbox=BOX
+    )
+    assert r.status == "ok" and r.metrics == {"combined_score": 0.25}
