@@ -228,3 +228,14 @@ def test_programs_left_pending_at_the_end_are_named(tmp_path):
 def test_a_sigkill_without_a_memory_limit_is_a_crash_naming_the_signal(tmp_path):
     r = run_job(make_job(tmp_path, "import signal\nos.kill(os.getpid(), signal.SIGKILL)\n"))
     assert r.status == "crash" and r.reason.startswith("killed by SIGKILL")
+
+
+def test_runs_made_by_earlier_versions_still_resume():
+    """The fingerprints a default run stored before [sandbox], [log], cascade.thresholds and
+    run.openevolve_config existed (evo at 385c9f4): new sections and keys at their defaults
+    must not change them, or every earlier run dir is refused on resume."""
+    from evo.config import load_config, search_fingerprint
+
+    assert search_fingerprint(load_config(None, {})) == "fe68f4fe69cd6867"
+    circle = {"run.target": "circle_packing"}
+    assert search_fingerprint(load_config(None, circle)) == "53c90ef1202f9e84"

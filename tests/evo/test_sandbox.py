@@ -90,7 +90,7 @@ def test_home_is_hidden_and_private_tmp_is_the_childs_own(box, run_dir):
     host_tmp.write_text("another run's file")
     try:
         body = f"""
-        open('/tmp/mine', 'w').write('x')
+        open('/tmp/mine-{tag}', 'w').write('x')
         report({{'score': 1.0, 'home': os.listdir({str(secret.parent)!r}),
                  'tmp': sorted(os.listdir('/tmp'))}})
         """
@@ -100,8 +100,8 @@ def test_home_is_hidden_and_private_tmp_is_the_childs_own(box, run_dir):
         host_tmp.unlink()
     assert r.ok, r.reason
     assert secret.name not in r.info["home"]
-    assert "mine" in r.info["tmp"] and host_tmp.name not in r.info["tmp"]
-    assert not Path("/tmp/mine").exists()
+    assert f"mine-{tag}" in r.info["tmp"] and host_tmp.name not in r.info["tmp"]
+    assert not Path(f"/tmp/mine-{tag}").exists()
 
 
 def test_no_network_not_even_loopback(box, run_dir):
