@@ -68,6 +68,7 @@ from evo.rundir import (
     write_json,
 )
 from evo.target import Target, load_target
+from evo.trackers import Trackers, open_trackers
 from operators import OperatorConfigError, ValidationError, canonical_hash
 
 log = logging.getLogger("evo")
@@ -168,6 +169,7 @@ class Search:
         self._losses: dict[tuple[str, str, int], int] = {}
         self._usage_before: dict = {}  # LLM usage of earlier processes of this run
         self._parked: list[Program] = []  # runs done, waiting for the seed's noise verdict
+        self.trackers: Trackers | None = None  # opened when the run starts
 
     # ---- run directory -------------------------------------------------------------------
 
@@ -228,6 +230,13 @@ class Search:
         deadline = time.monotonic() + run["hours"] * 3600 if run["hours"] > 0 else math.inf
         self._load_counters(store)
         self.proposer.set_spent(self._spent(store))
+        self.trackers = open_trackers(  # before _requeue, which may finish programs
+            self.cfg["log"],
+            self.run_dir,
+            run_name=self.run_dir.resolve().name,
+            config=self.cfg,
+            resume_step=self._evaluations(store),
+        )
         # Children of an earlier process of this run that died without cleaning up (SIGKILL,
         # power loss) may still run: we hold the lock now, so every marked process is theirs.
         orphans = self._kill_marked(self._run_marker, var="EVO_RUN_DIR")
@@ -287,6 +296,7 @@ class Search:
                     )
                     used += 1
                 progress.update(len(in_flight))
+                self._tracker_warnings()
                 self._maybe_checkpoint(store)
                 idle = not in_flight and not self.proposer.in_flight
                 if idle and (stopping or not (queue or self._has_parents(store))):
@@ -323,6 +333,8 @@ class Search:
             self.proposer.shutdown()
             ready.extend(self.proposer.collect(store))  # counted, then dropped
             progress.stop()
+            self.trackers.close(ok=sys.exc_info()[0] is None)
+            self._tracker_warnings()
         self._checkpoint(store)
         summary = self.summary(store)
         write_json(self.run_dir / "summary.json", summary_dict(summary))
@@ -333,6 +345,11 @@ class Search:
         ):
             raise RunError(f"{tripped}; no child was evaluated (the run dir is intact)")
         return summary
+
+    def _tracker_warnings(self) -> None:
+        """Print a tracker's warning once (it is already in evo.log): it never stops the run."""
+        for line in self.trackers.new_warnings():
+            print(f"evo: {line}", file=sys.stderr)
 
     def _maybe_checkpoint(self, store: RunStore) -> None:
         """archive.h5 on a timer: the journal already makes every record durable."""
@@ -598,7 +615,20 @@ class Search:
         if status in ("new", "improved"):
             self._count(p.operator, status)
         if p.fidelity == self.fidelity and store.history:
-            self.proposer.policy.observe(store.history[-1], p, first_parent(store, p))
+            row = store.history[-1]
+            self.proposer.policy.observe(row, p, first_parent(store, p))
+            if self.trackers is not None:  # the search's level only: its best never jumps
+                values = {
+                    "metric": row.fitness,
+                    "best": row.best,
+                    "coverage": row.coverage,
+                    "qd_score": row.qd_score,
+                    "elites": row.elites,
+                    "operator": p.operator,
+                    "status": p.status,
+                    "cost": self._spent(store),
+                }
+                self.trackers.log_evaluation(self._evaluations(store), values)
         log.info(
             "%s %s %s %s fitness=%s %s",
             p.id[:10],
