@@ -29,6 +29,7 @@ from archive import (
     remeasurement_runs,
 )
 from evo.proposal_log import llm_summary, outcomes_line, spend_lines
+from evo.rundir import report_fidelity
 
 
 @dataclass
@@ -232,6 +233,7 @@ def render_report(rep: Report) -> str:
         f"| seed {run.metric} | {_f(rep.seed.fitness if rep.seed else None)} |",
         f"| best {run.metric} | {_f(rep.best.fitness if rep.best else None)} ± "
         f"{_f(rep.best.fitness_std if rep.best else None, 3)} |",
+        *_top_level_row(run),
         "",
     ]
     m += _best_section(rep)
@@ -365,6 +367,20 @@ def _best_section(rep: Report) -> list[str]:
             m.append(f"- {line}")
         m += ["", "```diff", e.diff().rstrip("\n"), "```", ""]
     return m
+
+
+def _top_level_row(run: RunData) -> list[str]:
+    """A cascade run's best at the highest level a program reached (what ``evo run`` and
+    ``evo status`` report), when that is not the level this report analyses."""
+    level = report_fidelity(run.store)
+    best = run.store.best(level)
+    if level == run.fidelity or best is None:
+        return []
+    return [
+        f"| best {run.metric} at `{level}`, the highest level reached (what `evo run` and "
+        f"`evo status` report) | {_f(best.fitness)} ± {_f(best.fitness_std, 3)} "
+        f"(`{best.id[:12]}`) |"
+    ]
 
 
 def _artifacts_text(artifacts: dict[str, Any], limit: int = 4000) -> str:

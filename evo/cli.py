@@ -177,6 +177,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.print_config:
         from evo.openevolve_config import notices
 
+        if Path(cfg["run"]["target"]).is_dir():  # portable: the file may be used elsewhere
+            cfg["run"]["target"] = str(Path(cfg["run"]["target"]).resolve())
+
         for line in notices(cfg):
             print(f"evo: {line}", file=sys.stderr)
         sys.stdout.write(to_toml(cfg))

@@ -780,13 +780,15 @@ class Search:
         variants = sum(1 for p in store.pending() if p.id != self.seed_id)
         if budget > most + variants:
             return ""
-        levels = " at each cascade level" if len(firsts) > 1 else ""
+        levels = (
+            f" ({firsts[0]} at each of {len(firsts)} cascade levels)" if len(firsts) > 1 else ""
+        )
         hand = f", and {variants} hand-written variant(s) take one run each" if variants else ""
         left = max(0, budget - fewest - variants)
         return (
             f"budget: run.evaluations = {budget} is no more than the baseline needs: the seed "
-            f"takes {fewest} runs{levels} ({most} in all if the evaluator proves noisy; "
-            f"noise.seeds = {seeds}){hand}, so at most {left} evaluation(s) are left for "
+            f"takes {fewest} runs{levels}, {most} if the evaluator proves noisy "
+            f"(noise.seeds = {seeds}){hand}, so at most {left} evaluation(s) are left for "
             f"children; raise --evaluations (a search needs tens)"
         )
 

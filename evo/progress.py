@@ -144,7 +144,8 @@ REASONS = {
 def verdict(summary: RunSummary) -> str:
     """One plain sentence: did anything beat the seed, by how much, against the noise? Then,
     when the run stopped with programs unfinished, which ones and what they still need."""
-    return _verdict(summary) + pending_line(summary)
+    pending = pending_line(summary)
+    return _verdict(summary) + (f"\n{pending.strip()}" if pending else "")
 
 
 def pending_line(summary: RunSummary, show: int = 3) -> str:

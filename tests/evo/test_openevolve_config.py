@@ -95,6 +95,12 @@ def test_cascade_fixture_promotes_by_threshold_stage_by_stage(tmp_path, capsys):
         and "database.num_islands" in (run_dir / "evo.log").read_text()
     )
     assert _digest(CASCADE) == before  # the folder and its config.yaml are left as they were
+    # The report analyses the search's level and also states the best at the highest one.
+    from analysis.report import build_report, render_report
+    from analysis.rundata import load_run
+
+    report = render_report(build_report(load_run(run_dir)))
+    assert "at `stage2`, the highest level reached" in report and top.id[:12] in report
 
 
 def test_artifacts_fixture_keeps_artifacts_and_evo_best_prints_them(tmp_path, capsys):
