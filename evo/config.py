@@ -114,13 +114,11 @@ RESUMABLE_KEYS = {
 } | {("backend", k) for k in ("workers", "kind", "address", "gpus_per_task", "cpus_per_task")}
 RESUMABLE_KEYS |= {("sandbox", k) for k in DEFAULTS["sandbox"]}
 RESUMABLE_KEYS |= {("log", k) for k in DEFAULTS["log"]}
-LATER_SECTIONS = ("sandbox", "log")
-"""Sections of resumable keys only that were added after runs existed: they are left out of
-the fingerprint, so those runs still resume (an empty [backend] stays in, as it always was)."""
-
-# Keys added after runs existed: left out of the fingerprint at their default so that those
-# runs still resume, and filled in by validate() when a config dict made before lacks them.
+# Added after runs existed, so that those runs still resume: keys left out of the fingerprint
+# at their default, and sections (of resumable keys only) left out of it altogether (an empty
+# [backend] stays in, as it always was). validate() fills both into a config dict made before.
 _LATER_KEYS = {("cascade", "thresholds"): [], ("run", "openevolve_config"): ""}
+LATER_SECTIONS = ("sandbox", "log")
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -279,6 +277,8 @@ def _merge(cfg: dict, data: dict, where: str) -> None:
 
 def validate(cfg: dict, where: str = "config") -> None:
     """Check ranges and allowed values; raise ConfigError naming the key."""
+    for section in LATER_SECTIONS:
+        cfg.setdefault(section, copy.deepcopy(DEFAULTS[section]))
     for (section, key), default in _LATER_KEYS.items():
         if isinstance(cfg.get(section), dict):
             cfg[section].setdefault(key, copy.deepcopy(default))
@@ -426,7 +426,5 @@ def search_fingerprint(cfg: dict) -> str:
         }
         for s, t in cfg.items()
     }
-    # A section of resumable keys only ([sandbox], [log]) counts for nothing, so a run made
-    # before that section existed still resumes.
     kept = {s: t for s, t in kept.items() if s not in LATER_SECTIONS}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

@@ -37,7 +37,6 @@ from evo.config import ConfigError, resolve_target_path
 from evo.target import is_openevolve_folder, openevolve_stages
 
 CONFIG_NAME = "config.yaml"
-YAML_SUFFIXES = (".yaml", ".yml")
 DEFAULT_THRESHOLDS = [0.5, 0.75, 0.9]  # OpenEvolve's evaluator.cascade_thresholds
 DEFAULT_API_BASE = "https://api.openai.com/v1"  # OpenEvolve's llm.api_base
 _ENV_REF = re.compile(r"^\$\{([^}]+)\}$")  # ${VAR}, the whole value (as OpenEvolve reads it)
