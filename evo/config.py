@@ -79,6 +79,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "thresholds": [],  # threshold: the fitness a program needs at each level but the last
     },
     "llm": {},  # validated by operators.llm.LLMConfig: see the README's [llm] keys
+    "ranges": {},  # NAME = [low, high]: bounds of a constant, over the target's [ranges]
+    "choices": {},  # NAME = ["a", "b", ...]: a constant's alternatives, over the target's
     "backend": {
         "kind": "local",  # local | ray
         "workers": 0,  # parallel slots; 0 = one per GPU, else CPU cores / 1 thread each
@@ -119,6 +121,8 @@ RESUMABLE_KEYS |= {("log", k) for k in DEFAULTS["log"]}
 # [backend] stays in, as it always was). validate() fills both into a config dict made before.
 _LATER_KEYS = {("cascade", "thresholds"): [], ("run", "openevolve_config"): ""}
 LATER_SECTIONS = ("sandbox", "log")
+# Added later too, but they define what is searched: left out of the fingerprint only empty.
+LATER_SPACE = ("ranges", "choices")
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -254,6 +258,11 @@ def _merge(cfg: dict, data: dict, where: str) -> None:
             cfg["llm"] = {**cfg["llm"], **table}
             _llm_config(cfg, where)
             continue
+        if section in LATER_SPACE:
+            check = _range if section == "ranges" else _choices
+            for name, value in table.items():
+                cfg[section][name] = check(value, f"{where}: '{section}.{name}'")
+            continue
         for key, value in table.items():
             if key not in DEFAULTS[section]:
                 raise ConfigError(
@@ -275,9 +284,34 @@ def _merge(cfg: dict, data: dict, where: str) -> None:
             cfg[section][key] = value
 
 
+def _range(value: Any, key: str) -> list[float | int]:
+    """A ``[low, high]`` pair of finite numbers with ``low <= high``."""
+    ok = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+    )
+    if not ok:
+        raise ConfigError(f"{key} must be [low, high] numbers, got {value!r}")
+    if not all(math.isfinite(x) for x in value):
+        raise ConfigError(f"{key} must be finite numbers, got {value!r}")
+    if value[0] > value[1]:
+        raise ConfigError(f"{key} has low > high ({value[0]} > {value[1]}); swap them")
+    return list(value)
+
+
+def _choices(value: Any, key: str) -> list[str]:
+    """At least two alternatives, each a string (the code written for the constant)."""
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ConfigError(f"{key} must be a list of strings (the alternatives), got {value!r}")
+    if len(set(value)) < 2:
+        raise ConfigError(f"{key} needs at least two different alternatives, got {value!r}")
+    return list(value)
+
+
 def validate(cfg: dict, where: str = "config") -> None:
     """Check ranges and allowed values; raise ConfigError naming the key."""
-    for section in LATER_SECTIONS:
+    for section in (*LATER_SECTIONS, *LATER_SPACE):
         cfg.setdefault(section, copy.deepcopy(DEFAULTS[section]))
     for (section, key), default in _LATER_KEYS.items():
         if isinstance(cfg.get(section), dict):
@@ -426,5 +460,9 @@ def search_fingerprint(cfg: dict) -> str:
         }
         for s, t in cfg.items()
     }
-    kept = {s: t for s, t in kept.items() if s not in LATER_SECTIONS}
+    kept = {
+        s: t
+        for s, t in kept.items()
+        if s not in LATER_SECTIONS and not (s in LATER_SPACE and not t)
+    }
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

@@ -99,7 +99,9 @@ class Search:
     ):
         self.cfg = cfg
         run = cfg["run"]
-        self.target: Target = load_target(resolve_target_path(run["target"]))
+        self.target: Target = load_target(resolve_target_path(run["target"])).with_space(
+            cfg["ranges"], cfg["choices"]
+        )
         default = self.target.fidelity(run["fidelity"] or None).name
         self.run_dir = Path(run["run_dir"] or Path("runs") / self.target.name)
         self.seed_source = self.target.seed_source()

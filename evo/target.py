@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,27 @@ class Target:
     def harness_paths(self) -> list[Path]:
         """Absolute paths of every trusted file copied beside a child."""
         return [self.root / h for h in self.harness] + list(self.extra_harness)
+
+    def with_space(
+        self, ranges: Mapping[str, Sequence[float]], choices: Mapping[str, Sequence[str]]
+    ) -> Target:
+        """This target with a run's ``[ranges]`` and ``[choices]`` laid over its own: a run's
+        entry replaces the target's entry of the same name (how a run states the space it
+        wants searched, e.g. for an OpenEvolve folder, which has no target.toml).
+
+        Example:
+            >>> from evo.config import BUILTIN_TARGETS
+            >>> t = load_target(BUILTIN_TARGETS / "tinygpt")
+            >>> t.with_space({"LR": [1e-4, 0.1]}, {}).ranges["LR"]
+            (0.0001, 0.1)
+        """
+        if not ranges and not choices:
+            return self
+        return replace(
+            self,
+            ranges={**self.ranges, **{k: (v[0], v[1]) for k, v in ranges.items()}},
+            choices={**self.choices, **{k: tuple(v) for k, v in choices.items()}},
+        )
 
     def fidelity(self, name: str | None) -> Fidelity:
         name = name or self.default_fidelity

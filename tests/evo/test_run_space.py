@@ -1,0 +1,86 @@
+"""A run's own ``[ranges]`` and ``[choices]``: the space a user states in run.toml, for any
+target (an OpenEvolve folder has no target.toml to state it in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import evo
+from evo.cli import main
+from evo.config import ConfigError, load_config, search_fingerprint
+from operators.parsed import parsed
+from operators.space import infer_space, read_point
+
+PLAIN = Path(__file__).resolve().parent.parent / "fixtures" / "openevolve_plain"
+
+
+def _toml(tmp_path: Path, body: str, **run: object) -> Path:
+    keys = {"target": str(PLAIN), "run_dir": str(tmp_path / "run"), **run}
+    head = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in keys.items())
+    path = tmp_path / "run.toml"
+    path.write_text(f"[run]\n{head}{body}")
+    return path
+
+
+def test_run_ranges_bound_the_search_of_an_openevolve_folder(tmp_path, capsys):
+    """tpe's draws stay inside the run's bounds; the bounds it would infer from the seed
+    (SLOPE = 1.0: 1/30..30) would put most draws outside them."""
+    body = (
+        "[operators]\nconstants = 0.0\ntpe_local = 0.0\nchoice = 0.0\ntoggle = 0.0\n"
+        "uniform_crossover = 0.0\nmerge = 0.0\n"
+        "[ranges]\nSLOPE = [0.5, 1.5]\nINTERCEPT = [-0.25, 0.25]\n"
+    )
+    toml = _toml(tmp_path, body, evaluations=10, seed=0)
+    assert main(["run", str(toml), "--no-progress", "--workers", "1"]) == 0, capsys.readouterr()
+    store = evo.open_run(tmp_path / "run")
+    space = infer_space(PLAIN.joinpath("initial_program.py").read_text(), {}, {}, False)
+    children = [p for p in store.programs.values() if p.operator == "tpe"]
+    assert len(children) >= 5
+    for p in children:
+        point = read_point(parsed(p.source), space)
+        assert 0.5 <= point["SLOPE"] <= 1.5 and -0.25 <= point["INTERCEPT"] <= 0.25, point
+    resolved = (tmp_path / "run" / "config.toml").read_text()
+    assert "[ranges]\nSLOPE = [0.5, 1.5]" in resolved
+
+
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ("[ranges]\nSLOPE = [1.0]\n", "'ranges.SLOPE' must be [low, high] numbers"),
+        ('[ranges]\nSLOPE = ["a", 2]\n', "'ranges.SLOPE' must be [low, high] numbers"),
+        ("[ranges]\nSLOPE = [true, 2]\n", "'ranges.SLOPE' must be [low, high] numbers"),
+        ("[ranges]\nSLOPE = 5\n", "'ranges.SLOPE' must be [low, high] numbers"),
+        ("[ranges]\nSLOPE = [2.0, 1.0]\n", "'ranges.SLOPE' has low > high (2.0 > 1.0)"),
+        ("[ranges]\nSLOPE = [0.0, inf]\n", "'ranges.SLOPE' must be finite"),
+        ('[choices]\nMODE = ["a"]\n', "'choices.MODE' needs at least two different"),
+        ('[choices]\nMODE = ["a", "a"]\n', "'choices.MODE' needs at least two different"),
+        ("[choices]\nMODE = [1, 2]\n", "'choices.MODE' must be a list of strings"),
+    ],
+)
+def test_bad_run_space_is_one_line_naming_file_and_key(tmp_path, capsys, body, says):
+    toml = _toml(tmp_path, body)
+    with pytest.raises(ConfigError) as e:
+        load_config(toml)
+    assert str(e.value).startswith(f"{toml}: ") and says in str(e.value)
+    assert "\n" not in str(e.value)
+    assert main(["run", str(toml), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and not (tmp_path / "run").exists()
+
+
+def test_a_range_for_a_constant_the_seed_lacks_stops_the_run(tmp_path, capsys):
+    toml = _toml(tmp_path, "[ranges]\nSLOPES = [0.0, 2.0]\n")
+    assert main(["run", str(toml), "--no-progress"]) == 2
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "ranges.SLOPES" in ln]
+    assert "the seed has no numeric module-level constant SLOPES" in line
+
+
+def test_the_space_is_part_of_what_a_run_searches(tmp_path):
+    """Other bounds are another search (a resume with them is refused); none at all leaves
+    the fingerprint of runs made before these sections existed (tests/evo/test_inputs.py)."""
+    plain = search_fingerprint(load_config(_toml(tmp_path, "")))
+    bounded = search_fingerprint(load_config(_toml(tmp_path, "[ranges]\nSLOPE = [0.5, 1.5]\n")))
+    other = search_fingerprint(load_config(_toml(tmp_path, "[ranges]\nSLOPE = [0.5, 2.5]\n")))
+    assert len({plain, bounded, other}) == 3
