@@ -452,6 +452,26 @@ def _toml_value(v: Any) -> str:
 
 def search_fingerprint(cfg: dict) -> str:
     """Hash of every key that defines what is searched (budgets and resources excluded)."""
+    return hashlib.sha256(json.dumps(_searched(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def search_changes(old: dict, new: dict) -> list[str]:
+    """``"section.key: OLD -> NEW"`` for each key that defines what is searched and differs
+    between two resolved configs (what made their fingerprints differ)."""
+    a, b = (json.loads(json.dumps(_searched(c), sort_keys=True)) for c in (old, new))
+    out = []
+    for section in sorted(a.keys() | b.keys()):
+        ta, tb = a.get(section, {}), b.get(section, {})
+        for key in sorted(ta.keys() | tb.keys()):
+            if ta.get(key, "(unset)") != tb.get(key, "(unset)"):
+                out.append(
+                    f"{section}.{key}: {ta.get(key, '(unset)')!r} -> {tb.get(key, '(unset)')!r}"
+                )
+    return out
+
+
+def _searched(cfg: dict) -> dict:
+    """The sections and keys :func:`search_fingerprint` hashes."""
     kept = {
         s: {
             k: v
@@ -465,4 +485,4 @@ def search_fingerprint(cfg: dict) -> str:
         for s, t in kept.items()
         if s not in LATER_SECTIONS and not (s in LATER_SPACE and not t)
     }
-    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+    return kept

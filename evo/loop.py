@@ -194,6 +194,7 @@ class Search:
             direction=self.target.direction,
             z=self.cfg["noise"]["z"],
             force_new=self.force_new,
+            cfg=self.cfg,
         )
 
     # ---- the loop ------------------------------------------------------------------------

@@ -112,11 +112,20 @@ def report_fidelity(store: Any) -> str:
 
 
 def open_run_dir(
-    d: Path, meta: dict[str, Any], *, dims: list, direction: str, z: float, force_new: bool
+    d: Path,
+    meta: dict[str, Any],
+    *,
+    dims: list,
+    direction: str,
+    z: float,
+    force_new: bool,
+    cfg: dict | None = None,
 ) -> RunStore:
     """The store of run dir ``d`` for writing: an existing run made with the same ``meta``
-    keys that matter is resumed; one made for another target or config is refused, or with
-    ``force_new`` moved aside (never deleted); an empty or missing dir gets a new store."""
+    keys that matter is resumed; one made for another target or config is refused (the
+    message says what differs: values, files, config keys against the run's config.toml when
+    ``cfg`` is given), or with ``force_new`` moved aside (never deleted); an empty or missing
+    dir gets a new store."""
     if d.exists() and any(d.iterdir()):
         if not ((d / "archive.h5").exists() or (d / "journal").exists()):
             raise RunError(f"{d}: exists and is not an evo run dir; choose another --run-dir")
@@ -129,9 +138,10 @@ def open_run_dir(
         ]
         if clash and not force_new:
             store.close()
+            what = "; ".join(_differences(d, old, meta, cfg, clash))
             raise RunError(
-                f"{d}: made for another target or config ({', '.join(clash)} "
-                "differ); use another --run-dir, or --force-new to start over "
+                f"{d}: made for another target or config ({what}); "
+                "use another --run-dir, or --force-new to start over "
                 "(the old run is kept beside it)"
             )
         if not clash:
@@ -141,6 +151,38 @@ def open_run_dir(
         d.rename(aside)
         log.warning("moved the old run dir to %s", aside)
     return RunStore.create(d, dims=dims, direction=direction, z=z, meta=meta)
+
+
+def _differences(
+    d: Path, old: dict[str, Any], meta: dict[str, Any], cfg: dict | None, clash: list[str]
+) -> list[str]:
+    """What differs between a run dir's meta and a new run's, in words."""
+    out = []
+    for k in clash:
+        if k == "checksums":
+            a, b = old.get(k) or {}, meta[k]
+            files = sorted(f for f in a.keys() | b.keys() if a.get(f) != b.get(f))
+            out.append(f"target files changed since: {', '.join(files)}")
+        elif k == "fingerprint":
+            changes = []
+            if cfg is not None and (d / "config.toml").is_file():
+                from evo.config import search_changes, tomllib
+
+                try:
+                    before = tomllib.loads((d / "config.toml").read_text(encoding="utf-8"))
+                    changes = search_changes(before, cfg)
+                except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError):
+                    changes = []
+            if changes:
+                shown = ", ".join(changes[:4]) + (
+                    f" and {len(changes) - 4} more" if len(changes) > 4 else ""
+                )
+                out.append(f"search config differs: {shown}")
+            else:
+                out.append("search config differs")
+        else:
+            out.append(f"{k} {old.get(k)!r} -> {meta[k]!r}")
+    return out
 
 
 def save_counters(

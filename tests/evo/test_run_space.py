@@ -3,6 +3,7 @@ target (an OpenEvolve folder has no target.toml to state it in)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,21 @@ def test_the_space_is_part_of_what_a_run_searches(tmp_path):
     bounded = search_fingerprint(load_config(_toml(tmp_path, "[ranges]\nSLOPE = [0.5, 1.5]\n")))
     other = search_fingerprint(load_config(_toml(tmp_path, "[ranges]\nSLOPE = [0.5, 2.5]\n")))
     assert len({plain, bounded, other}) == 3
+
+
+def test_a_refused_resume_says_what_differs(tmp_path, capsys):
+    """Other bounds, another operator weight, a changed harness file: the one line names each."""
+    folder = tmp_path / "plain"
+    shutil.copytree(PLAIN, folder)
+    toml = _toml(tmp_path, "[ranges]\nSLOPE = [0.5, 1.5]\n", target=str(folder), evaluations=2)
+    assert main(["run", str(toml), "--no-progress"]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    toml.write_text(
+        toml.read_text().replace("[0.5, 1.5]", "[0.5, 2.5]") + "[operators]\ntpe = 3.0\n"
+    )
+    evaluator = folder / "evaluator.py"
+    evaluator.write_text(evaluator.read_text() + "\n# changed\n")
+    assert main(["run", str(toml), "--no-progress"]) == 2
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "another target" in ln]
+    assert "target files changed since: evaluator.py" in line
+    assert "ranges.SLOPE: [0.5, 1.5] -> [0.5, 2.5]" in line and "operators.tpe: 1.0 -> 3.0" in line
