@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from evo.evaluation.channel import ResultChannel
-from evo.evaluation.isolation import Sandbox, SandboxError
+from evo.evaluation.isolation import Sandbox, SandboxError, with_sandbox_hint
 from evo.evaluation.outcome import classify
 from evo.evaluation.sandbox import OutputCapture, ProcessTree, child_environment, read_regular_file
 from evo.evaluation.slots import Slot, cpu_count
@@ -379,6 +379,8 @@ def run_job(job: EvalJob, slot: Slot | None = None) -> EvalResult:
         stderr_tail=err.tail(),
         channel=channel.result() if channel is not None else None,
     )
+    if box.active and status == "crash":
+        reason = with_sandbox_hint(reason, workdir)
     return EvalResult(
         status=status,
         metrics=metrics,

@@ -34,6 +34,7 @@ import dataclasses
 import glob
 import os
 import pwd
+import re
 import shutil
 import site
 import subprocess
@@ -82,6 +83,34 @@ def _pw_home() -> str:
 def _under(path: str, root: str) -> bool:
     """True when ``path`` is ``root`` or inside it."""
     return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+_FS_ERRORS = ("No such file or directory", "Read-only file system", "Permission denied")
+SANDBOX_HINT = (
+    " (in the sandbox only the working dir is writable, /tmp is the child's own and home dirs "
+    'and the run dir are hidden: name a data path in sandbox.read, or set sandbox.kind = "none")'
+)
+
+
+def with_sandbox_hint(reason: str, workdir: str | Path) -> str:
+    """``reason`` with :data:`SANDBOX_HINT` appended when it is a file-system error on an
+    absolute path outside ``workdir`` (what the sandbox hides or makes read-only).
+
+    Example:
+        >>> with_sandbox_hint("FileNotFoundError: [Errno 2] No such file or directory: "
+        ...                   "'/home/me/data.csv'", "/runs/r/children/c1").endswith('"none")')
+        True
+        >>> with_sandbox_hint("FileNotFoundError: [Errno 2] No such file or directory: "
+        ...                   "'/runs/r/children/c1/out.txt'", "/runs/r/children/c1")[-8:]
+        "out.txt'"
+    """
+    if not any(e in reason for e in _FS_ERRORS):
+        return reason
+    root = os.path.realpath(workdir)
+    paths = re.findall(r"'(/[^']*)'", reason)
+    if any(not _under(os.path.normpath(p), root) for p in paths):
+        return reason + SANDBOX_HINT
+    return reason
 
 
 def _interpreter_paths() -> list[str]:

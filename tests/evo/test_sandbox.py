@@ -344,3 +344,19 @@ def test_evo_run_without_bubblewrap(tmp_path):
         assert "no sandbox" in (tmp_path / kind / "evo.log").read_text()
         recorded = json.loads((tmp_path / kind / "environment.json").read_text())["sandbox"]
         assert recorded == "none (bubblewrap: bwrap is not on PATH)"
+
+
+def test_a_path_the_sandbox_hides_gets_a_hint_a_missing_file_of_its_own_does_not(box, run_dir):
+    data = Path(os.path.expanduser("~")) / f"evo-test-data-{uuid.uuid4().hex[:8]}.csv"
+    data.write_text("1,2\n")
+    try:
+        r = _run(box, run_dir, f"open({str(data)!r}).read()\n", name="h1")
+    finally:
+        data.unlink()
+    assert r.status == "crash" and "No such file or directory" in r.reason
+    assert "sandbox.read" in r.reason, r.reason
+    r = _run(box, run_dir, "open('data.csv').read()\n", name="h2")
+    assert r.status == "crash" and "No such file or directory" in r.reason
+    assert "sandbox" not in r.reason, r.reason
+    r = _run(None, run_dir, f"open({str(data)!r}).read()\n", name="h3")
+    assert r.status == "crash" and "sandbox" not in r.reason  # no sandbox, no hint
