@@ -21,6 +21,7 @@ from archive.program import Program
 from operators.base import Child, Context, Operator, parent_parsed, replace_statements
 from operators.descriptors import regions
 from operators.errors import NoChild
+from operators.mutate_choice import choice_specs
 from operators.perturb import perturb
 from operators.sites import ReplaceNodes, elsewhere_sites, module_sites, number_expr, resolve
 
@@ -42,7 +43,8 @@ class MutateConstants(Operator):
         self._check_arity(parents)
         p = parent_parsed(parents[0])
         labels = regions(context.seed_source)
-        top = module_sites(p, context.block, labels)
+        chosen = choice_specs(context)  # numbers with declared alternatives: `choice`'s job
+        top = [s for s in module_sites(p, context.block, labels) if s.base not in chosen]
         deep = elsewhere_sites(p, context.block, labels)
         if not top and not deep:
             raise NoChild("constants: the parent has no numeric literal to perturb")

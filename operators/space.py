@@ -324,6 +324,8 @@ def write_point(
         new = values.get(site.name)
         if new is None or site.name not in space or new == current.get(site.name):
             continue
+        if not space[site.name].numeric:  # a number with declared alternatives: written below
+            continue
         numbers.setdefault(site.unit_index, {})[id(site.expr)] = number_expr(new, site.text)
         notes.append(f"{site.name}: {current[site.name]!r} -> {new!r}")
     consts = assignments(p, block)

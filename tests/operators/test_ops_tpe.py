@@ -285,3 +285,33 @@ def test_tpe_local_models_only_the_parents_neighbourhood():
     ]
     assert np.median(globally) > 0.03  # the global model goes to the far region
     assert np.median(lrs) < 0.01  # downhill towards the near optimum, not towards 0.09
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        {"choices": {"EPOCHS": ("10", "20", "40")}},  # the target's or the run's [choices]
+        {"choices": {"FIXED_LR": ("0.01", "0.1")}},
+    ],
+)
+def test_numbers_with_declared_alternatives_take_only_those(declared):
+    """A number with declared alternatives is a choice for every operator: tpe writes one of
+    them (it used to write the string through the number writer and crash), constants leaves
+    it to `choice`."""
+    seed = SEED.replace("SEED = 7\n", "SEED = 7\nFIXED_LR = 0.01\n")
+    ((name, alts),) = declared["choices"].items()
+    c = Context(seed_source=seed, block=True, direction="minimize", **declared)
+    ops = dict((op.name, op) for op, _ in build_operators({"tpe": 1, "constants": 1}, c))
+    values = set()
+    for s in range(30):
+        for op in ops.values():
+            try:
+                child = op.propose([program(seed)], c, rng(s))
+            except NoChild:
+                continue
+            v = module_value(child.source, name)
+            assert repr(v) in alts or str(v) in alts, (op.name, v)
+            if op.name == "constants":
+                assert v == module_value(seed, name)
+            values.add(v)
+    assert len(values) >= 2  # tpe did draw other alternatives
