@@ -101,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--force-new",
         action="store_true",
-        help="start over in a run dir made for another target or config",
+        help="start over: an existing run in the run dir is moved aside to NAME.old-DATE "
+        "(e.g. one made for another config, or whose seed failed before a fix)",
     )
     r.add_argument("--no-progress", action="store_true", help="no live progress display")
     r.add_argument(

@@ -16,6 +16,7 @@ import concurrent.futures as cf
 import logging
 import math
 import os
+import re
 import sys
 import time
 import uuid
@@ -148,11 +149,12 @@ class Search:
             raise RunError(f"{self.target.root / 'target.toml'}: {e}") from None
         except (OperatorConfigError, ValidationError) as e:
             self._release_backend()
-            raise RunError(f"{self.target.seed_path}: {e}") from None
+            raise RunError(f"{self._blame(str(e))}: {e}") from None
         except BaseException:
             self._release_backend()
             raise
         self.force_new = force_new
+        self._stored_failure = False  # the seed failed before this process opened the run
         self.show_progress = progress
         self.run_id = uuid.uuid4().hex
         self.gates = {
@@ -223,12 +225,24 @@ class Search:
             self.backend.shutdown(wait=True)
             self.backend = None
 
+    def _blame(self, error: str) -> str:
+        """Where an operator-config error was made: the run's config for a ``ranges.NAME`` or
+        ``choices.NAME`` it declares, the target's target.toml for one declared there, else the
+        seed."""
+        m = re.match(r"(ranges|choices)\.([^:]+):", error)
+        if m and m.group(2) in self.cfg[m.group(1)]:
+            return f"the run config's [{m.group(1)}] (seed {self.target.seed_path})"
+        if m and (self.target.root / "target.toml").is_file():
+            return str(self.target.root / "target.toml")
+        return str(self.target.seed_path)
+
     def _kill_marked(self, value: str, var: str) -> int:
         """End every process carrying ``var=value``: here, and on every Ray node."""
         return getattr(self.backend, "kill_everywhere", kill_marked)(value, var=var)
 
     def _run(self, store: RunStore) -> RunSummary:
         run = self.cfg["run"]
+        self._stored_failure = self._failed_seed(store) is not None  # by an earlier attempt
         budget = run["evaluations"]
         deadline = time.monotonic() + run["hours"] * 3600 if run["hours"] > 0 else math.inf
         self._load_counters(store)
@@ -726,9 +740,15 @@ class Search:
                 "choose other niches (archive.descriptors)"
             )
         tail = "\n".join(seed.stderr_tail.strip().splitlines()[-8:])
+        stored = (
+            f" (measured by an earlier attempt in {self.run_dir}; once the cause is fixed, "
+            "--force-new measures it again)"
+            if self._stored_failure
+            else ""
+        )
         raise RunError(
             f"{self.target.seed_path}: the seed program fails its baseline "
-            f"evaluation{where}: {seed.status}: {seed.reason}"
+            f"evaluation{where}: {seed.status}: {seed.reason}{stored}"
             + (f"\n--- stderr tail ---\n{tail}" if tail else "")
         )
 

@@ -124,8 +124,8 @@ def open_run_dir(
     """The store of run dir ``d`` for writing: an existing run made with the same ``meta``
     keys that matter is resumed; one made for another target or config is refused (the
     message says what differs: values, files, config keys against the run's config.toml when
-    ``cfg`` is given), or with ``force_new`` moved aside (never deleted); an empty or missing
-    dir gets a new store."""
+    ``cfg`` is given); with ``force_new`` any existing run is moved aside (never deleted) and
+    a new one starts; an empty or missing dir gets a new store."""
     if d.exists() and any(d.iterdir()):
         if not ((d / "archive.h5").exists() or (d / "journal").exists()):
             raise RunError(f"{d}: exists and is not an evo run dir; choose another --run-dir")
@@ -144,7 +144,7 @@ def open_run_dir(
                 "use another --run-dir, or --force-new to start over "
                 "(the old run is kept beside it)"
             )
-        if not clash:
+        if not clash and not force_new:
             return store
         store.close()
         aside = d.with_name(f"{d.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -87,8 +87,8 @@ def _under(path: str, root: str) -> bool:
 
 _FS_ERRORS = ("No such file or directory", "Read-only file system", "Permission denied")
 SANDBOX_HINT = (
-    " (in the sandbox only the working dir is writable, /tmp is the child's own and home dirs "
-    'and the run dir are hidden: name a data path in sandbox.read, or set sandbox.kind = "none")'
+    " (the sandbox hides home dirs and the run dir, and only the working dir is writable;"
+    ' name a data path in sandbox.read, or set sandbox.kind = "none")'
 )
 
 
@@ -333,6 +333,21 @@ def _probe(executable: str, network: bool) -> str | None:
     return None
 
 
+def _unusable_reads(read: tuple[str, ...]) -> str | None:
+    """One warning line naming the ``sandbox.read`` entries that show nothing: a path that
+    does not exist, or one that is (or holds) a dir the sandbox hides, which is never shown
+    whole; None when every entry is usable."""
+    hidden = ["/tmp", *_homes()]
+    bad = []
+    for p in read:
+        real = os.path.realpath(p)
+        if not os.path.exists(real):
+            bad.append(f"{p} does not exist")
+        elif any(_under(h, real) for h in hidden):
+            bad.append(f"{p} is or holds a hidden dir and is not shown; name what is inside it")
+    return "sandbox.read: " + "; ".join(bad) if bad else None
+
+
 def resolve_sandbox(
     kind: str,
     *,
@@ -363,7 +378,7 @@ def resolve_sandbox(
         box = Sandbox(
             kind="bwrap", network=network, read=read, required=kind == "bwrap", executable=exe
         )
-        return box, None
+        return box, _unusable_reads(read)
     if kind == "bwrap":
         raise SandboxError(
             f"sandbox.kind = 'bwrap' but bubblewrap does not work here ({why}); "

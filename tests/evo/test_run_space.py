@@ -76,6 +76,7 @@ def test_a_range_for_a_constant_the_seed_lacks_stops_the_run(tmp_path, capsys):
     assert main(["run", str(toml), "--no-progress"]) == 2
     (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "ranges.SLOPES" in ln]
     assert "the seed has no numeric module-level constant SLOPES" in line
+    assert line.startswith("evo run: error: the run config's [ranges] (seed ")
 
 
 def test_the_space_is_part_of_what_a_run_searches(tmp_path):
@@ -103,3 +104,29 @@ def test_a_refused_resume_says_what_differs(tmp_path, capsys):
     (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "another target" in ln]
     assert "target files changed since: evaluator.py" in line
     assert "ranges.SLOPE: [0.5, 1.5] -> [0.5, 2.5]" in line and "operators.tpe: 1.0 -> 3.0" in line
+
+
+def test_a_seed_that_failed_before_a_fix_says_so_and_force_new_measures_it_again(
+    tmp_path, capsys, monkeypatch
+):
+    """The fix is outside the target (an environment variable passed on), so the run dir
+    still matches: its stored failure is reported as such, and --force-new starts over."""
+    folder = tmp_path / "plain"
+    shutil.copytree(PLAIN, folder)
+    seed = folder / "initial_program.py"
+    seed.write_text(
+        "import os\nassert os.environ.get('EVO_TEST_FLAG') == '1', 'flag unset'\n"
+        + seed.read_text()
+    )
+    toml = _toml(tmp_path, "", target=str(folder), evaluations=3)
+    assert main(["run", str(toml), "--no-progress"]) == 2
+    first = capsys.readouterr().err
+    assert "fails its baseline" in first and "earlier attempt" not in first
+    monkeypatch.setenv("EVO_TEST_FLAG", "1")
+    toml.write_text(toml.read_text().replace("[run]\n", '[run]\npass_env = ["EVO_TEST_FLAG"]\n'))
+    assert main(["run", str(toml), "--no-progress"]) == 2
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "fails its baseline" in ln]
+    assert "measured by an earlier attempt" in line and "--force-new" in line
+    assert main(["run", str(toml), "--no-progress", "--force-new"]) == 0, capsys.readouterr()
+    assert [p.name for p in tmp_path.glob("run.old-*")]  # the failed attempt is kept aside
+    assert evo.open_run(tmp_path / "run").best().ok

@@ -360,3 +360,14 @@ def test_a_path_the_sandbox_hides_gets_a_hint_a_missing_file_of_its_own_does_not
     assert "sandbox" not in r.reason, r.reason
     r = _run(None, run_dir, f"open({str(data)!r}).read()\n", name="h3")
     assert r.status == "crash" and "sandbox" not in r.reason  # no sandbox, no hint
+
+
+def test_read_entries_that_show_nothing_are_named_at_start(box):
+    home = os.path.expanduser("~")
+    missing = f"/var/tmp/evo-no-such-{uuid.uuid4().hex[:8]}"
+    _, warning = resolve_sandbox("bwrap", read=[missing, home, "/usr/lib"])
+    assert warning is not None and warning.startswith("sandbox.read: ") and "\n" not in warning
+    assert f"{missing} does not exist" in warning
+    assert f"{home} is or holds a hidden dir" in warning
+    assert "/usr/lib" not in warning  # usable (visible anyway): nothing to say
+    assert resolve_sandbox("bwrap", read=["/usr/lib"])[1] is None
