@@ -71,6 +71,12 @@ def check_context(context: Context) -> None:
                 f"ranges.{name}: the seed has no numeric module-level "
                 f"constant {name}; fix the name or remove the range"
             )
+        outside = [v for v in _numbers(consts[name]) if not lo <= v <= hi]
+        if outside:  # the bounds are hard: a seed outside them would not be in the space
+            raise OperatorConfigError(
+                f"ranges.{name}: the seed's value {outside[0]!r} lies outside "
+                f"[{lo}, {hi}]; widen the range or change the seed"
+            )
     specs = choice_specs(context)
     keys = {u.key for u in units(seed)}
     for key in context.droppable:
@@ -92,6 +98,16 @@ def check_context(context: Context) -> None:
             "seed: it has nothing the structural operators can change: "
             "add module-level constants or [choices]"
         )
+
+
+def _numbers(a: Assignment) -> list[float]:
+    """The numbers a constant holds (each element of a tuple or list)."""
+    v = number_of(a.value)
+    if v is not None:
+        return [v[0]]
+    if isinstance(a.value, (cst.Tuple, cst.List)):
+        return [x[0] for x in (number_of(e.value) for e in a.value.elements) if x is not None]
+    return []
 
 
 def _numeric(a: Assignment) -> bool:

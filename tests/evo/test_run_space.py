@@ -71,6 +71,16 @@ def test_bad_run_space_is_one_line_naming_file_and_key(tmp_path, capsys, body, s
     assert says in err and not (tmp_path / "run").exists()
 
 
+def test_a_range_that_leaves_out_the_seeds_value_stops_the_run(tmp_path, capsys):
+    """The bounds are hard, so a seed outside them would not be in the searched space (a
+    trust region around it used to step outside them too)."""
+    toml = _toml(tmp_path, "[ranges]\nSLOPE = [1.5, 3.0]\n")
+    assert main(["run", str(toml), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "ranges.SLOPE: the seed's value 1.0 lies outside [1.5, 3.0]" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_range_for_a_constant_the_seed_lacks_stops_the_run(tmp_path, capsys):
     toml = _toml(tmp_path, "[ranges]\nSLOPES = [0.0, 2.0]\n")
     assert main(["run", str(toml), "--no-progress"]) == 2
