@@ -60,6 +60,12 @@ def check_context(context: Context) -> None:
             "EVOLVE-BLOCK-START/EVOLVE-BLOCK-END comment lines; add them"
         )
     consts = assignments(seed, context.block)
+    both = sorted(set(context.ranges) & set(context.choices))
+    if both:
+        raise OperatorConfigError(
+            f"ranges.{both[0]}: {both[0]} also has [choices]; a constant is searched over a "
+            "range or among alternatives, not both: keep one"
+        )
     for name, bounds in context.ranges.items():
         lo, hi = bounds
         if not (math.isfinite(lo) and math.isfinite(hi)):

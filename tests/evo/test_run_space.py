@@ -81,6 +81,12 @@ def test_a_range_that_leaves_out_the_seeds_value_stops_the_run(tmp_path, capsys)
     assert not (tmp_path / "run").exists()
 
 
+def test_a_constant_with_both_a_range_and_choices_stops_the_run(tmp_path, capsys):
+    toml = _toml(tmp_path, '[ranges]\nSLOPE = [0.0, 2.0]\n[choices]\nSLOPE = ["1.0", "2.0"]\n')
+    assert main(["run", str(toml), "--no-progress"]) == 2
+    assert "SLOPE also has [choices]" in capsys.readouterr().err
+
+
 def test_a_range_for_a_constant_the_seed_lacks_stops_the_run(tmp_path, capsys):
     toml = _toml(tmp_path, "[ranges]\nSLOPES = [0.0, 2.0]\n")
     assert main(["run", str(toml), "--no-progress"]) == 2
