@@ -121,7 +121,7 @@ RESUMABLE_KEYS |= {("log", k) for k in DEFAULTS["log"]}
 # [backend] stays in, as it always was). validate() fills both into a config dict made before.
 _LATER_KEYS = {("cascade", "thresholds"): [], ("run", "openevolve_config"): ""}
 LATER_SECTIONS = ("sandbox", "log")
-# Added later too, but they define what is searched: left out of the fingerprint only empty.
+# Added later too, but they define what is searched: left out of the fingerprint only when empty.
 LATER_SPACE = ("ranges", "choices")
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -459,14 +459,18 @@ def search_changes(old: dict, new: dict) -> list[str]:
     """``"section.key: OLD -> NEW"`` for each key that defines what is searched and differs
     between two resolved configs (what made their fingerprints differ)."""
     a, b = (json.loads(json.dumps(_searched(c), sort_keys=True)) for c in (old, new))
+    unset = object()
+
+    def shown(v: Any) -> str:
+        return "(unset)" if v is unset else repr(v)
+
     out = []
     for section in sorted(a.keys() | b.keys()):
         ta, tb = a.get(section, {}), b.get(section, {})
         for key in sorted(ta.keys() | tb.keys()):
-            if ta.get(key, "(unset)") != tb.get(key, "(unset)"):
-                out.append(
-                    f"{section}.{key}: {ta.get(key, '(unset)')!r} -> {tb.get(key, '(unset)')!r}"
-                )
+            x, y = ta.get(key, unset), tb.get(key, unset)
+            if x != y:
+                out.append(f"{section}.{key}: {shown(x)} -> {shown(y)}")
     return out
 
 
