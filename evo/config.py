@@ -457,7 +457,12 @@ def search_fingerprint(cfg: dict) -> str:
 
 def search_changes(old: dict, new: dict) -> list[str]:
     """``"section.key: OLD -> NEW"`` for each key that defines what is searched and differs
-    between two resolved configs (what made their fingerprints differ)."""
+    between two resolved configs (what made their fingerprints differ).
+
+    Example:
+        >>> search_changes(load_config(None, {}), load_config(None, {"operators.tpe": 3.0}))
+        ['operators.tpe: 1.0 -> 3.0']
+    """
     a, b = (json.loads(json.dumps(_searched(c), sort_keys=True)) for c in (old, new))
     unset = object()
 
