@@ -21,9 +21,10 @@ def run(
 
     Args:
         config: a run.toml path, a resolved config dict, or None for the defaults.
-        force_new: start over in a run dir made for another target or config.
+        force_new: start over: an existing run in the run dir is moved aside (``NAME.old-DATE``).
         progress: show the live progress display.
-        **overrides: ``section__key=value`` (e.g. ``noise__seeds=5``), or the short names ``target``, ``run_dir``,
+        **overrides: ``section__key=value`` (e.g. ``noise__seeds=5``,
+            ``ranges__LR=[1e-4, 0.1]``), or the short names ``target``, ``run_dir``,
             ``evaluations``, ``hours``, ``workers``, ``fidelity``, ``timeout``, ``seed``.
 
     Example:
