@@ -17,6 +17,7 @@ from typing import Any
 from archive import EXPLOIT, STRATEGIES
 from evo.cascade import RULES as CASCADE_RULES
 from evo.evaluation import BACKENDS, SANDBOX_KINDS
+from evo.target import choices_problem, range_problem
 
 try:
     import tomllib
@@ -259,9 +260,12 @@ def _merge(cfg: dict, data: dict, where: str) -> None:
             _llm_config(cfg, where)
             continue
         if section in LATER_SPACE:
-            check = _range if section == "ranges" else _choices
+            check = range_problem if section == "ranges" else choices_problem
             for name, value in table.items():
-                cfg[section][name] = check(value, f"{where}: '{section}.{name}'")
+                problem = check(value)
+                if problem:
+                    raise ConfigError(f"{where}: '{section}.{name}' {problem}")
+                cfg[section][name] = list(value)
             continue
         for key, value in table.items():
             if key not in DEFAULTS[section]:
@@ -282,31 +286,6 @@ def _merge(cfg: dict, data: dict, where: str) -> None:
                     f"got {type(value).__name__} {value!r}"
                 )
             cfg[section][key] = value
-
-
-def _range(value: Any, key: str) -> list[float | int]:
-    """A ``[low, high]`` pair of finite numbers with ``low <= high``."""
-    ok = (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
-    )
-    if not ok:
-        raise ConfigError(f"{key} must be [low, high] numbers, got {value!r}")
-    if not all(math.isfinite(x) for x in value):
-        raise ConfigError(f"{key} must be finite numbers, got {value!r}")
-    if value[0] > value[1]:
-        raise ConfigError(f"{key} has low > high ({value[0]} > {value[1]}); swap them")
-    return list(value)
-
-
-def _choices(value: Any, key: str) -> list[str]:
-    """At least two alternatives, each a string (the code written for the constant)."""
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise ConfigError(f"{key} must be a list of strings (the alternatives), got {value!r}")
-    if len(set(value)) < 2:
-        raise ConfigError(f"{key} needs at least two different alternatives, got {value!r}")
-    return list(value)
 
 
 def validate(cfg: dict, where: str = "config") -> None:

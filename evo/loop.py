@@ -16,7 +16,6 @@ import concurrent.futures as cf
 import logging
 import math
 import os
-import re
 import sys
 import time
 import uuid
@@ -149,7 +148,7 @@ class Search:
             raise RunError(f"{self.target.root / 'target.toml'}: {e}") from None
         except (OperatorConfigError, ValidationError) as e:
             self._release_backend()
-            raise RunError(f"{self._blame(str(e))}: {e}") from None
+            raise RunError(f"{self._blame(e)}: {e}") from None
         except BaseException:
             self._release_backend()
             raise
@@ -225,14 +224,14 @@ class Search:
             self.backend.shutdown(wait=True)
             self.backend = None
 
-    def _blame(self, error: str) -> str:
+    def _blame(self, error: OperatorConfigError | ValidationError) -> str:
         """Where an operator-config error was made: the run's config for a ``ranges.NAME`` or
         ``choices.NAME`` it declares, the target's target.toml for one declared there, else the
         seed."""
-        m = re.match(r"(ranges|choices)\.([^:]+):", error)
-        if m and m.group(2) in self.cfg[m.group(1)]:
-            return f"the run config's [{m.group(1)}] (seed {self.target.seed_path})"
-        if m and (self.target.root / "target.toml").is_file():
+        section, _, name = getattr(error, "key", "").partition(".")
+        if section in ("ranges", "choices") and name in self.cfg[section]:
+            return f"the run config's [{section}] (seed {self.target.seed_path})"
+        if section in ("ranges", "choices") and (self.target.root / "target.toml").is_file():
             return str(self.target.root / "target.toml")
         return str(self.target.seed_path)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from archive import RunStore
+from evo.config import search_changes, tomllib
 from operators.llm.client import empty_usage
 
 log = logging.getLogger("evo")
@@ -166,12 +167,10 @@ def _differences(
         elif k == "fingerprint":
             changes = []
             if cfg is not None and (d / "config.toml").is_file():
-                from evo.config import search_changes, tomllib
-
-                try:
+                try:  # the run's resolved config, unless someone edited it out of shape
                     before = tomllib.loads((d / "config.toml").read_text(encoding="utf-8"))
                     changes = search_changes(before, cfg)
-                except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError):
+                except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError, TypeError):
                     changes = []
             if changes:
                 shown = ", ".join(changes[:4]) + (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -180,6 +181,38 @@ class Target:
     def better(self, a: float, b: float) -> bool:
         """True when fitness ``a`` is strictly better than ``b``."""
         return a < b if self.direction == "minimize" else a > b
+
+
+def range_problem(value: Any) -> str | None:
+    """What is wrong with a ``[low, high]`` entry of ``[ranges]`` (target.toml or a run's
+    config), or None: two finite numbers, not booleans, ``low <= high``.
+
+    Example:
+        >>> range_problem([2, 1])
+        'has low > high (2 > 1); swap them'
+    """
+    numbers = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+    )
+    if not numbers:
+        return f"must be [low, high] numbers, got {value!r}"
+    if not all(math.isfinite(x) for x in value):
+        return f"must be finite numbers, got {value!r}"
+    if value[0] > value[1]:
+        return f"has low > high ({value[0]} > {value[1]}); swap them"
+    return None
+
+
+def choices_problem(value: Any) -> str | None:
+    """What is wrong with an entry of ``[choices]``, or None: a list of at least two different
+    strings (the code written for the constant)."""
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        return f"must be a list of strings (the alternatives), got {value!r}"
+    if len(set(value)) < 2:
+        return f"needs at least two different alternatives, got {value!r}"
+    return None
 
 
 def _sha256(path: Path) -> str:
@@ -396,21 +429,17 @@ def _from_toml(root: Path, file: Path, data: dict[str, Any]) -> Target:
     ranges: dict[str, tuple[float, float]] = {}
     rr = r.sub("ranges")
     for name, rng in rr.table.items():
-        if (
-            not isinstance(rng, list)
-            or len(rng) != 2
-            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in rng)
-        ):
-            raise rr.fail(name, "must be [low, high] numbers")
-        if rng[0] > rng[1]:
-            raise rr.fail(name, f"has low > high ({rng[0]} > {rng[1]}); swap them")
+        problem = range_problem(rng)
+        if problem:
+            raise rr.fail(name, problem)
         ranges[name] = (rng[0], rng[1])
     choices: dict[str, tuple[str, ...]] = {}
     cr = r.sub("choices")
     for name in cr.table:
         alts = cr.str_list(name)
-        if len(alts) < 2:
-            raise cr.fail(name, "needs at least two alternatives")
+        problem = choices_problem(list(alts))
+        if problem:
+            raise cr.fail(name, problem)
         choices[name] = alts
 
     niches = r.str_list("niches", ())

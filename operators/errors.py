@@ -18,7 +18,20 @@ class ValidationError(ValueError):
 
 
 class OperatorConfigError(ValueError):
-    """The seed, ranges, choices or operator weights are unusable; raised when a run starts."""
+    """The seed, ranges, choices or operator weights are unusable; raised when a run starts.
+
+    The message is one line that starts with what is wrong and a colon: a config key
+    (``ranges.LR``, ``choices.ACT``, ``droppable``, ...), ``seed`` or ``seed line N``.
+
+    Example:
+        >>> OperatorConfigError("ranges.LR: low > high (0.5 > 0.01); swap them").key
+        'ranges.LR'
+    """
+
+    @property
+    def key(self) -> str:
+        """What the message names first (see above)."""
+        return str(self).split(": ", 1)[0]
 
 
 class NoChild(Exception):  # noqa: N818 - the name reads as what happened: no child was made
