@@ -320,15 +320,18 @@ class Search:
                 if (
                     not stopping
                     and not draining
-                    and len(ready) + self.proposer.in_flight < n_slots
+                    and len(ready) + self.proposer.in_flight + self.proposer.planned < n_slots
                     and self._has_parents(store)
                 ):
-                    child = self.proposer.propose(store)
+                    # with every slot busy, only LLM requests start early (Proposer.propose)
+                    planned = self.proposer.planned
+                    child = self.proposer.propose(store, ahead=len(in_flight) >= n_slots)
                     if child is not None:
                         ready.append(child)
                         misses = 0
                         continue
-                    misses += 1
+                    if self.proposer.planned == planned:  # planned is not a miss
+                        misses += 1
                     if idle and misses >= 50:
                         self._stop_reason = f"the operators made no new valid child in {misses * PROPOSE_TRIES} tries"
                         break

@@ -135,6 +135,7 @@ class Proposer:
         )
         self.failed_cost = 0.0
         self._design_done = False
+        self._planned: deque[Any] = deque()  # structural operators drawn while slots were busy
 
     def _init_llm(self, cfg: dict) -> None:
         from operators.llm import DollarBudget, LLMConfig, build_llm_operators, make_client
@@ -170,6 +171,12 @@ class Proposer:
         return len(self._futures)
 
     @property
+    def planned(self) -> int:
+        """Structural operators drawn ahead (:meth:`propose` with ``ahead``), their children
+        not made yet."""
+        return len(self._planned)
+
+    @property
     def futures(self) -> list[cf.Future]:
         return list(self._futures)
 
@@ -178,8 +185,18 @@ class Proposer:
         if self.client is not None:
             self.budget.spent = dollars
 
-    def propose(self, store: RunStore, tries: int = PROPOSE_TRIES) -> Program | None:
-        """A new, valid, unseen child; None when every try missed or an LLM request started."""
+    def propose(
+        self, store: RunStore, tries: int = PROPOSE_TRIES, *, ahead: bool = False
+    ) -> Program | None:
+        """A new, valid, unseen child; None when every try missed, an LLM request started or
+        (``ahead``) a structural operator was planned.
+
+        ``ahead``: every slot is busy. A child made now would wait for a slot, made from an
+        archive without the results told meanwhile, and ``tpe`` would be told one more
+        running trial than runs. Only an LLM request, which takes seconds, is worth starting
+        early; a structural operator drawn now is kept (:attr:`planned`) and makes its child
+        when a slot frees, so the operators' shares are the bandit's either way.
+        """
         elites = store.elite_programs(self.fidelity)
         only_seed = not elites  # the seed's baseline is still running: it is the only parent
         if only_seed:
@@ -189,7 +206,13 @@ class Proposer:
         for i in range(tries):
             if not self.operators:
                 return None
-            op = design if design is not None and i < tries // 2 else self._pick()
+            if self._planned and not ahead:
+                op = self._planned.popleft()
+            else:
+                op = design if design is not None and i < tries // 2 else self._pick()
+            if ahead and not getattr(op, "slow", False):
+                self._planned.append(op)
+                return None
             if op.arity > len(elites):
                 continue
             parents = elites[: op.arity] if only_seed else self._parents(store, op, elites)
