@@ -8,6 +8,8 @@ bounds from the seed's values (or the target's ``[ranges]``/``[choices]``). Meth
 - ``evo default``: ``evo run`` as it ships (structural operators, no LLM);
 - ``evo greedy``: the same with ``--selection greedy`` (always the best elite as parent);
 - ``evo uniform``: the same with ``--selection uniform`` (plain MAP-Elites selection);
+- ``evo tpe only``: evo with every structural operator but ``tpe`` off (weight 0): evo's own
+  model-based sampler alone, on the bounds it infers, against the baseline TPE on the true ones;
 - ``evo told the space``: evo default given the true space as the run's ``[ranges]`` and
   ``[choices]`` (what a user who knows the bounds writes in run.toml): the same information the
   baselines get, so the comparison with ``tpe`` is of search alone;
@@ -62,6 +64,10 @@ EVO_METHODS: dict[str, dict[str, Any]] = {
     "evo default": {},
     "evo greedy": {"archive.selection": "greedy"},
     "evo uniform": {"archive.selection": "uniform"},
+    "evo tpe only": {
+        f"operators.{name}": 0.0
+        for name in ("constants", "tpe_local", "choice", "toggle", "uniform_crossover", "merge")
+    },
 }
 TOLD = "evo told the space"
 BASELINES = {"random": "random", "greedy": "greedy", "tpe": "tpe"}
@@ -314,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(body)
     if not args.no_write:
         command = "PYTHONPATH=. python benchmarks/search_bench.py --cache /tmp/search_bench.json"
+        if args.seeds != 5:
+            command += f" --seeds {args.seeds}"
+        if list(args.methods) != ALL_METHODS:
+            command += " --methods " + " ".join(f'"{m}"' if " " in m else m for m in args.methods)
         update_section("search", "Search quality (benchmarks/search_bench.py)", body, command)
     return 0
 

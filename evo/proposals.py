@@ -8,7 +8,8 @@ results to model: a space-filling start, as model-based optimisers begin with (B
 
 Structural operators take milliseconds and run inline on the loop's thread. LLM operators take
 seconds and run on a small thread pool (``llm.concurrency``), so the loop keeps dispatching and
-telling results while a model thinks. Every child, from any operator, is deduplicated against
+telling results while a model thinks. While every slot is busy only LLM requests start: a
+structural child is made when a slot frees, from every result told by then. Every child, from any operator, is deduplicated against
 every program the run has seen before it is handed to the loop.
 
 Each LLM proposal's outcome goes to the circuit breaker (:mod:`evo.breaker`), evo.log and the
