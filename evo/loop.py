@@ -323,9 +323,10 @@ class Search:
                     and len(ready) + self.proposer.in_flight + self.proposer.planned < n_slots
                     and self._has_parents(store)
                 ):
-                    # with every slot busy, only LLM requests start early (Proposer.propose)
+                    # no slot for a child now: only LLM requests start early (Proposer.propose)
                     planned = self.proposer.planned
-                    child = self.proposer.propose(store, ahead=len(in_flight) >= n_slots)
+                    ahead = not self._base_slot_free(in_flight, n_slots)
+                    child = self.proposer.propose(store, ahead=ahead)
                     if child is not None:
                         ready.append(child)
                         misses = 0
@@ -500,8 +501,7 @@ class Search:
         n_slots: int,
         propose: bool = True,
     ) -> _Work | None:
-        base_busy = sum(w.program.fidelity == self.fidelity for w in in_flight.values())
-        base_ok = base_busy < self.cascade.base_slots(n_slots)
+        base_ok = self._base_slot_free(in_flight, n_slots)
         for k, work in enumerate(queue):
             if base_ok or work.program.fidelity != self.fidelity:
                 del queue[k]
@@ -518,6 +518,12 @@ class Search:
             return self._dispatchable(store, child)
         child = self.proposer.propose(store) if propose else None
         return self._dispatchable(store, child) if child else None
+
+    def _base_slot_free(self, in_flight: dict[cf.Future, _Work], n_slots: int) -> bool:
+        """A slot is free for a child of the search's fidelity (the cascade reserves the rest
+        for promoted programs)."""
+        base_busy = sum(w.program.fidelity == self.fidelity for w in in_flight.values())
+        return len(in_flight) < n_slots and base_busy < self.cascade.base_slots(n_slots)
 
     def _dispatchable(self, store: RunStore, child: Program) -> _Work:
         self._children_cost = self._cost_of_children(store) + child.cost
