@@ -8,9 +8,10 @@ results to model: a space-filling start, as model-based optimisers begin with (B
 
 Structural operators take milliseconds and run inline on the loop's thread. LLM operators take
 seconds and run on a small thread pool (``llm.concurrency``), so the loop keeps dispatching and
-telling results while a model thinks. While every slot is busy only LLM requests start: a
-structural child is made when a slot frees, from every result told by then. Every child, from any operator, is deduplicated against
-every program the run has seen before it is handed to the loop.
+telling results while a model thinks. While no slot is free only LLM requests start: a
+structural child is made when a slot frees, from every result told by then. Every child, from
+any operator, is deduplicated against every program the run has seen before it is handed to
+the loop.
 
 Each LLM proposal's outcome goes to the circuit breaker (:mod:`evo.breaker`), evo.log and the
 run's ``proposals.jsonl`` (:mod:`evo.proposal_log`); the reasons the last replies could not be
@@ -192,7 +193,8 @@ class Proposer:
         """A new, valid, unseen child; None when every try missed, an LLM request started or
         (``ahead``) a structural operator was planned.
 
-        ``ahead``: every slot is busy. A child made now would wait for a slot, made from an
+        ``ahead``: no slot is free for a child (every slot busy, or the rest reserved for
+        promoted programs). A child made now would wait for a slot, made from an
         archive without the results told meanwhile, and ``tpe`` would be told one more
         running trial than runs. Only an LLM request, which takes seconds, is worth starting
         early; a structural operator drawn now is kept (:attr:`planned`) and makes its child
