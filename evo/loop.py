@@ -323,7 +323,7 @@ class Search:
                     and len(ready) + self.proposer.in_flight + self.proposer.planned < n_slots
                     and self._has_parents(store)
                 ):
-                    # no slot for a child now: only LLM requests start early (Proposer.propose)
+                    # with no slot free (ahead), only LLM requests start early (Proposer.propose)
                     planned = self.proposer.planned
                     ahead = not self._base_slot_free(in_flight, n_slots)
                     child = self.proposer.propose(store, ahead=ahead)
