@@ -13,8 +13,8 @@ the seed's value                             kind       coordinate           ini
 any number, with ``[ranges] NAME = [a, b]``  float/int  the value (log when  ``[a, b]``, fixed
                                                         ``0 < a``, ``b >= 10a``)
 a power of two ``v >= 2``                    pow2       ``log2 v``           ``log2 v -/+ 3``
-another integer ``v != 0``                   int (log)  ``|v|``              ``|v|/4 .. 4|v|``
-``0``                                        int        the value            ``0 .. 4``
+another integer ``v != 0``                   int (log)  ``|v|``              ``|v|/8 .. 8|v|``
+``0``                                        int        the value            ``0 .. 8``
 ``v >= 0.9``, or a beta/momentum/EMA         one_minus  ``1 - v`` (log)      ``/30 .. x30, <= 1``
 ``>= 0.5``
 another float in (0, 1) with a probability,  float      ``v`` (log)          ``v/30 .. 30v, < 1``
@@ -32,8 +32,9 @@ the others are *soft*: :meth:`Param.widened` grows them to hold the best program
 by their whole width on a side where the best program sits in the outer tenth, never past
 the param's natural limits (positive stays positive, a probability or a momentum stays in
 [0, 1)). Floats start 1.5 decades either side of the seed's value, integers (sizes, steps,
-epochs: the evaluation's cost grows with them) a factor of 4: a prior for values a person picked
-by hand, not a truth; the widening lets a search follow an optimum outside it.
+epochs: the evaluation's cost grows with them) a factor of 8, three octaves, as powers of two
+do: a prior for values a person picked by hand, not a truth; the widening lets a search follow
+an optimum outside it.
 
 Example:
     >>> from operators.parsed import parsed
@@ -72,11 +73,15 @@ from operators.toggle_flag import bool_flags
 KINDS = ("float", "int", "pow2", "one_minus", "flag", "choice")
 FACTOR = 30.0
 """Soft bounds of a float start at the seed's value divided and multiplied by this."""
-INT_FACTOR = 4.0
-"""The same for an integer. Integers in training code are mostly sizes and step counts, whose
-cost grows with them: a random first draw at 10x the seed's size costs 10x its GPU time, for a
-search that, on benchmarks/search_bench.py, does no better than at 4x (soft bounds widen past
-4x when the best nears the edge)."""
+INT_FACTOR = 8.0
+"""The same for an integer: three octaves either side, as :data:`POW2_OCTAVES` gives a power of
+two, so a width of 33 gets the room a width of 32 does. Integers in training code are mostly
+sizes and step counts, whose cost grows with them, so they get less room than floats: a
+log-uniform first draw averages ``(F - 1/F) / ln(F^2)`` times the seed's size, 1.9x at ``F =
+8`` (1.35x at 4). At 4x, ``EPOCHS = 3`` started at 1..12 and widened only once the best sat at
+10 or more; on ``benchmarks/search_bench.py``'s ``mlp_digits`` (optimum near 50-70 epochs)
+that cost ``tpe`` most of its gap to the TPE told the true space (BENCHMARKS.md, seventh
+session)."""
 POW2_OCTAVES = 3
 EDGE = 0.1
 """A best coordinate in this outer fraction of a soft range widens that side..."""

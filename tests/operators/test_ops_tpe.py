@@ -42,7 +42,7 @@ def test_the_space_is_inferred_from_the_seed():
     lr, ep, hid = s["LEARNING_RATE"], s["EPOCHS"], s["HIDDEN"]
     assert (lr.kind, lr.log) == ("float", True)
     assert (lr.low, lr.high) == pytest.approx((0.01 / 30, 0.3))  # 1.5 decades either side
-    assert (ep.kind, ep.log, ep.low, ep.high) == ("int", True, 5, 80)  # integers: 4x either side
+    assert (ep.kind, ep.log, ep.low, ep.high) == ("int", True, 2, 160)  # integers: 8x either side
     assert (hid.kind, hid.low, hid.high) == ("pow2", 3, 9)  # 8 .. 512, powers of two
     mom = s["MOMENTUM"]
     assert mom.kind == "one_minus" and mom.low == pytest.approx(0.1 / 30) and mom.high == 1.0
