@@ -50,14 +50,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "selection": "mixed",  # mixed | uniform | weighted | greedy
         "exploit": EXPLOIT,  # mixed: share of first parents taken from the best elite
     },
-    "operators": {  # weights: the bandit's priors
-        "constants": 1.0,
-        "tpe": 1.0,
-        "tpe_local": 1.0,
-        "choice": 0.5,
-        "toggle": 0.2,
-        "uniform_crossover": 0.3,
-        "merge": 0.5,
+    "operators": {  # weights: the bandit's priors (BENCHMARKS.md, seventh session)
+        "constants": 0.25,
+        "tpe": 2.0,
+        "tpe_local": 0.25,
+        "choice": 0.25,
+        "toggle": 0.1,
+        "uniform_crossover": 0.15,
+        "merge": 0.25,
         "llm_mutation": 1.0,  # used only when [llm] base_url is set
         "llm_crossover": 0.5,
     },

@@ -119,7 +119,7 @@ def test_a_refused_resume_says_what_differs(tmp_path, capsys):
     assert main(["run", str(toml), "--no-progress"]) == 2
     (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "another target" in ln]
     assert "target files changed since: evaluator.py" in line
-    assert "ranges.SLOPE: [0.5, 1.5] -> [0.5, 2.5]" in line and "operators.tpe: 1.0 -> 3.0" in line
+    assert "ranges.SLOPE: [0.5, 1.5] -> [0.5, 2.5]" in line and "operators.tpe: 2.0 -> 3.0" in line
 
 
 def test_a_seed_that_failed_before_a_fix_says_so_and_force_new_measures_it_again(
