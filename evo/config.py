@@ -37,7 +37,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "fidelity": "",  # default: the target's default_fidelity
         "evaluations": 16,  # budget: evaluation runs (each seed of each program counts)
         "hours": 0.0,  # budget: wall-clock hours, 0 = no limit
-        "dollars": 0.0,  # budget: LLM spend, 0 = no limit
+        "dollars": 0.0,  # budget: LLM spend; 0 = $10 when a model is priced, else none
         "seed": 0,  # seeds the operators and parent selection
         "timeout": 0.0,  # seconds per evaluation, 0 = the fidelity's
         "memory_mb": 0,  # memory limit per child, 0 = none
@@ -306,7 +306,7 @@ def validate(cfg: dict, where: str = "config") -> None:
     )
     need(run["evaluations"] >= 1, "run.evaluations", "must be >= 1")
     need(run["hours"] >= 0, "run.hours", "must be >= 0 (0 = no limit)")
-    need(run["dollars"] >= 0, "run.dollars", "must be >= 0 (0 = no limit)")
+    need(run["dollars"] >= 0, "run.dollars", "must be >= 0 (0 = $10 when a model is priced)")
     need(run["timeout"] >= 0, "run.timeout", "must be >= 0 (0 = the fidelity's)")
     need(run["memory_mb"] >= 0, "run.memory_mb", "must be >= 0 (0 = no limit)")
     need(bool(run["target"]), "run.target", "must name a target folder or built-in target")
@@ -396,8 +396,10 @@ def resolve_target_path(target: str) -> Path:
     builtin = BUILTIN_TARGETS / target
     if builtin.is_dir():
         return builtin
-    names = sorted(
-        d.name for d in BUILTIN_TARGETS.iterdir() if d.is_dir() and (d / "target.toml").is_file()
+    names = sorted(  # either layout: a target.toml, or an OpenEvolve folder
+        d.name
+        for d in BUILTIN_TARGETS.iterdir()
+        if (d / "target.toml").is_file() or (d / "evaluator.py").is_file()
     )
     raise ConfigError(
         f"run.target: {target!r} is neither a folder nor a built-in target ({', '.join(names)})"
@@ -440,7 +442,7 @@ def search_changes(old: dict, new: dict) -> list[str]:
 
     Example:
         >>> search_changes(load_config(None, {}), load_config(None, {"operators.tpe": 3.0}))
-        ['operators.tpe: 1.0 -> 3.0']
+        ['operators.tpe: 2.0 -> 3.0']
     """
     a, b = (json.loads(json.dumps(_searched(c), sort_keys=True)) for c in (old, new))
     unset = object()
