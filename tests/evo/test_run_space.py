@@ -146,3 +146,14 @@ def test_a_seed_that_failed_before_a_fix_says_so_and_force_new_measures_it_again
     assert main(["run", str(toml), "--no-progress", "--force-new"]) == 0, capsys.readouterr()
     assert [p.name for p in tmp_path.glob("run.old-*")]  # the failed attempt is kept aside
     assert evo.open_run(tmp_path / "run").best().ok
+
+
+def test_an_unknown_target_lists_every_built_in_target_of_either_layout():
+    """``function_minimization`` is an OpenEvolve folder (no target.toml) and runs as a
+    built-in: the error for a mistyped target must offer it too."""
+    from evo.config import resolve_target_path
+
+    with pytest.raises(ConfigError) as e:
+        resolve_target_path("no_such_target_xyz")
+    assert "circle_packing, function_minimization, tinygpt" in str(e.value)
+    assert resolve_target_path("function_minimization").name == "function_minimization"
