@@ -386,7 +386,8 @@ def plot_lineage(runs: Sequence[RunData]) -> Figure:
             )
         ax.set_title(
             f"{run.name}: lineage of the best ({best.id[:10]}, {len(chain) - 1} "
-            f"steps from the seed, {len(nodes) - 1} ancestors)",
+            f"step{'' if len(chain) == 2 else 's'} from the seed, {len(nodes) - 1} "
+            f"ancestor{'' if len(nodes) == 2 else 's'})",
             fontsize=10,
         )
     return fig

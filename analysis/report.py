@@ -344,10 +344,11 @@ def _best_section(rep: Report) -> list[str]:
     if best is None:
         return m + ["No program has been evaluated ok yet.", ""]
     chain = rep.main_line
+    runs, steps = len(best.runs), len(chain) - 1
     m.append(
-        f"`{best.id[:12]}` ({best.operator}, birth {best.birth}, {len(best.runs)} seed "
-        f"runs): {run.metric} {_f(best.fitness)} ± {_f(best.fitness_std, 3)}, "
-        f"{len(chain) - 1} steps from the seed."
+        f"`{best.id[:12]}` ({best.operator}, birth {best.birth}, {runs} seed "
+        f"run{'' if runs == 1 else 's'}): {run.metric} {_f(best.fitness)} ± "
+        f"{_f(best.fitness_std, 3)}, {steps} step{'' if steps == 1 else 's'} from the seed."
     )
     if best.artifacts:
         m += ["", "Its evaluator's artifacts:", "", "```", _artifacts_text(best.artifacts), "```"]

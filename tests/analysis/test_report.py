@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 
 import pytest
@@ -69,6 +70,10 @@ def test_report_numbers_equal_the_archive(cp_run, tmp_path):
         best.id[:12],
     ):
         assert text in md, text
+    steps, runs = len(rep.main_line) - 1, len(best.runs)
+    step_words = f"{steps} step{'' if steps == 1 else 's'} from the seed."
+    assert step_words in md and f"{runs} seed run{'' if runs == 1 else 's'})" in md
+    assert not re.search(r"\b1 (steps|seed runs)\b", md)  # counts agree with their nouns
 
 
 def test_best_diff_is_split_into_independent_hunks(cp_run):
