@@ -122,6 +122,20 @@ RESUMABLE_KEYS |= {("log", k) for k in DEFAULTS["log"]}
 # [backend] stays in, as it always was). validate() fills both into a config dict made before.
 _LATER_KEYS = {("cascade", "thresholds"): [], ("run", "openevolve_config"): ""}
 LATER_SECTIONS = ("sandbox", "log")
+# Defaults changed after runs existed (the seventh session's operator weights, BENCHMARKS.md):
+# a section holding every new default is fingerprinted with the old values, so a default run
+# made before still resumes (and goes on with the new weights, as after any code change).
+_CHANGED_DEFAULTS = {
+    "operators": {
+        "constants": 1.0,
+        "tpe": 1.0,
+        "tpe_local": 1.0,
+        "choice": 0.5,
+        "toggle": 0.2,
+        "uniform_crossover": 0.3,
+        "merge": 0.5,
+    }
+}
 # Added later too, but they define what is searched: left out of the fingerprint only when empty.
 LATER_SPACE = ("ranges", "choices")
 
@@ -433,7 +447,11 @@ def _toml_value(v: Any) -> str:
 
 def search_fingerprint(cfg: dict) -> str:
     """Hash of every key that defines what is searched (budgets and resources excluded)."""
-    return hashlib.sha256(json.dumps(_searched(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    kept = _searched(cfg)
+    for s, before in _CHANGED_DEFAULTS.items():
+        if s in kept and all(kept[s].get(k) == DEFAULTS[s][k] for k in before):
+            kept[s] = {**kept[s], **before}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def search_changes(old: dict, new: dict) -> list[str]:

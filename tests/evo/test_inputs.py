@@ -237,5 +237,12 @@ def test_runs_made_by_earlier_versions_still_resume():
     from evo.config import load_config, search_fingerprint
 
     assert search_fingerprint(load_config(None, {})) == "fe68f4fe69cd6867"
+    # the operator weights' defaults changed since: a run made with the old ones (as they were
+    # resolved into its config) resumes under the new defaults; any other weight is another search
+    before = {"constants": 1.0, "tpe": 1.0, "tpe_local": 1.0, "choice": 0.5, "toggle": 0.2}
+    before |= {"uniform_crossover": 0.3, "merge": 0.5}
+    old_run = load_config(None, {f"operators.{k}": v for k, v in before.items()})
+    assert search_fingerprint(old_run) == "fe68f4fe69cd6867"
+    assert search_fingerprint(load_config(None, {"operators.tpe": 3.0})) != "fe68f4fe69cd6867"
     circle = {"run.target": "circle_packing"}
     assert search_fingerprint(load_config(None, circle)) == "53c90ef1202f9e84"
