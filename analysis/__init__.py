@@ -49,33 +49,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_MODULE))
 
 
-__all__ = [
-    "PLOTS",
-    "Ablation",
-    "AnalysisError",
-    "Diversity",
-    "Edit",
-    "EditSet",
-    "Estimate",
-    "HitRate",
-    "OperatorRow",
-    "Report",
-    "RunData",
-    "Window",
-    "ablate",
-    "build_report",
-    "diversity",
-    "edit_set",
-    "elite_timeline",
-    "hit_rate",
-    "lineage",
-    "load_run",
-    "make_figures",
-    "operator_table",
-    "render_ablation",
-    "render_report",
-    "saturation",
-    "write_ablation",
-    "write_plots",
-    "write_report",
-]
+__all__ = sorted(_MODULE)  # built from _WHERE, the one list of the public names
