@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx2
 import numpy as np
-import openai
 
 from operators.llm.backoff import BackoffCancelled, RunBackoff
 from operators.llm.config import LLMConfig, ModelSpec
@@ -150,6 +149,8 @@ class LLMClient:
         self.budget = budget if budget is not None else DollarBudget(None)
         self.cancel = threading.Event()
         self.backoff = RunBackoff(config.backoff, config.max_backoff, self.cancel)
+        import openai  # here, not at the top: a run without an LLM never pays its ~0.7 s import
+
         self._openai = openai.OpenAI(
             base_url=config.base_url,
             api_key=api_key,
@@ -269,6 +270,8 @@ class LLMClient:
     def _request(
         self, messages: Sequence[dict[str, str]], model: ModelSpec, worst_in: int
     ) -> tuple[str, int, int, str]:
+        import openai  # already imported by __init__: a dictionary lookup
+
         cfg = self.config
         try:
             with self._slots, scope(cfg.timeout, self.cancel):
