@@ -167,6 +167,11 @@ def pending_line(summary: RunSummary, show: int = 3) -> str:
     )
 
 
+LEAD = 2.0
+"""A gain over the seed under this many noise floors is reported as a lead, not a result (the
+default ``noise.gate``: a would-be elite that close to the best is measured again)."""
+
+
 def _verdict(summary: RunSummary) -> str:
     if summary.seed_fitness is None:
         return "The seed has no baseline yet: nothing to compare."
@@ -177,9 +182,18 @@ def _verdict(summary: RunSummary) -> str:
         )
     delta = summary.best_fitness - summary.seed_fitness
     if summary.noise_floor > 0:
-        noise = (
-            f"{abs(delta) / summary.noise_floor:.1f}x the noise floor {_fmt(summary.noise_floor)}"
+        ratio = abs(delta) / summary.noise_floor
+        dof = summary.noise_dof
+        noise = f"{ratio:.1f}x the noise floor {_fmt(summary.noise_floor)}" + (
+            f", itself estimated from {dof} degree{'s' if dof != 1 else ''} of freedom"
+            if dof
+            else ""
         )
+        if ratio < LEAD:
+            noise += (
+                f"; under {LEAD:g}x the floor a gain is a lead, not yet a result: measure both "
+                "with more seeds before trusting it"
+            )
     elif summary.deterministic:
         noise = "the evaluator is deterministic: re-measured programs repeated exactly"
     else:

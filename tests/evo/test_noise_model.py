@@ -13,6 +13,8 @@ from loop_helpers import quadratic_target, search_config
 import evo
 from archive import NoiseEstimate, RunStore, estimate_noise, remeasurement_runs
 from evo.noise import floor_upper_bound
+from evo.progress import verdict
+from evo.rundir import RunSummary
 
 
 def slow_second_seed(tmp: Path) -> Path:
@@ -119,3 +121,26 @@ def test_the_floor_is_not_trusted_far_on_few_degrees_of_freedom():
     many = floor_upper_bound(NoiseEstimate(floor=0.1, dof=200, programs=80))
     assert 0.9 < few < 1.1 and 0.1 < many < 0.12
     assert floor_upper_bound(NoiseEstimate(floor=0.0, dof=5, programs=5)) == 0.0
+
+
+def _summary(best: float, floor: float, dof: int, *, deterministic: bool = False) -> RunSummary:
+    return RunSummary(
+        run_dir=Path("run"), evaluations=40, by_status={"ok": 40}, seed_fitness=1.0,
+        noise_floor=floor, best_id="ab" * 32, best_fitness=best, best_std=None,
+        improved=True, noise_dof=dof, deterministic=deterministic, remeasured={},
+        operator_shares={}, elites=5, coverage=0.5, qd_score=1.0, gate_rejected=0,
+        gate_reevaluated=0, stopped="evaluation budget reached", metric="loss",
+    )  # fmt: skip
+
+
+def test_the_closing_verdict_weighs_the_gain_against_the_noise_floor():
+    """A gain under twice the floor is called a lead, not a result, and the floor says how
+    many degrees of freedom it rests on (a new user took 1.4x the floor for a finding)."""
+    lead = verdict(_summary(0.93, 0.05, 6))
+    assert "1.4x the noise floor 0.05" in lead and "6 degrees of freedom" in lead
+    assert "a lead, not yet a result" in lead
+    clear = verdict(_summary(0.5, 0.05, 1))
+    assert "10.0x the noise floor" in clear and "1 degree of freedom" in clear
+    assert "a lead" not in clear
+    exact = verdict(_summary(0.9, 0.0, 4, deterministic=True))
+    assert "deterministic" in exact and "a lead" not in exact
