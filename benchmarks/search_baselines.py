@@ -65,6 +65,8 @@ PROBLEMS = (
 )
 """The benchmark problems, in the order the report lists them."""
 MARKS = (10, 20, 40, 60, 100)
+"""Evaluation runs at which a search's best so far is read (:func:`marks_for` adds more for
+a longer budget)."""
 SIGNIFICANT_DIGITS = 4
 """Floats are written into programs rounded to this many significant digits."""
 GREEDY_LOG_SIGMA = 0.5
@@ -583,6 +585,13 @@ METHODS: dict[str, Callable[..., list[Record]]] = {
 }
 
 
+def marks_for(n: int) -> list[int]:
+    """The marks a search of ``n`` evaluation runs is read at: :data:`MARKS` up to ``n``, every
+    hundred after them, and ``n`` itself. ``marks_for(300) == [10, 20, 40, 60, 100, 200, 300]``."""
+    out = [m for m in MARKS if m <= n] + list(range(200, n + 1, 100))
+    return out if n in out else [*out, n]
+
+
 def best_so_far(
     records: Sequence[Record], direction: str, marks: Sequence[int] = MARKS
 ) -> dict[int, float | None]:
@@ -643,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=max(MARKS), help="evaluations per run")
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (one evaluation each)")
     args = ap.parse_args(argv)
-    marks = [m for m in MARKS if m <= args.n]
+    marks = marks_for(args.n)
     jobs = [
         (p, m, s, args.n) for p in args.problems for m in args.methods for s in range(args.seeds)
     ]

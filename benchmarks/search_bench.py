@@ -52,12 +52,12 @@ import evo  # noqa: E402
 from archive import RunStore, remeasurement_runs  # noqa: E402
 from benchmarks._report import table, update_section  # noqa: E402
 from benchmarks.search_baselines import (  # noqa: E402
-    MARKS,
     METHODS,
     PROBLEMS,
     Problem,
     best_so_far,
     load_problem,
+    marks_for,
 )
 
 EVO_METHODS: dict[str, dict[str, Any]] = {
@@ -110,7 +110,7 @@ def evo_curve(problem: Problem, overrides: dict[str, Any], n: int, seed: int) ->
         seed = store.programs[(store.meta["seed_id"], store.meta["fidelity"])]
         remeasured = remeasurement_runs(store.programs.values())
         return {
-            "curve": store_curve(store, problem, [m for m in MARKS if m <= n]),
+            "curve": store_curve(store, problem, marks_for(n)),
             "remeasure": sum(remeasured.values()),
             "baseline": remeasured.get("baseline", 0),
             "seed_value": seed.metrics_mean().get(metric),
@@ -158,7 +158,7 @@ def baseline_curve(problem: Problem, method: str, n: int, seed: int) -> dict:
     t0 = time.perf_counter()
     records = METHODS[method](problem, n, seed, workers=2)
     return {
-        "curve": best_so_far(records, problem.direction, [m for m in MARKS if m <= n]),
+        "curve": best_so_far(records, problem.direction, marks_for(n)),
         "remeasure": 0,
         "seed_value": records[0].true,
         "seconds": time.perf_counter() - t0,
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if m not in evo_methods and m not in BASELINES and m != TOLD:
             ap.error(f"unknown method {m!r}; known: {[*evo_methods, TOLD, *BASELINES]}")
     n = args.evaluations
-    marks = [m for m in MARKS if m <= n]
+    marks = marks_for(n)
     cache_path = Path(args.cache) if args.cache else None
     cache = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
     problems = {name: load_problem(name) for name in args.problems}
