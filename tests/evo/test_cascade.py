@@ -34,7 +34,7 @@ def test_tinygpt_cascade_promotes_and_reports_transfer(tmp_path):
     cfg = search_config(
         target,
         run_dir,
-        14,
+        10,
         cascade={"levels": ["tiny", "small"], "top_fraction": 1.0},
         noise={"seeds": 1, "max_seeds": 1},
         # Promotion is under test, not the search: TPE's random first draws train models up
@@ -42,7 +42,7 @@ def test_tinygpt_cascade_promotes_and_reports_transfer(tmp_path):
         operators={"tpe": 0.0, "tpe_local": 0.0},
     )
     summary = evo.Search(cfg, progress=False).run()
-    assert summary.evaluations == 14
+    assert summary.evaluations == 10
     store = evo.open_run(run_dir)
     at = {
         lvl: [p for p in store.programs.values() if p.fidelity == lvl and p.ok]
