@@ -33,6 +33,8 @@ def test_circle_packing_and_openevolve_layout_end_to_end(tmp_path):
         "circle_packing",
         "--evaluations",
         "8",
+        "--workers",  # one slot: which children are made (and how many of them pack all 26
+        "1",  # circles) must not depend on which of two finished first (2 workers: 3 or 2 ok)
         "--run-dir",
         str(tmp_path / "cp"),
         "--no-progress",
