@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from archive import FAILED
+from evo.config import DEFAULTS
 
 if TYPE_CHECKING:
     from evo.loop import Search
@@ -167,9 +168,9 @@ def pending_line(summary: RunSummary, show: int = 3) -> str:
     )
 
 
-LEAD = 2.0
-"""A gain over the seed under this many noise floors is reported as a lead, not a result (the
-default ``noise.gate``: a would-be elite that close to the best is measured again)."""
+LEAD = DEFAULTS["noise"]["gate"]
+"""A gain over the seed under this many noise floors is reported as a lead, not a result: the
+default ``noise.gate`` (a would-be elite that close to the best is measured again)."""
 
 
 def _verdict(summary: RunSummary) -> str:
