@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -67,9 +68,26 @@ class _Elite:
 
 
 def _ribs() -> Any:
-    # pyribs pulls in torch and sklearn (~3 s); import it only when an archive is built so
-    # that `import archive` stays cheap for the CLI and the lock.
-    return importlib.import_module("ribs.archives")
+    """``ribs.archives``, imported on the first archive so that ``import archive`` stays cheap
+    for the CLI and the lock.
+
+    pyribs 0.12 imports torch whenever it is installed (``ribs/typing.py`` adds torch's types
+    to its array-API aliases), which costs every ``evo`` process ~2.5 s of CPU although evo
+    hands pyribs numpy arrays only. While torch is not imported yet, it is hidden for the
+    moment of the import (``sys.modules["torch"] = None`` makes ``import torch`` raise
+    ImportError, pyribs' own fallback) and unhidden at once, so a later ``import torch``
+    works as usual. sklearn, which pyribs also imports, is imported first and in plain view:
+    scipy's array-API helpers look torch up in ``sys.modules`` and must not find the mask.
+    """
+    if "ribs.archives" in sys.modules or "torch" in sys.modules:
+        return importlib.import_module("ribs.archives")
+    importlib.import_module("sklearn.cluster")  # pyribs' CVT archive needs it anyway
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module("ribs.archives")
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
 
 
 class EliteArchive:

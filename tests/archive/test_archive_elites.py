@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -251,3 +253,33 @@ def test_stats_do_not_depend_on_the_order_of_adds():
     for p in reversed(ps):
         b.add(p)
     assert a.stats() == b.stats() and list(a.cells()) == list(b.cells())
+
+
+_IMPORT_CHECK = """
+import sys
+{before}
+from archive import Dim, EliteArchive, Program
+a = EliteArchive(dims=[Dim(name="x", low=0.0, high=1.0, bins=4)], direction="minimize")
+p = Program(id="a", source="", fidelity="f", status="ok", fitness=1.0, descriptors={{"x": 0.3}})
+print(a.add(p).status, "torch" in sys.modules, sys.modules["ribs.typing"].IS_TORCH_AVAILABLE)
+import torch
+print(torch.zeros(2).sum().item())
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "seen"),
+    [("", "new False False"), ("import torch", "new True True")],
+    ids=["torch-not-imported", "torch-imported-first"],
+)
+def test_building_an_archive_does_not_import_torch_and_leaves_it_importable(before, seen):
+    """pyribs would import torch (~2.5 s per evo process); evo hides it for that one import
+    only, and leaves a torch the process already imported alone."""
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_CHECK.format(before=before)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split("\n")
+    assert out[:2] == [seen, "0.0"]
