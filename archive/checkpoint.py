@@ -8,8 +8,9 @@ Layout (schema version :data:`SCHEMA_VERSION`)::
                       fidelities (JSON list), qd_offsets (JSON: fidelity -> offset)
     /programs/COLUMN  one row per (id, fidelity), in first-seen order: id, fidelity, source,
                       operator, description, idea, status, reason, stderr_tail (UTF-8
-                      strings); parents, runs, descriptors, artifacts (JSON strings;
-                      artifacts may be absent in files written before it); birth, tokens
+                      strings); parents, runs, descriptors, artifacts (JSON strings);
+                      lineage (UTF-8; artifacts and lineage may be absent in files
+                      written before them); birth, tokens
                       (int64); wall_time, cost, fitness, fitness_std (float64, NaN where
                       has_fitness / has_fitness_std is False)
     /elites/COLUMN    one row per elite: fidelity, cell, id, fitness, labels (JSON)
@@ -128,6 +129,7 @@ def write_checkpoint(path: Path, cp: Checkpoint) -> None:
             _strings(g, "runs", [json.dumps([r.to_dict() for r in p.runs]) for p in ps])
             _strings(g, "descriptors", [json.dumps(p.descriptors) for p in ps])
             _strings(g, "artifacts", [json.dumps(p.artifacts) for p in ps])
+            _strings(g, "lineage", [p.lineage for p in ps])
             for name in _INT:
                 g.create_dataset(name, data=np.array([getattr(p, name) for p in ps], np.int64))
             for name in _FLOAT:
@@ -216,6 +218,7 @@ def _read(f: h5py.File) -> Checkpoint:
     cols: dict[str, list[Any]] = {name: _str_col(g, name) for name in _STR + _JSON}
     n = len(cols["id"])
     cols["artifacts"] = _str_col(g, "artifacts") if "artifacts" in g else ["{}"] * n
+    cols["lineage"] = _str_col(g, "lineage") if "lineage" in g else [""] * n  # added later
     for name in _INT:
         cols[name] = [int(v) for v in g[name][()]]
     for name in _FLOAT:

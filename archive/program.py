@@ -75,6 +75,8 @@ class Program:
     ``id`` is the hash of the program's canonical source (computed by ``operators``), so two
     programs that differ only in comments or formatting share an id. A record is keyed by
     ``(id, fidelity)``: the same program evaluated at two fidelities is two records.
+    ``lineage`` is set on a child made on the climbing emitter's turn: the id of the elite
+    its lineage started from (see :mod:`evo.emitter`); empty otherwise.
 
     Example:
         >>> p = Program(id="ab12", source="x = 1\\n", operator="seed", fidelity="tiny")
@@ -101,6 +103,7 @@ class Program:
     reason: str = ""
     stderr_tail: str = ""
     artifacts: dict[str, Any] = field(default_factory=dict)
+    lineage: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
