@@ -103,6 +103,7 @@ def make_program(
         tokens=rng.randrange(0, 5000),
         reason="" if ok else f"{status} at step {rng.randrange(100)}",
         stderr_tail="" if ok else "Traceback (most recent call last):\n  ...\nRuntimeError: ✗ boom",
+        lineage=f"root-{i % 7}" if i % 3 == 0 else "",
     )
 
 

@@ -105,6 +105,19 @@ def test_round_trip_of_10000_programs_through_checkpoint_and_reload(tmp_path):
         assert set(f["elites/fidelity"].asstr()[()]) == {"tiny", "small"}
 
 
+def test_a_checkpoint_written_before_the_lineage_column_reads_it_as_empty(tmp_path):
+    with new_store(tmp_path) as s:
+        add_many(s, 30)
+        s.checkpoint()
+        before = snapshot(s)
+    assert any(p["lineage"] for _, p in before["programs"])
+    with h5py.File(tmp_path / "run" / "archive.h5", "a") as f:
+        del f["programs/lineage"]  # as evo wrote it before the emitter
+    again = RunStore.read(tmp_path / "run")
+    assert [p.lineage for p in again.programs.values()] == [""] * len(before["programs"])
+    assert [p.id for p in again.programs.values()] == [k[0] for k, _ in before["programs"]]
+
+
 def test_replay_after_a_checkpoint_and_more_records(tmp_path):
     with new_store(tmp_path) as s:
         add_many(s, 200, seed=1)
