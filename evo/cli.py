@@ -22,6 +22,7 @@ from archive import (
     remeasurement_runs,
 )
 from evo.config import YAML_SUFFIXES, ConfigError, load_config, to_toml
+from evo.emitter import emitter_line, emitter_summary
 from evo.evaluation import BackendError, EvaluatorError
 from evo.proposal_log import llm_summary
 from evo.rundir import RunError, report_fidelity
@@ -304,6 +305,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if best is None
         else f"{best['fitness']:.6g} ± {best['fitness_std'] or 0:.3g} ({best['id'][:12]})",
     )
+    if info["emitter"]["children"]:
+        t.add_row("climbing emitter", emitter_line(info["emitter"], best and best["id"]))
     if len(info["levels"]) > 1:
         for level, row in info["levels"].items():
             b = row["best"]
@@ -368,6 +371,7 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         "best": top["best"],
         "noise": {"floor": noise.floor, "dof": noise.dof, "deterministic": noise.deterministic},
         "remeasured": remeasurement_runs(programs),
+        "emitter": emitter_summary(store, fidelity),
         "levels": levels,
         "cost": sum(p.cost for p in programs) + (llm["failed_cost"] if llm else 0.0),
         "tokens": sum(

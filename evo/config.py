@@ -16,6 +16,8 @@ from typing import Any
 
 from archive import EXPLOIT, STRATEGIES
 from evo.cascade import RULES as CASCADE_RULES
+from evo.emitter import PATIENCE
+from evo.emitter import SHARE as EMITTER_SHARE
 from evo.evaluation import BACKENDS, SANDBOX_KINDS
 from evo.target import choices_problem, range_problem
 
@@ -49,6 +51,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "edit_size_bins": 8,  # bins of the log2 edit-size descriptor
         "selection": "mixed",  # mixed | uniform | weighted | greedy
         "exploit": EXPLOIT,  # mixed: share of first parents taken from the best elite
+        "emitter": EMITTER_SHARE,  # mixed: share of children the climbing emitter makes
+        "patience": PATIENCE,  # emitter: children without an archive entry before a restart
     },
     "operators": {  # weights: the bandit's priors (BENCHMARKS.md, seventh session)
         "constants": 0.25,
@@ -120,11 +124,17 @@ RESUMABLE_KEYS |= {("log", k) for k in DEFAULTS["log"]}
 # Added after runs existed, so that those runs still resume: keys left out of the fingerprint
 # at their default, and sections (of resumable keys only) left out of it altogether (an empty
 # [backend] stays in, as it always was). validate() fills both into a config dict made before.
-_LATER_KEYS = {("cascade", "thresholds"): [], ("run", "openevolve_config"): ""}
+_LATER_KEYS = {
+    ("cascade", "thresholds"): [],
+    ("run", "openevolve_config"): "",
+    ("archive", "emitter"): 0.0,  # the climbing emitter came later: off in a run made before
+    ("archive", "patience"): PATIENCE,
+}
 LATER_SECTIONS = ("sandbox", "log")
-# Defaults changed after runs existed (the seventh session's operator weights, BENCHMARKS.md):
-# a section holding every new default is fingerprinted with the old values, so a default run
-# made before still resumes (and goes on with the new weights, as after any code change).
+# Defaults changed after runs existed (the seventh session's operator weights, the ninth's
+# climbing emitter; BENCHMARKS.md): a section holding every new default is fingerprinted
+# with the old values, so a default run made before still resumes (and goes on with the new
+# defaults, as after any code change).
 _CHANGED_DEFAULTS = {
     "operators": {
         "constants": 1.0,
@@ -134,7 +144,8 @@ _CHANGED_DEFAULTS = {
         "toggle": 0.2,
         "uniform_crossover": 0.3,
         "merge": 0.5,
-    }
+    },
+    "archive": {"emitter": 0.0},  # the ninth session's climbing emitter
 }
 # Added later too, but they define what is searched: left out of the fingerprint only when empty.
 LATER_SPACE = ("ranges", "choices")
@@ -332,6 +343,8 @@ def validate(cfg: dict, where: str = "config") -> None:
     need(arch["selection"] in SELECTIONS, "archive.selection", f"must be one of {list(SELECTIONS)}")
     need(1 <= arch["edit_size_bins"] <= 32, "archive.edit_size_bins", "must be in 1..32")
     need(0 <= arch["exploit"] <= 1, "archive.exploit", "must be in [0, 1]")
+    need(0 <= arch["emitter"] <= 1, "archive.emitter", "must be in [0, 1] (0 = no emitter)")
+    need(arch["patience"] >= 1, "archive.patience", "must be >= 1")
     need(0 <= cfg["bandit"]["floor"] < 1, "bandit.floor", "must be in [0, 1)")
     need(cfg["bandit"]["initial_design"] >= 0, "bandit.initial_design", "must be >= 0")
     need(
@@ -450,7 +463,11 @@ def search_fingerprint(cfg: dict) -> str:
     kept = _searched(cfg)
     for s, before in _CHANGED_DEFAULTS.items():
         if s in kept and all(kept[s].get(k) == DEFAULTS[s][k] for k in before):
-            kept[s] = {**kept[s], **before}
+            kept[s] = {
+                k: v
+                for k, v in {**kept[s], **before}.items()
+                if _LATER_KEYS.get((s, k), ...) != v  # a later key at its old value: left out
+            }
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 

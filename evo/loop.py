@@ -35,6 +35,7 @@ from archive import (
 )
 from evo.cascade import Cascade, CascadeError
 from evo.config import resolve_target_path, search_fingerprint, to_toml
+from evo.emitter import emitter_summary
 from evo.environment import describe
 from evo.evaluation import (
     EvalCall,
@@ -794,6 +795,7 @@ class Search:
             gate_reevaluated=sum(g.reevaluated for g in self.gates.values()),
             stopped=self._stop_reason or "nothing left to evaluate",
             operators={k: dict(v) for k, v in self.op_stats.items()},
+            emitter=emitter_summary(store, self.fidelity),
             direction=self.target.direction,
             metric=self.target.metric,
             fidelity=level,

@@ -17,7 +17,15 @@ from evo.config import ConfigError
 from evo.target import EDIT_DESCRIPTORS, Target
 from operators import edit_descriptors, regions
 
-__all__ = ["EDIT_DESCRIPTORS", "OTHER", "archive_dims", "descriptors_for", "region_labels"]
+__all__ = [
+    "EDIT_DESCRIPTORS",
+    "OTHER",
+    "archive_dims",
+    "descriptors_for",
+    "measured_niches",
+    "niche_names",
+    "region_labels",
+]
 
 OTHER = "other"  # region of a statement the seed does not have (a new top-level def)
 
@@ -28,14 +36,26 @@ def region_labels(seed_source: str) -> tuple[str, ...]:
     return tuple(labels) + ("multi", "none", OTHER)
 
 
-def archive_dims(target: Target, seed_source: str, archive_cfg: dict[str, Any]) -> list[Dim]:
-    """The niche dimensions of a run (validated: unknown names are a ConfigError)."""
-    names = (
+def niche_names(target: Target, archive_cfg: dict[str, Any]) -> list[str]:
+    """The names of a run's niche dims: ``archive.descriptors``, else the target's ``niches``,
+    else its ``[descriptors]``, else the edit descriptors."""
+    return (
         list(archive_cfg["descriptors"])
         or list(target.niches)
         or [d.name for d in target.descriptors]
         or list(EDIT_DESCRIPTORS)
     )
+
+
+def measured_niches(target: Target, archive_cfg: dict[str, Any]) -> bool:
+    """True when a niche dim is a metric the program reports (a behaviour the user chose),
+    not only an edit descriptor (the program's distance from the seed)."""
+    return any(name not in EDIT_DESCRIPTORS for name in niche_names(target, archive_cfg))
+
+
+def archive_dims(target: Target, seed_source: str, archive_cfg: dict[str, Any]) -> list[Dim]:
+    """The niche dimensions of a run (validated: unknown names are a ConfigError)."""
+    names = niche_names(target, archive_cfg)
     by_name = {d.name: d for d in target.descriptors}
     dims = []
     for name in names:

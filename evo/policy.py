@@ -24,7 +24,7 @@ pseudo-runs. Before any child is evaluated the shares are the weights. A child's
 1 when it became the new best, :data:`CELL_REWARD` when it took an empty cell or beat a cell's
 elite, 0 otherwise, divided by the runs it cost (a re-measured child costs more).
 
-It also counts, per parent, the finished children and those that entered the archive:
+It also keeps the climbing emitter's state (:mod:`evo.emitter`), and counts, per parent, the finished children and those that entered the archive:
 ``mixed`` selection's curiosity (:func:`archive.selection.curiosity`). Children of ``tpe``
 (which samples every constant afresh, whatever its parent holds) say nothing of their parent
 and are not counted.
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from archive import HistoryRow, Program
+from evo.emitter import PATIENCE, ClimbingEmitter
 
 DISCOUNT = 0.98
 """Per finished child: a reward's weight halves after about 35 children."""
@@ -77,6 +78,7 @@ class SearchPolicy:
         direction: ``minimize`` or ``maximize``.
         bandit: False keeps the shares at the priors (``[bandit] enabled = false``).
         floor: the lowest share of any operator; ``K * floor`` must stay below 1.
+        patience: the climbing emitter's (:mod:`evo.emitter`, ``emitter``).
 
     Raises:
         ValueError: no operator, a weight <= 0, or a floor that leaves nothing to learn.
@@ -95,6 +97,7 @@ class SearchPolicy:
         direction: str = "minimize",
         bandit: bool = True,
         floor: float = FLOOR,
+        patience: int = PATIENCE,
     ):
         if not priors:
             raise ValueError("SearchPolicy: no operator to choose from")
@@ -115,6 +118,7 @@ class SearchPolicy:
         self.children: Counter[str] = Counter()  # parent id -> finished children
         self.added: Counter[str] = Counter()  # parent id -> children that entered the archive
         self._best: float | None = None
+        self.emitter = ClimbingEmitter(patience, direction)
 
     # ---- the bandit ----------------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class SearchPolicy:
             self.children.update(set(program.parents))
             if row.added in ("new", "improved"):
                 self.added.update(set(program.parents))
+        self.emitter.observe(program, parent.fitness if parent is not None and parent.ok else None)
         if op not in self.prior:
             return  # the seed, hand-written variants
         reward = 1.0 if new_best and row.id == program.id else 0.0

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from archive import FAILED
 from evo.config import DEFAULTS
+from evo.emitter import emitter_line
 
 if TYPE_CHECKING:
     from evo.loop import Search
@@ -113,6 +114,8 @@ def summary_table(summary: RunSummary) -> Table:
         share = f"share {shares[op]:.0%}; " if op in shares else ""
         made = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no child yet"
         t.add_row(f"operator {op}", share + made)
+    if summary.emitter.get("children"):
+        t.add_row("climbing emitter", emitter_line(summary.emitter, summary.best_id))
     return t
 
 

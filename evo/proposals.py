@@ -33,7 +33,7 @@ import numpy as np
 
 from archive import FAILED, Program, RunStore, select_parents
 from evo.breaker import CircuitBreaker
-from evo.niches import EDIT_DESCRIPTORS, descriptors_for
+from evo.niches import EDIT_DESCRIPTORS, descriptors_for, measured_niches
 from evo.policy import UNPARENTED, SearchPolicy
 from evo.proposal_log import ProposalLog, outcome_of
 from evo.target import Target
@@ -134,10 +134,19 @@ class Proposer:
             direction=target.direction,
             bandit=cfg["bandit"]["enabled"],
             floor=min(cfg["bandit"]["floor"], 0.5 / len(self.operators)),
+            patience=cfg["archive"]["patience"],
         )
         self.failed_cost = 0.0
         self._design_done = False
-        self._planned: deque[Any] = deque()  # structural operators drawn while slots were busy
+        # structural operators drawn while slots were busy, and whether on the emitter's turn
+        self._planned: deque[tuple[Any, bool]] = deque()
+        self._lineages: dict[cf.Future, str] = {}  # LLM requests made on the emitter's turn
+        arch = cfg["archive"]
+        self.emitter_share = (  # see evo.emitter: it climbs niches that measure behaviour
+            arch["emitter"]
+            if arch["selection"] == "mixed" and measured_niches(target, arch)
+            else 0.0
+        )
 
     def _init_llm(self, cfg: dict) -> None:
         from operators.llm import DollarBudget, LLMConfig, build_llm_operators, make_client
@@ -209,16 +218,29 @@ class Proposer:
         for i in range(tries):
             if not self.operators:
                 return None
+            emit = False
             if self._planned and not ahead:
-                op = self._planned.popleft()
+                op, emit = self._planned.popleft()
+            elif design is not None and i < tries // 2:
+                op = design
             else:
-                op = design if design is not None and i < tries // 2 else self._pick()
+                op = self._pick()
+                emit = not only_seed and op.name not in UNPARENTED and self._emitter_turn()
+                if emit and op.name not in self._local():  # a crossover: the turn is local
+                    op = self._pick(self._local())
             if ahead and not getattr(op, "slow", False):
-                self._planned.append(op)
+                self._planned.append((op, emit))
                 return None
             if op.arity > len(elites):
                 continue
-            parents = elites[: op.arity] if only_seed else self._parents(store, op, elites)
+            lineage = ""
+            if only_seed:
+                parents = elites[: op.arity]
+            elif emit:
+                parents = [self._emitter_head(store, elites)]  # may start a new lineage
+                lineage = self.policy.emitter.lineage or ""
+            else:
+                parents = self._parents(store, op, elites)
             ctx = self._context(store, op, parents)
             if getattr(op, "slow", False):
                 if len(self._futures) >= self._llm_concurrency or self._proposals_spent():
@@ -227,6 +249,8 @@ class Proposer:
                 rng = np.random.default_rng(self.rng.integers(2**63))
                 fut = self._pool.submit(op.propose, parents, ctx, rng)
                 self._futures[fut] = op
+                if lineage:
+                    self._lineages[fut] = lineage
                 self._started[fut] = time.monotonic()
                 return None
             try:
@@ -234,7 +258,7 @@ class Proposer:
             except (NoChild, ValidationError) as e:
                 self._miss(op, e)
                 continue
-            program = self._admit(store, op, child)
+            program = self._admit(store, op, child, lineage=lineage)
             if program is not None:
                 return program
         return None
@@ -244,6 +268,7 @@ class Proposer:
         out = []
         for fut in [f for f in self._futures if f.done()]:
             op = self._futures.pop(fut)
+            lineage = self._lineages.pop(fut, "")
             seconds = time.monotonic() - self._started.pop(fut, time.monotonic())
             try:
                 child = fut.result()
@@ -254,7 +279,7 @@ class Proposer:
                 log.exception("%s failed: %s", op.name, e)
                 self._count(op.name, "error")
                 continue
-            program = self._admit(store, op, child, seconds)
+            program = self._admit(store, op, child, seconds, lineage=lineage)
             if program is not None:
                 out.append(program)
         return out
@@ -337,9 +362,37 @@ class Proposer:
             return None
         return tpe
 
-    def _pick(self) -> Any:
+    def _pick(self, among: list[str] | None = None) -> Any:
         by_name = {op.name: op for op, _ in self.operators}
-        return by_name[self.policy.pick(self.rng, list(by_name))]
+        return by_name[self.policy.pick(self.rng, among or list(by_name))]
+
+    def _local(self) -> list[str]:
+        """The operators the emitter's turns use: one parent, whose code the child keeps."""
+        return [op.name for op, _ in self.operators if op.arity == 1 and op.name not in UNPARENTED]
+
+    def _emitter_turn(self) -> bool:
+        """Whether the next parented operator's child is the emitter's (:mod:`evo.emitter`):
+        a share ``archive.emitter`` of them, with ``mixed`` selection, niches that measure
+        behaviour and a local operator."""
+        if self.emitter_share <= 0 or not self._local():
+            return False
+        return bool(self.rng.random() < self.emitter_share)
+
+    def _emitter_head(self, store: RunStore, elites: list[Program]) -> Program:
+        """The emitter's next parent: its head, or (no lineage, or a head this fidelity has no
+        record of) the start of a new lineage: the elite with the fewest children, the best
+        only when it is the only elite, ties at random."""
+        em = self.policy.emitter
+        head = store.programs.get((em.head, self.fidelity)) if em.head else None
+        if head is not None and head.ok:
+            return head
+        best = store.best(self.fidelity)
+        pool = [e for e in elites if best is None or e.id != best.id] or elites
+        fewest = min(self.policy.children.get(e.id, 0) for e in pool)
+        pool = [e for e in pool if self.policy.children.get(e.id, 0) == fewest]
+        root = pool[int(self.rng.integers(len(pool)))]
+        em.restart(root.id, root.fitness)
+        return root
 
     def _miss(self, op: Any, e: Exception, seconds: float | None = None) -> None:
         kind = getattr(e, "kind", None)
@@ -388,7 +441,13 @@ class Proposer:
         self.proposal_log.write(**record)
 
     def _admit(
-        self, store: RunStore, op: Any, child: Any, seconds: float | None = None
+        self,
+        store: RunStore,
+        op: Any,
+        child: Any,
+        seconds: float | None = None,
+        *,
+        lineage: str = "",
     ) -> Program | None:
         try:
             cid = getattr(child, "id", None) or canonical_hash(child.source)
@@ -417,6 +476,7 @@ class Proposer:
             cost=getattr(child, "cost", 0.0),
             tokens=getattr(child, "tokens", 0),
             descriptors=descriptors_for(child.source, self.seed_source),
+            lineage=lineage,
         )
 
     def _count(self, operator: str, what: str) -> None:

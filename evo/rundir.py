@@ -29,7 +29,8 @@ class RunSummary:
     ``noise_floor`` is pooled over every program measured more than once (``noise_dof``
     degrees of freedom); ``deterministic`` when they all repeated exactly. ``remeasured``
     counts the runs after each program's first by reason (``baseline``, ``confirm_best``,
-    ``within_noise``); ``operator_shares`` are the bandit's current shares.
+    ``within_noise``); ``operator_shares`` are the bandit's current shares; ``emitter`` is
+    :func:`evo.emitter.emitter_summary` at the search's level.
     """
 
     run_dir: Path
@@ -52,6 +53,7 @@ class RunSummary:
     gate_reevaluated: int
     stopped: str
     operators: dict[str, dict[str, int]] = field(default_factory=dict)
+    emitter: dict[str, Any] = field(default_factory=dict)
     direction: str = "minimize"
     metric: str = ""
     fidelity: str = ""

@@ -231,10 +231,10 @@ def test_a_sigkill_without_a_memory_limit_is_a_crash_naming_the_signal(tmp_path)
 
 
 def test_runs_made_by_earlier_versions_still_resume():
-    """The fingerprints a default run stored before [sandbox], [log], cascade.thresholds and
-    run.openevolve_config existed (evo at 385c9f4): new sections and keys at their defaults
+    """The fingerprints a default run stored before [sandbox], [log], cascade.thresholds,
+    run.openevolve_config and the emitter existed (evo at 385c9f4): new sections and keys at their defaults
     must not change them, or every earlier run dir is refused on resume."""
-    from evo.config import load_config, search_fingerprint
+    from evo.config import load_config, search_fingerprint, validate
 
     assert search_fingerprint(load_config(None, {})) == "fe68f4fe69cd6867"
     # the operator weights' defaults changed since: a run made with the old ones (as they were
@@ -244,5 +244,13 @@ def test_runs_made_by_earlier_versions_still_resume():
     old_run = load_config(None, {f"operators.{k}": v for k, v in before.items()})
     assert search_fingerprint(old_run) == "fe68f4fe69cd6867"
     assert search_fingerprint(load_config(None, {"operators.tpe": 3.0})) != "fe68f4fe69cd6867"
+    # a config stored before archive.emitter and archive.patience existed reads them as off
+    stored = load_config(None, {})
+    del stored["archive"]["emitter"], stored["archive"]["patience"]
+    validate(stored)
+    assert stored["archive"]["emitter"] == 0.0
+    assert search_fingerprint(stored) == "fe68f4fe69cd6867"
+    for other in ({"archive.emitter": 0.3}, {"archive.patience": 3}):
+        assert search_fingerprint(load_config(None, other)) != "fe68f4fe69cd6867"
     circle = {"run.target": "circle_packing"}
     assert search_fingerprint(load_config(None, circle)) == "53c90ef1202f9e84"

@@ -256,6 +256,7 @@ def test_status_and_best_commands(tmp_path):
     assert info["best"]["fitness"] == pytest.approx(summary.best_fitness)
     assert sum(info["by_status"].values()) == info["programs"]
     assert info["elites"] == summary.elites and info["coverage"] == summary.coverage
+    assert info["emitter"] == summary.emitter
     r = run_evo("best", str(run_dir))
     assert r.returncode == 0 and "def work" in r.stdout
     r = run_evo("best", str(run_dir), "--diff")
