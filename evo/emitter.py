@@ -11,8 +11,9 @@ of CMA-ES's update:
 
 - a share ``archive.emitter`` of the children of parented operators (all but ``tpe``; with
   ``mixed`` selection, and niches that measure behaviour, see below) is made on the emitter's
-  turn, by a one-parent operator that keeps its parent's code (``constants``, ``tpe_local``, ``choice``, ``toggle``, ``llm_mutation``; the
-  bandit's shares among them), from the emitter's *head*;
+  turn, by a one-parent operator that keeps its parent's code (``constants``, ``tpe_local``,
+  ``choice``, ``toggle``, ``llm_mutation``; the bandit's shares among them), from the
+  emitter's *head*;
 - a child better than the head becomes the head;
 - after ``archive.patience`` children in a row that were not, the lineage ends; the next turn
   restarts from the elite with the fewest children so far (not the best, which ``mixed``
@@ -106,9 +107,9 @@ class ClimbingEmitter:
         self._seen.add(program.id)
         if tag != self.lineage:  # restarted before a resume: the journal shows it only now,
             self.restart(tag, parent_fitness)  # at its first child, whose parent is the root
-        if program.ok and (
-            self.head_fitness is None
-            or self.sign * float(program.fitness) > self.sign * self.head_fitness  # type: ignore[arg-type]
+        value = self.sign * float(program.fitness) if program.ok else None  # type: ignore[arg-type]
+        if value is not None and (
+            self.head_fitness is None or value > self.sign * self.head_fitness
         ):
             self.head, self.head_fitness, self.stall = program.id, program.fitness, 0
             return

@@ -24,10 +24,10 @@ pseudo-runs. Before any child is evaluated the shares are the weights. A child's
 1 when it became the new best, :data:`CELL_REWARD` when it took an empty cell or beat a cell's
 elite, 0 otherwise, divided by the runs it cost (a re-measured child costs more).
 
-It also keeps the climbing emitter's state (:mod:`evo.emitter`), and counts, per parent, the finished children and those that entered the archive:
-``mixed`` selection's curiosity (:func:`archive.selection.curiosity`). Children of ``tpe``
-(which samples every constant afresh, whatever its parent holds) say nothing of their parent
-and are not counted.
+It also keeps the climbing emitter's state (:mod:`evo.emitter`), and counts, per parent, the
+finished children and those that entered the archive: ``mixed`` selection's curiosity
+(:func:`archive.selection.curiosity`). Children of ``tpe`` (which samples every constant
+afresh, whatever its parent holds) say nothing of their parent and are not counted.
 
 **Step size.** The 1/5th success rule (Rechenberg 1973) in the form of Kern et al. 2004
 ("Learning probability distributions in continuous evolutionary algorithms", sec. 3): a
