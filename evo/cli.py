@@ -371,7 +371,7 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         "best": top["best"],
         "noise": {"floor": noise.floor, "dof": noise.dof, "deterministic": noise.deterministic},
         "remeasured": remeasurement_runs(programs),
-        "emitter": emitter_summary(store, fidelity),
+        "emitter": emitter_summary(store, store.meta.get("fidelity") or fidelity),  # search level
         "levels": levels,
         "cost": sum(p.cost for p in programs) + (llm["failed_cost"] if llm else 0.0),
         "tokens": sum(

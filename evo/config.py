@@ -52,7 +52,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "selection": "mixed",  # mixed | uniform | weighted | greedy
         "exploit": EXPLOIT,  # mixed: share of first parents taken from the best elite
         "emitter": EMITTER_SHARE,  # mixed: share of children the climbing emitter makes
-        "patience": PATIENCE,  # emitter: children without an archive entry before a restart
+        "patience": PATIENCE,  # emitter: children in a row no better than its head, then restart
     },
     "operators": {  # weights: the bandit's priors (BENCHMARKS.md, seventh session)
         "constants": 0.25,
