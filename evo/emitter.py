@@ -121,6 +121,34 @@ class ClimbingEmitter:
             self.ended += 1
 
 
+def why_off(share: float, selection: str, measured: bool, local: bool) -> str:
+    """Why a run given ``archive.emitter = share`` makes no emitter child, in words for the
+    closing table; ``""`` when it makes them, or when ``share`` is 0 (off by choice).
+
+    Args:
+        share: ``archive.emitter``.
+        selection: ``archive.selection``.
+        measured: a niche dim is a reported metric (:func:`evo.niches.measured_niches`).
+        local: a one-parent operator that keeps its parent's code has a weight > 0.
+
+    Example:
+        >>> why_off(0.5, "greedy", True, True)
+        "off: archive.selection is 'greedy'; the emitter runs with 'mixed'"
+    """
+    if share <= 0:
+        return ""
+    if selection != "mixed":
+        return f"off: archive.selection is {selection!r}; the emitter runs with 'mixed'"
+    if not measured:
+        return (
+            "off: the niches are the edit descriptors; it climbs niches of a metric the "
+            "program reports ([descriptors] in target.toml, or archive.descriptors)"
+        )
+    if not local:
+        return "off: no one-parent operator (constants, tpe_local, choice, toggle, llm_mutation) has a weight"
+    return ""
+
+
 def emitter_summary(store: Any, fidelity: str) -> dict[str, Any]:
     """What the emitter did at ``fidelity``, from a store's records (``RunStore``):
     ``children`` made on its turn, ``lineages`` they belong to, ``entered`` (children that

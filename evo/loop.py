@@ -796,6 +796,7 @@ class Search:
             stopped=self._stop_reason or "nothing left to evaluate",
             operators={k: dict(v) for k, v in self.op_stats.items()},
             emitter=emitter_summary(store, self.fidelity),
+            emitter_off=self.proposer.emitter_off,
             direction=self.target.direction,
             metric=self.target.metric,
             fidelity=level,

@@ -116,6 +116,8 @@ def summary_table(summary: RunSummary) -> Table:
         t.add_row(f"operator {op}", share + made)
     if summary.emitter.get("children"):
         t.add_row("climbing emitter", emitter_line(summary.emitter, summary.best_id))
+    elif summary.emitter_off:
+        t.add_row("climbing emitter", summary.emitter_off)
     return t
 
 

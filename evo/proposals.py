@@ -33,6 +33,7 @@ import numpy as np
 
 from archive import FAILED, Program, RunStore, select_parents
 from evo.breaker import CircuitBreaker
+from evo.emitter import why_off
 from evo.niches import EDIT_DESCRIPTORS, descriptors_for, measured_niches
 from evo.policy import UNPARENTED, SearchPolicy
 from evo.proposal_log import ProposalLog, outcome_of
@@ -142,11 +143,10 @@ class Proposer:
         self._planned: deque[tuple[Any, bool]] = deque()
         self._lineages: dict[cf.Future, str] = {}  # LLM requests made on the emitter's turn
         arch = cfg["archive"]
-        self.emitter_share = (  # see evo.emitter: it climbs niches that measure behaviour
-            arch["emitter"]
-            if arch["selection"] == "mixed" and measured_niches(target, arch)
-            else 0.0
+        self.emitter_off = why_off(  # see evo.emitter: it climbs niches that measure behaviour
+            arch["emitter"], arch["selection"], measured_niches(target, arch), bool(self._local())
         )
+        self.emitter_share = 0.0 if self.emitter_off else arch["emitter"]
 
     def _init_llm(self, cfg: dict) -> None:
         from operators.llm import DollarBudget, LLMConfig, build_llm_operators, make_client

@@ -30,7 +30,9 @@ class RunSummary:
     degrees of freedom); ``deterministic`` when they all repeated exactly. ``remeasured``
     counts the runs after each program's first by reason (``baseline``, ``confirm_best``,
     ``within_noise``); ``operator_shares`` are the bandit's current shares; ``emitter`` is
-    :func:`evo.emitter.emitter_summary` at the search's level.
+    :func:`evo.emitter.emitter_summary` at the search's level, and ``emitter_off`` why the
+    emitter made no child although ``archive.emitter`` > 0 (:func:`evo.emitter.why_off`; ``""``
+    when it ran or was set to 0).
     """
 
     run_dir: Path
@@ -54,6 +56,7 @@ class RunSummary:
     stopped: str
     operators: dict[str, dict[str, int]] = field(default_factory=dict)
     emitter: dict[str, Any] = field(default_factory=dict)
+    emitter_off: str = ""
     direction: str = "minimize"
     metric: str = ""
     fidelity: str = ""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from loop_helpers import quadratic_target, search_config
+from rich.console import Console
 
 import evo
 from archive import Program, RunStore
 from evo.config import ConfigError, load_config
-from evo.emitter import ClimbingEmitter, emitter_summary
+from evo.emitter import ClimbingEmitter, emitter_summary, why_off
 from evo.policy import UNPARENTED, SearchPolicy
+from evo.progress import summary_table
 
 
 def measured_target(tmp_path, **kw):
@@ -112,22 +116,33 @@ def test_the_emitter_makes_its_share_of_children_by_climbing_its_lineages(tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("niches", "archive"),
+    ("niches", "archive", "why"),
     [
-        ("x", {"emitter": 0.0}),
-        ("x", {"selection": "greedy"}),
-        ("x", {"descriptors": ["region", "edit_size_bin"]}),
-        ("edit", {}),
+        ("x", {"emitter": 0.0}, ""),
+        ("x", {"selection": "greedy"}, "archive.selection is 'greedy'"),
+        ("x", {"descriptors": ["region", "edit_size_bin"]}, "the niches are the edit descriptors"),
+        ("edit", {}, "the niches are the edit descriptors"),
     ],
     ids=["emitter-off", "greedy", "edit-descriptors-chosen", "edit-descriptors-by-default"],
 )
 def test_no_emitter_child_when_off_not_mixed_or_the_niches_measure_only_edits(
-    tmp_path, niches, archive
+    tmp_path, niches, archive, why
 ):
     """The emitter climbs niches of behaviour; on the edit descriptors (distance from the
-    seed) it cost two problems of the search benchmark and is not used."""
+    seed) it cost two problems of the search benchmark and is not used. The closing table
+    says why it made no child, unless the user turned it off."""
     target = measured_target(tmp_path) if niches == "x" else quadratic_target(tmp_path)
     cfg = search_config(target, tmp_path / "run", 16, archive={"emitter": 0.9, **archive})
-    evo.Search(cfg, progress=False).run()
+    summary = evo.Search(cfg, progress=False).run()
     store = RunStore.read(tmp_path / "run")
     assert len(store.programs) > 5 and not any(p.lineage for p in store.programs.values())
+    assert (why in summary.emitter_off) and (summary.emitter_off.startswith("off: ") == bool(why))
+    out = io.StringIO()
+    Console(file=out, width=400).print(summary_table(summary))
+    row = [line for line in out.getvalue().splitlines() if "climbing emitter" in line]
+    assert (why in row[0]) if why else not row
+
+
+def test_the_emitter_is_off_without_a_one_parent_operator():
+    assert "no one-parent operator" in why_off(0.5, "mixed", True, False)
+    assert why_off(0.5, "mixed", True, True) == ""
