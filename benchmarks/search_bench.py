@@ -179,6 +179,19 @@ def verdict(a: list[float], b: list[float], sign: float) -> str:
     return ">" if diff > margin else "<" if diff < -margin else "="
 
 
+def suite_medians(per_problem: Sequence[Sequence[float]]) -> list[float]:
+    """The median over problems of one *suite run* (every problem once, at seed ``i``), for
+    each seed ``i``: ``per_problem[p][i]`` is problem ``p``'s normalised value at seed ``i``.
+    Their spread is how much the median over problems moves between runs of the suite, which
+    the verdict on it needs (the median of the per-problem medians has none).
+
+    Example:
+        >>> suite_medians([[0.2, 1.0], [0.4, 0.8], [0.9, 0.6]])
+        [0.4, 0.8]
+    """
+    return [statistics.median(column) for column in zip(*per_problem, strict=True)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS))
@@ -248,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = sum(r["seconds"] for runs in results.values() for r in runs)
 
     rows, verdict_rows, norm = [], [], {m: [] for m in methods}
+    per_seed: dict[str, list[list[float]]] = {m: [] for m in methods}  # [problem][seed]
     for pname, problem in problems.items():
         sign = 1.0 if problem.direction == "maximize" else -1.0
         finals = [r["curve"][marks[-1]] for m in methods for r in results[(pname, m)]]
@@ -271,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             span = best - seed_value
             norm[m].append((meds[-1] - seed_value) / span if span else 1.0)
+            per_seed[m].append(
+                [(r["curve"][marks[-1]] - seed_value) / span if span else 1.0 for r in runs]
+            )
         if "evo default" in methods:
             base = results[(pname, "evo default")]
             cells = []
@@ -295,10 +312,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
         rows,
     )
+    suites = {m: suite_medians(v) for m, v in per_seed.items()}
     norm_table = table(
-        ["method", "median normalised @" + str(marks[-1]), "per problem"],
         [
-            [m, f"{statistics.median(v):.3f}", ", ".join(f"{x:.2f}" for x in v)]
+            "method",
+            "median normalised @" + str(marks[-1]),
+            "per problem",
+            "per suite run: median (IQR)",
+            "evo default vs it",
+        ],
+        [
+            [
+                m,
+                f"{statistics.median(v):.3f}",
+                ", ".join(f"{x:.2f}" for x in v),
+                f"{statistics.median(suites[m]):.3f} ({_iqr(suites[m]):.3f})",
+                verdict(suites["evo default"], suites[m], 1.0)
+                if "evo default" in suites and m != "evo default"
+                else "",
+            ]
             for m, v in norm.items()
         ],
     )
@@ -315,7 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Verdicts (`>` better, `=` tie within half the larger interquartile range over seeds, "
         f"`<` worse):\n\n{verdicts}\n\n"
         "Normalised: `(value - seed) / (best any method reached - seed)` at the last mark, "
-        f"median over problems:\n\n{norm_table}\n"
+        "median over problems; a *suite run* is every problem once at the same seed, and its "
+        "median over problems (of each run's own value, not of the medians) gives the spread "
+        "the verdict against evo default needs (same rule as above):"
+        f"\n\n{norm_table}\n"
     )
     print(body)
     if not args.no_write:
