@@ -25,7 +25,9 @@ whether the evaluator is deterministic: one when two runs agree) + runs re-measu
 compares evo default with each other method at 40 and 100 runs: ``>``/``<`` when the medians
 differ by more than half the larger interquartile range over seeds, ``=`` otherwise (a tie
 within the seeds' spread). ``normalised`` is ``(value - seed) / (best - seed)`` with ``best``
-the best value any method reached on that problem, so problems can be compared.
+the best value any method reached on that problem, so problems can be compared; its median
+over problems is judged the same way, over *suite runs* (every problem once at seed ``i``,
+:func:`suite_medians`).
 
 Run: ``PYTHONPATH=. python benchmarks/search_bench.py [--seeds 5] [--evaluations 100]
 [--problems curve_fit ...] [--methods "evo default" tpe ...] [--cache FILE] [--no-write]``.
