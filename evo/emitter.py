@@ -145,7 +145,10 @@ def why_off(share: float, selection: str, measured: bool, local: bool) -> str:
             "program reports ([descriptors] in target.toml, or archive.descriptors)"
         )
     if not local:
-        return "off: no one-parent operator (constants, tpe_local, choice, toggle, llm_mutation) has a weight"
+        return (
+            "off: no one-parent operator (constants, tpe_local, choice, toggle, llm_mutation) "
+            "has a weight"
+        )
     return ""
 
 
