@@ -273,9 +273,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(info, sort_keys=True))
         return 0
     from rich.console import Console
-    from rich.table import Table
 
-    t = Table(title=f"evo status: {args.run_dir}", show_header=False)
+    from evo.progress import PlainTable
+
+    t = PlainTable(title=f"evo status: {args.run_dir}", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value")
     t.add_row("target / fidelity", f"{info['target']} / {info['fidelity']}")

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from archive import FAILED
 from evo.config import DEFAULTS
@@ -17,6 +19,28 @@ from evo.emitter import emitter_line
 if TYPE_CHECKING:
     from evo.loop import Search
     from evo.rundir import RunSummary
+
+
+class PlainTable(Table):
+    """A rich Table whose string cells are shown as written, never read as console markup: a
+    failure reason from a child's stderr, a run dir's name or a config key can hold ``[...]``,
+    which rich would drop as a style tag or reject (``[/x]``: ``MarkupError``, a crash).
+
+    Example:
+        >>> t = PlainTable(show_header=False)
+        >>> t.add_row("reason", "KeyError [/bold] in [descriptors]")
+        >>> import io
+        >>> out = io.StringIO()
+        >>> Console(file=out, width=60).print(t)
+        >>> "KeyError [/bold] in [descriptors]" in out.getvalue()
+        True
+    """
+
+    def __init__(self, *args: Any, title: str | None = None, **kwargs: Any):
+        super().__init__(*args, title=None if title is None else Text(title), **kwargs)
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
 
 
 class Progress:
@@ -65,7 +89,7 @@ class Progress:
         eta = (self.budget - done) / rate if rate > 0 else float("nan")
         t = Table.grid(padding=(0, 2))
         cells = [
-            f"[bold]{s.target.name}[/] {s.fidelity}",
+            f"[bold]{escape(s.target.name)}[/] {escape(s.fidelity)}",
             f"done {done}/{self.budget}",
             f"in flight {in_flight}/{self.slots}",
             f"best {s.target.metric} {_fmt(best.fitness if best else None)}",
@@ -75,14 +99,14 @@ class Progress:
         ]
         wait, kind = s.proposer.backoff()
         if wait > 0:
-            cells.append(f"[yellow]LLM backing off {wait:.0f} s ({kind})[/]")
+            cells.append(f"[yellow]LLM backing off {wait:.0f} s ({escape(kind)})[/]")
         t.add_row(*cells)
         return t
 
 
 def summary_table(summary: RunSummary) -> Table:
     """The closing table of ``evo run``."""
-    t = Table(title=f"evo run: {summary.run_dir}", show_header=False)
+    t = PlainTable(title=f"evo run: {summary.run_dir}", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value")
     t.add_row("stopped", summary.stopped)
@@ -214,7 +238,7 @@ def _verdict(summary: RunSummary) -> str:
 def print_summary(summary: RunSummary, file: Any = None) -> None:
     console = Console(file=file or sys.stdout)
     console.print(summary_table(summary))
-    console.print(verdict(summary))
+    console.print(verdict(summary), markup=False)
 
 
 def _fmt(x: float | None) -> str:

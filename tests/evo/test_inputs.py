@@ -18,6 +18,7 @@ import evo
 from analysis.report import build_report, render_report
 from analysis.rundata import load_run
 from archive import RunStore
+from evo.cli import main as cli_main
 from evo.cli import status_dict
 from evo.evaluation import run_job
 from tests.evo.evaluator_helpers import make_job
@@ -70,12 +71,18 @@ def test_a_seed_whose_evaluator_reports_an_error_stops_the_run(tmp_path):
     assert "fails its baseline" in first and "evaluator error: No module named 'jax'" in first
 
 
-def test_childrens_errors_and_artifacts_reach_status_report_and_prompts(tmp_path):
+MARKUP = "X must stay 1 [/bold] [descriptors]"  # rich reads [..] as style tags; [/x] crashes
+
+
+def test_childrens_errors_and_artifacts_reach_status_report_and_prompts(
+    tmp_path, capsys, monkeypatch
+):
     folder = _openevolve_folder(
         tmp_path,
         """
         if m.X != 1.0:  # every child that moves X fails in the evaluator
-            return EvaluationResult(metrics={"combined_score": 0.0, "error": "X must stay 1"},
+            return EvaluationResult(metrics={"combined_score": 0.0,
+                                             "error": "X must stay 1 [/bold] [descriptors]"},
                                     artifacts={"stage": "check", "detail": f"X={m.X}"})
         return EvaluationResult(metrics={"combined_score": 1.0 / (1.0 + abs(m.Y - 5.0))},
                                 artifacts={"stage": "scored", "stdout": "fine"})
@@ -87,16 +94,19 @@ def test_childrens_errors_and_artifacts_reach_status_report_and_prompts(tmp_path
     search.run()
     store = RunStore.read(run_dir)
     failed = [p for p in store.programs.values() if p.status == "crash"]
-    assert failed and all(p.reason == "evaluator error: X must stay 1" for p in failed)
+    assert failed and all(p.reason == f"evaluator error: {MARKUP}" for p in failed)
     assert all(p.artifacts["stage"] == "check" for p in failed)
     seed = store.programs[(search.seed_id, "default")]
     assert seed.artifacts == {"stage": "scored", "stdout": "fine"}
     info = status_dict(store)
-    assert ("crash", "evaluator error: X must stay 1", len(failed)) in info["failure_reasons"]
+    assert ("crash", f"evaluator error: {MARKUP}", len(failed)) in info["failure_reasons"]
+    monkeypatch.setenv("COLUMNS", "300")  # the status table, shown as written (no markup)
+    assert cli_main(["status", str(run_dir)]) == 0
+    assert f"evaluator error: {MARKUP}" in capsys.readouterr().out
     report = render_report(build_report(load_run(run_dir)))
-    assert "evaluator error: X must stay 1" in report
+    assert f"evaluator error: {MARKUP}" in report
     feedback = "\n".join(search.proposer._feedback(store, seed))
-    assert "evaluator error: X must stay 1" in feedback and "stage: check" in feedback
+    assert f"evaluator error: {MARKUP}" in feedback and "stage: check" in feedback
     assert "the evaluator's artifacts for the parent:\nstage: scored" in feedback
 
 

@@ -3,6 +3,7 @@ noisy one keeps the gate, with a floor pooled over every re-measured program."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import statistics
@@ -13,7 +14,7 @@ from loop_helpers import quadratic_target, search_config
 import evo
 from archive import NoiseEstimate, RunStore, estimate_noise, remeasurement_runs
 from evo.noise import floor_upper_bound
-from evo.progress import verdict
+from evo.progress import print_summary, verdict
 from evo.rundir import RunSummary
 
 
@@ -144,3 +145,18 @@ def test_the_closing_verdict_weighs_the_gain_against_the_noise_floor():
     assert "a lead" not in clear
     exact = verdict(_summary(0.9, 0.0, 4, deterministic=True))
     assert "deterministic" in exact and "a lead" not in exact
+
+
+def test_the_closing_table_shows_brackets_as_written(tmp_path, monkeypatch):
+    """A stop reason, a run dir's name or an emitter note can hold ``[...]``: rich would read
+    it as a style tag (and crash on ``[/x]``); the closing table and verdict print it as is."""
+    summary = _summary(0.5, 0.05, 4)
+    summary.run_dir = tmp_path / "runs [a/b] [/x]"
+    summary.stopped = "seed failed: KeyError [/bold] in [descriptors]"
+    summary.emitter_off = "off: declare [descriptors] in target.toml"
+    monkeypatch.setenv("COLUMNS", "400")  # one line per row
+    out = io.StringIO()
+    print_summary(summary, file=out)
+    text = out.getvalue()
+    for shown in ("KeyError [/bold] in [descriptors]", "declare [descriptors] in", "[/x]"):
+        assert shown in text
