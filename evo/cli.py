@@ -306,8 +306,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if best is None
         else f"{best['fitness']:.6g} ± {best['fitness_std'] or 0:.3g} ({best['id'][:12]})",
     )
-    if info["emitter"]["children"]:
-        t.add_row("climbing emitter", emitter_line(info["emitter"], best and best["id"]))
+    if line := emitter_line(info["emitter"], best and best["id"]):
+        t.add_row("climbing emitter", line)
     if len(info["levels"]) > 1:
         for level, row in info["levels"].items():
             b = row["best"]

@@ -178,15 +178,16 @@ def emitter_summary(store: Any, fidelity: str) -> dict[str, Any]:
     }
 
 
-def emitter_line(info: dict[str, Any], best_id: str | None) -> str:
-    """:func:`emitter_summary`'s dict in words; ``best_id``: the run's best.
+def emitter_line(info: dict[str, Any], best_id: str | None, off: str = "") -> str:
+    """:func:`emitter_summary`'s dict in words (``best_id``: the run's best); without an
+    emitter child, ``off`` (:func:`why_off`), so ``""`` when there is nothing to say.
 
     Example:
         >>> emitter_line({"children": 41, "lineages": 1, "entered": 12, "best": "b"}, "b")
         "41 children in 1 lineage, 12 entered the archive; the run's best is one of them"
     """
-    if not info["children"]:
-        return "no child yet"
+    if not info.get("children"):
+        return off
     n, k = info["children"], info["lineages"]
     line = (
         f"{n} child{'' if n == 1 else 'ren'} in {k} lineage{'' if k == 1 else 's'}, "

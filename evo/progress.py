@@ -138,10 +138,8 @@ def summary_table(summary: RunSummary) -> Table:
         share = f"share {shares[op]:.0%}; " if op in shares else ""
         made = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no child yet"
         t.add_row(f"operator {op}", share + made)
-    if summary.emitter.get("children"):
-        t.add_row("climbing emitter", emitter_line(summary.emitter, summary.best_id))
-    elif summary.emitter_off:
-        t.add_row("climbing emitter", summary.emitter_off)
+    if line := emitter_line(summary.emitter, summary.best_id, summary.emitter_off):
+        t.add_row("climbing emitter", line)
     return t
 
 
