@@ -10,19 +10,27 @@ crash at any instant leaves them exactly as the journal says.
 Thierens 2005, "An adaptive pursuit strategy for allocating operator probabilities"): with
 ``K`` operators, operator ``i`` is picked with probability
 
-    ``p_i = floor + (1 - K * floor) * q_i / sum_j q_j``
+    ``p_i = floor + (1 - K * floor) * q_i / sum_j q_j``,  ``q_i = pi_i * r_i``
 
-so none ever starves, where ``q_i`` is its estimated reward per evaluation run,
+so none ever starves, where ``pi_i`` is its prior share (the ``[operators]`` weights,
+normalised) and ``r_i`` its estimated reward per evaluation run, shrunk toward the pooled
+rate of all operators (the posterior mean of a beta-binomial model whose prior mean is the
+pool's rate, i.e. empirical-Bayes shrinkage as in Efron and Morris 1975, "Data analysis using
+Stein's estimator and its generalizations"):
 
-    ``q_i = (R_i + c * K * pi_i * mu) / (N_i + c)``
+    ``r_i = (R_i + c * m) / (N_i + c)``,  ``m = sum_j R_j / sum_j N_j``
 
 ``R_i`` and ``N_i`` are the rewards and runs of its finished children, both discounted by
 :data:`DISCOUNT` per finished child of any operator (recent children weigh more: what works
-early in a search is not what works late), ``pi_i`` its prior share (the ``[operators]``
-weights, normalised), ``mu`` = :data:`PRIOR_REWARD` and ``c`` = :data:`PRIOR_RUNS`
-pseudo-runs. Before any child is evaluated the shares are the weights. A child's reward is
-1 when it became the new best, :data:`CELL_REWARD` when it took an empty cell or beat a cell's
-elite, 0 otherwise, divided by the runs it cost (a re-measured child costs more).
+early in a search is not what works late), and ``c`` = :data:`PRIOR_RUNS` pseudo-runs. So
+the children's evidence multiplies the weights and never washes them out: an operator that
+earns as fast as the pool keeps its weight's share, one that earns twice as fast gets about
+twice that, and until some child earns a reward the shares are the weights. (An additive
+prior, pseudo-rewards in proportion to the weights, moved the shares toward equal runs
+whenever rewards were sparse: without a single reward in 100 children, ``tpe`` fell from its
+weight's 52% to ~37%; BENCHMARKS.md, eleventh session.) A child's reward is 1 when it became
+the new best, :data:`CELL_REWARD` when it took an empty cell or beat a cell's elite, 0
+otherwise, divided by the runs it cost (a re-measured child costs more).
 
 It also keeps the climbing emitter's state (:mod:`evo.emitter`), and counts, per parent, the
 finished children and those that entered the archive: ``mixed`` selection's curiosity
@@ -52,10 +60,8 @@ from evo.emitter import PATIENCE, ClimbingEmitter
 
 DISCOUNT = 0.98
 """Per finished child: a reward's weight halves after about 35 children."""
-PRIOR_REWARD = 0.1
-"""Reward per run an operator is assumed to earn before its children say otherwise."""
 PRIOR_RUNS = 4.0
-"""How many runs of evidence the prior is worth."""
+"""How many runs of evidence the pooled rate is worth in each operator's estimate."""
 CELL_REWARD = 0.5
 """Reward of a child that took an empty cell or beat a cell's elite (1 for a new best)."""
 FLOOR = 0.03
@@ -127,15 +133,15 @@ class SearchPolicy:
         names = [n for n in (among if among is not None else self.names) if n in self.prior]
         if not names:
             return {}
-        k = len(self.names)
-        if self.bandit:
-            q = {
-                n: (self.rewards[n] + PRIOR_RUNS * k * self.prior[n] * PRIOR_REWARD)
-                / (self.runs[n] + PRIOR_RUNS)
-                for n in names
+        q = {n: self.prior[n] for n in names}
+        pooled_runs = sum(self.runs.values())
+        if self.bandit and pooled_runs > 0:
+            m = sum(self.rewards.values()) / pooled_runs
+            rate = {
+                n: (self.rewards[n] + PRIOR_RUNS * m) / (self.runs[n] + PRIOR_RUNS) for n in names
             }
-        else:
-            q = {n: self.prior[n] for n in names}
+            if sum(rate.values()) > 0:  # else no child has earned anything yet: the weights
+                q = {n: self.prior[n] * rate[n] for n in names}
         total = sum(q.values())
         floor = self.floor if self.bandit else 0.0
         raw = {n: floor + (1 - len(names) * floor) * q[n] / total for n in names}

@@ -50,6 +50,32 @@ def test_shares_start_at_the_weights():
         SearchPolicy({"a": 1.0, "b": 1.0}, fidelity="f", floor=0.5)
 
 
+def test_without_a_reward_the_shares_stay_at_the_weights():
+    # sparse rewards (a noisy evaluator, a plateau) are no evidence against the weights: an
+    # additive prior drifted toward equal runs here ("a" from 0.75 to ~0.6)
+    pol = SearchPolicy({"a": 3.0, "b": 1.0}, fidelity="f")
+    start = pol.shares()
+    feed = Feed(pol)
+    for i in range(120):
+        feed.child("a" if i % 4 else "b", improves=False)
+    assert pol.shares() == pytest.approx(start, abs=1e-9)
+
+
+@pytest.mark.parametrize("weights", [(3.0, 1.0), (1.0, 3.0), (8.0, 1.0)])
+def test_operators_that_earn_alike_keep_their_weights_shares(weights):
+    pol = SearchPolicy(dict(zip("ab", weights, strict=True)), fidelity="f", floor=0.0)
+    feed = Feed(pol)
+    for i in range(200):  # one child in five improves, whichever operator made it
+        feed.child("ab"[i % 2], improves=i % 10 < 2)
+    share = weights[0] / sum(weights)
+    assert pol.shares()["a"] == pytest.approx(share, abs=0.05)
+    # one that earns five times as fast gains on its weight (odds b:a ~5x the weights')
+    for i in range(200):
+        feed.child("ab"[i % 2], improves=i % 10 in ((0,) if i % 2 == 0 else (1, 3, 5, 7, 9)))
+    s = pol.shares()
+    assert s["b"] / s["a"] > 2.5 * weights[1] / weights[0]
+
+
 def test_an_operator_that_works_gains_and_one_that_does_not_keeps_the_floor():
     pol = SearchPolicy({"good": 1.0, "bad": 1.0, "meh": 1.0}, fidelity="f", floor=0.05)
     feed = Feed(pol)
