@@ -25,7 +25,7 @@ from evo.config import YAML_SUFFIXES, ConfigError, load_config, to_toml
 from evo.emitter import emitter_line, emitter_summary
 from evo.evaluation import BackendError, EvaluatorError
 from evo.proposal_log import llm_summary
-from evo.rundir import RunError, report_fidelity
+from evo.rundir import RunError, read_json, report_fidelity
 from evo.target import TargetError
 from operators import OperatorConfigError, ValidationError
 
@@ -306,7 +306,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if best is None
         else f"{best['fitness']:.6g} ± {best['fitness_std'] or 0:.3g} ({best['id'][:12]})",
     )
-    if line := emitter_line(info["emitter"], best and best["id"]):
+    if line := emitter_line(info["emitter"], best and best["id"], info["emitter_off"]):
         t.add_row("climbing emitter", line)
     if len(info["levels"]) > 1:
         for level, row in info["levels"].items():
@@ -373,6 +373,7 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         "noise": {"floor": noise.floor, "dof": noise.dof, "deterministic": noise.deterministic},
         "remeasured": remeasurement_runs(programs),
         "emitter": emitter_summary(store, store.meta.get("fidelity") or fidelity),  # search level
+        "emitter_off": _emitter_off(store.run_dir),
         "levels": levels,
         "cost": sum(p.cost for p in programs) + (llm["failed_cost"] if llm else 0.0),
         "tokens": sum(
@@ -382,6 +383,13 @@ def status_dict(store: RunStore) -> dict[str, Any]:
         else sum(p.tokens for p in programs),
         "llm": llm,
     }
+
+
+def _emitter_off(run_dir: Path) -> str:
+    """Why the run's climbing emitter does not run, as its last process wrote it ("" when it
+    runs, or counters.json is missing or not ours)."""
+    off = read_json(run_dir / "counters.json").get("emitter_off", "")
+    return off if isinstance(off, str) else ""
 
 
 def _cmd_best(args: argparse.Namespace) -> int:

@@ -391,6 +391,7 @@ class Search:
             self.proposer.failed_cost,
             merge_usage(self._usage_before, self.proposer.usage()),
             self.proposer.policy,
+            self.proposer.emitter_off,
         )
 
     def _load_counters(self, store: RunStore) -> None:

@@ -197,11 +197,14 @@ def save_counters(
     failed_cost: float,
     llm_usage: dict,
     policy: Any = None,
+    emitter_off: str = "",
 ) -> None:
     """operators.json (per-operator counts) and counters.json (noise-gate counts per cascade
     level, the search's own ``base`` level at the top; LLM usage, failed-proposal cost, the
-    bandit's operator shares and the ``constants`` step scale). The gate counts and the policy
-    are rebuilt from the store on resume; they are written here for readers of the run dir."""
+    bandit's operator shares, the ``constants`` step scale and ``emitter_off``, why the
+    climbing emitter does not run: :func:`evo.emitter.why_off`). The gate counts and the
+    policy are rebuilt from the store on resume; they are written here for readers of the run
+    dir (``evo status``)."""
     write_json(run_dir / "operators.json", {k: dict(v) for k, v in sorted(op_stats.items())})
     levels = {
         lvl: {
@@ -220,6 +223,7 @@ def save_counters(
             "llm_usage": llm_usage,
             "operator_shares": policy.shares() if policy is not None else {},
             "step_scales": dict(policy.steps) if policy is not None else {},
+            "emitter_off": emitter_off,
         },
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from loop_helpers import quadratic_target, search_config
@@ -10,6 +11,7 @@ from rich.console import Console
 
 import evo
 from archive import Program, RunStore
+from evo.cli import main as cli_main
 from evo.config import ConfigError, load_config
 from evo.emitter import ClimbingEmitter, emitter_summary, why_off
 from evo.policy import UNPARENTED, SearchPolicy
@@ -126,11 +128,11 @@ def test_the_emitter_makes_its_share_of_children_by_climbing_its_lineages(tmp_pa
     ids=["emitter-off", "greedy", "edit-descriptors-chosen", "edit-descriptors-by-default"],
 )
 def test_no_emitter_child_when_off_not_mixed_or_the_niches_measure_only_edits(
-    tmp_path, niches, archive, why
+    tmp_path, niches, archive, why, capsys, monkeypatch
 ):
     """The emitter climbs niches of behaviour; on the edit descriptors (distance from the
     seed) it cost two problems of the search benchmark and is not used. The closing table
-    says why it made no child, unless the user turned it off."""
+    and ``evo status`` say why it made no child, unless the user turned it off."""
     target = measured_target(tmp_path) if niches == "x" else quadratic_target(tmp_path)
     cfg = search_config(target, tmp_path / "run", 16, archive={"emitter": 0.9, **archive})
     summary = evo.Search(cfg, progress=False).run()
@@ -141,6 +143,14 @@ def test_no_emitter_child_when_off_not_mixed_or_the_niches_measure_only_edits(
     Console(file=out, width=400).print(summary_table(summary))
     row = [line for line in out.getvalue().splitlines() if "climbing emitter" in line]
     assert (why in row[0]) if why else not row
+    # evo status reads the store, not the proposer: the reason comes from counters.json
+    monkeypatch.setenv("COLUMNS", "400")
+    capsys.readouterr()
+    assert cli_main(["status", str(tmp_path / "run")]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if "climbing emitter" in line]
+    assert (why in row[0]) if why else not row
+    assert cli_main(["status", "--json", str(tmp_path / "run")]) == 0
+    assert json.loads(capsys.readouterr().out)["emitter_off"] == summary.emitter_off
 
 
 def test_the_emitter_is_off_without_a_one_parent_operator():
