@@ -136,11 +136,41 @@ def summary_table(summary: RunSummary) -> Table:
     for op in sorted(set(summary.operators) | set(shares)):
         counts = summary.operators.get(op, {})
         share = f"share {shares[op]:.0%}; " if op in shares else ""
-        made = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no child yet"
-        t.add_row(f"operator {op}", share + made)
+        t.add_row("seed" if op == "seed" else f"operator {op}", share + operator_line(counts))
     if line := emitter_line(summary.emitter, summary.best_id, summary.emitter_off):
         t.add_row("climbing emitter", line)
     return t
+
+
+def operator_line(counts: dict[str, int]) -> str:
+    """An operator's counts (``operators.json``) in words, in a child's order: evaluated (and
+    how many of those failed), entered the archive, then what never cost a run.
+
+    Example:
+        >>> operator_line({"evaluated": 25, "crash": 2, "new": 2, "improved": 5,
+        ...                "duplicate": 22, "no_child": 5, "rejected_syntax": 1})
+        "25 evaluated (2 crash), 2 took an empty cell, 5 beat a cell's elite; not run: 22 duplicates, 5 no child, 1 rejected (syntax)"
+    """
+    c = dict(counts)
+    n = c.pop("evaluated", 0)
+    failed = ", ".join(f"{c.pop(k)} {k}" for k in FAILED if c.get(k))
+    done = [f"{n} evaluated ({failed})" if n and failed else f"{n} evaluated" if n else failed]
+    for key, words in (("new", "took an empty cell"), ("improved", "beat a cell's elite")):
+        if k := c.pop(key, 0):
+            done.append(f"{k} {words}")
+    for key in sorted(k for k in c if k.startswith("promoted_to_")):
+        done.append(f"{c.pop(key)} promoted to {key.removeprefix('promoted_to_')}")
+    missed = []
+    for key in sorted(c):
+        words = {"duplicate": "duplicates", "error": "operator errors"}.get(key, key)
+        for prefix, base in (("no_child", "no child"), ("rejected", "rejected")):
+            if key.startswith(prefix):
+                kind = key.removeprefix(prefix).lstrip("_")
+                words = base + (f" ({kind})" if kind else "")
+        missed.append(f"{c[key]} {words}")
+    done = [d for d in done if d]
+    out = ", ".join(done) or "no child evaluated yet"
+    return out + (f"; not run: {', '.join(missed)}" if missed else "")
 
 
 def noise_line(summary: RunSummary) -> str:

@@ -160,3 +160,28 @@ def test_the_closing_table_shows_brackets_as_written(tmp_path, monkeypatch):
     text = out.getvalue()
     for shown in ("KeyError [/bold] in [descriptors]", "declare [descriptors] in", "[/x]"):
         assert shown in text
+
+
+def test_the_closing_table_says_what_each_operators_children_did(monkeypatch):
+    """Operator rows are words, not counter keys (a new user read ``no_child 1`` and ``new``
+    as jargon, and "evaluated" hid that some crashed)."""
+    summary = _summary(0.5, 0.05, 4)
+    summary.operators = {
+        "seed": {"new": 1},
+        "tpe": {"evaluated": 9, "crash": 2, "new": 3, "improved": 1, "duplicate": 4},
+        "merge": {"no_child": 5, "rejected_syntax": 1},
+    }
+    summary.operator_shares = {"tpe": 0.7, "merge": 0.3}
+    monkeypatch.setenv("COLUMNS", "400")
+    out = io.StringIO()
+    print_summary(summary, file=out)
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in
+            out.getvalue().splitlines() if line.count("│") == 3}  # fmt: skip
+    assert rows["seed"] == "1 took an empty cell"
+    assert rows["operator tpe"] == (
+        "share 70%; 9 evaluated (2 crash), 3 took an empty cell, 1 beat a cell's elite; "
+        "not run: 4 duplicates"
+    )
+    assert rows["operator merge"] == (
+        "share 30%; no child evaluated yet; not run: 5 no child, 1 rejected (syntax)"
+    )
