@@ -31,6 +31,7 @@ from archive import (
     Program,
     RunStore,
     SeedRun,
+    failure_reasons,
     remeasurement_runs,
 )
 from evo.cascade import Cascade, CascadeError
@@ -801,6 +802,7 @@ class Search:
             direction=self.target.direction,
             metric=self.target.metric,
             fidelity=level,
+            failure_reasons=failure_reasons(store.programs.values(), top=3),
             pending=self._unfinished(store),
         )
 

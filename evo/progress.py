@@ -116,6 +116,8 @@ def summary_table(summary: RunSummary) -> Table:
         ", ".join(f"{k} {v}" for k, v in sorted(summary.by_status.items()))
         + " (evaluations count runs: a program measured k times counts k)",
     )
+    for status, reason, n in summary.failure_reasons:  # as evo status shows them
+        t.add_row(f"  {status} x{n}", reason[:300] or "-")
     t.add_row("elites / coverage", f"{summary.elites} / {summary.coverage:.1%}")
     t.add_row("QD-score", f"{summary.qd_score:.6g}")
     t.add_row("fidelity", summary.fidelity)

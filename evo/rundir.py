@@ -60,6 +60,9 @@ class RunSummary:
     direction: str = "minimize"
     metric: str = ""
     fidelity: str = ""
+    failure_reasons: list[tuple[str, str, int]] = field(default_factory=list)
+    """``(status, reason, programs)`` of the failed programs, most common first (top 3:
+    :func:`archive.program.failure_reasons`)."""
     pending: list[dict[str, Any]] = field(default_factory=list)
     """Programs left unfinished when the run stopped: ``id``, ``fidelity``, ``runs`` done,
     ``needed`` runs in all, ``first`` (mean metric of the ok runs so far, or None)."""

@@ -7,6 +7,7 @@ the real store); none uses a peer's files.
 
 from __future__ import annotations
 
+import io
 import json
 import textwrap
 from collections import Counter
@@ -21,6 +22,7 @@ from archive import RunStore
 from evo.cli import main as cli_main
 from evo.cli import status_dict
 from evo.evaluation import run_job
+from evo.progress import print_summary
 from tests.evo.evaluator_helpers import make_job
 from tests.evo.loop_helpers import quadratic_target, run_evo, search_config
 
@@ -91,9 +93,10 @@ def test_childrens_errors_and_artifacts_reach_status_report_and_prompts(
     run_dir = tmp_path / "run"
     cfg = search_config(folder, run_dir, 12, operators={"tpe": 0.0, "tpe_local": 0.0})
     search = evo.Search(cfg, progress=False)
-    search.run()
+    summary = search.run()
     store = RunStore.read(run_dir)
     failed = [p for p in store.programs.values() if p.status == "crash"]
+    assert summary.failure_reasons == [("crash", f"evaluator error: {MARKUP}", len(failed))]
     assert failed and all(p.reason == f"evaluator error: {MARKUP}" for p in failed)
     assert all(p.artifacts["stage"] == "check" for p in failed)
     seed = store.programs[(search.seed_id, "default")]
@@ -101,6 +104,12 @@ def test_childrens_errors_and_artifacts_reach_status_report_and_prompts(
     info = status_dict(store)
     assert ("crash", f"evaluator error: {MARKUP}", len(failed)) in info["failure_reasons"]
     monkeypatch.setenv("COLUMNS", "300")  # the status table, shown as written (no markup)
+    out = io.StringIO()
+    print_summary(summary, file=out)  # the closing table, too
+    assert any(
+        f"crash x{len(failed)}" in line and f"evaluator error: {MARKUP}" in line
+        for line in out.getvalue().splitlines()
+    )
     assert cli_main(["status", str(run_dir)]) == 0
     assert f"evaluator error: {MARKUP}" in capsys.readouterr().out
     report = render_report(build_report(load_run(run_dir)))
