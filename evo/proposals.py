@@ -224,10 +224,8 @@ class Proposer:
             elif design is not None and i < tries // 2:
                 op = design
             else:
-                op = self._pick()
-                emit = not only_seed and op.name not in UNPARENTED and self._emitter_turn()
-                if emit and op.name not in self._local():  # a crossover: the turn is local
-                    op = self._pick(self._local())
+                emit = not only_seed and self._emitter_turn()
+                op = self._pick(self._local()) if emit else self._pick()
             if ahead and not getattr(op, "slow", False):
                 self._planned.append((op, emit))
                 return None
@@ -371,9 +369,9 @@ class Proposer:
         return [op.name for op, _ in self.operators if op.arity == 1 and op.name not in UNPARENTED]
 
     def _emitter_turn(self) -> bool:
-        """Whether the next parented operator's child is the emitter's (:mod:`evo.emitter`):
-        a share ``archive.emitter`` of them, with ``mixed`` selection, niches that measure
-        behaviour and a local operator."""
+        """Whether the next child is the emitter's (:mod:`evo.emitter`): a share
+        ``archive.emitter`` of the run's children, with ``mixed`` selection, niches that
+        measure behaviour and a local operator."""
         if self.emitter_share <= 0 or not self._local():
             return False
         return bool(self.rng.random() < self.emitter_share)
