@@ -135,10 +135,11 @@ def summary_table(summary: RunSummary) -> Table:
         f"{summary.gate_rejected} would-be elites rejected",
     )
     shares = summary.operator_shares
-    for op in sorted(set(summary.operators) | set(shares)):
+    for op in sorted(set(summary.operators) | set(shares), key=lambda op: (op != "seed", op)):
         counts = summary.operators.get(op, {})
         share = f"share {shares[op]:.0%}; " if op in shares else ""
-        t.add_row("seed" if op == "seed" else f"operator {op}", share + operator_line(counts))
+        label = {"seed": "seed program", "hand": "hand-written variants"}.get(op, f"operator {op}")
+        t.add_row(label, share + operator_line(counts))
     if line := emitter_line(summary.emitter, summary.best_id, summary.emitter_off):
         t.add_row("climbing emitter", line)
     return t
@@ -164,7 +165,10 @@ def operator_line(counts: dict[str, int]) -> str:
         done.append(f"{c.pop(key)} promoted to {key.removeprefix('promoted_to_')}")
     missed = []
     for key in sorted(c):
-        words = {"duplicate": "duplicates", "error": "operator errors"}.get(key, key)
+        plural = "" if c[key] == 1 else "s"
+        words = {"duplicate": f"duplicate{plural}", "error": f"operator error{plural}"}.get(
+            key, key
+        )
         for prefix, base in (("no_child", "no child"), ("rejected", "rejected")):
             if key.startswith(prefix):
                 kind = key.removeprefix(prefix).lstrip("_")

@@ -175,9 +175,11 @@ def test_the_closing_table_says_what_each_operators_children_did(monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")
     out = io.StringIO()
     print_summary(summary, file=out)
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in
-            out.getvalue().splitlines() if line.count("│") == 3}  # fmt: skip
-    assert rows["seed"] == "1 took an empty cell"
+    lines = [line.split("│") for line in out.getvalue().splitlines() if line.count("│") == 3]
+    rows = {cells[1].strip(): cells[2].strip() for cells in lines}
+    ops = [k for k in rows if k.startswith(("seed program", "operator"))]
+    assert ops == ["seed program", "operator merge", "operator tpe"]
+    assert rows["seed program"] == "1 took an empty cell"
     assert rows["operator tpe"] == (
         "share 70%; 9 evaluated (2 crash), 3 took an empty cell, 1 beat a cell's elite; "
         "not run: 4 duplicates"
