@@ -109,3 +109,13 @@ def test_verifier_rejects_bad_packings(harness, edit, message):
     centers, radii = edit(*_grid(1 / 12 - 1e-6))
     with pytest.raises(harness.InvalidPacking, match=message):
         harness.verify(centers, radii)
+
+
+def test_the_circle_count_the_harness_needs_is_held_fixed(target):
+    """N_CIRCLES is a module constant of pack.py, so the structural operators would search it
+    (``tpe`` drew 21, 24 and 95: every such child is invalid); ``[ranges]`` holds it at 26."""
+    from operators.space import infer_space
+
+    space = infer_space(target.seed_source(), target.ranges, target.choices)
+    assert (space["N_CIRCLES"].low, space["N_CIRCLES"].high) == (26, 26)
+    assert space["INNER_COUNT"].high > space["INNER_COUNT"].low
