@@ -2,7 +2,8 @@
 
 Four proposals in five edit the constant block (where the configuration lives in scripts of
 the nanoGPT shape); one in five edits a float literal elsewhere (an init std, an eps, an EMA
-beta inside the code). One literal changes, or two with probability 1/4. How each number moves
+beta inside the code). One literal changes, or two with probability 1/4. A constant that
+``[ranges]`` holds fixed (``NAME = [v, v]``) is never picked. How each number moves
 is in :mod:`operators.perturb`, scaled by ``context.step_scale`` (the run adapts it: larger
 while these steps keep improving on their parents, smaller when they stop). Only the literal's
 node is replaced; every other byte of the parent is kept.
@@ -44,7 +45,12 @@ class MutateConstants(Operator):
         p = parent_parsed(parents[0])
         labels = regions(context.seed_source)
         chosen = choice_specs(context)  # numbers with declared alternatives: `choice`'s job
-        top = [s for s in module_sites(p, context.block, labels) if s.base not in chosen]
+        fixed = {k for k, (lo, hi) in context.ranges.items() if lo == hi}  # [ranges] N = [v, v]
+        top = [
+            s
+            for s in module_sites(p, context.block, labels)
+            if s.base not in chosen and s.base not in fixed
+        ]
         deep = elsewhere_sites(p, context.block, labels)
         if not top and not deep:
             raise NoChild("constants: the parent has no numeric literal to perturb")

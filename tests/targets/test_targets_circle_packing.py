@@ -119,3 +119,15 @@ def test_the_circle_count_the_harness_needs_is_held_fixed(target):
     space = infer_space(target.seed_source(), target.ranges, target.choices)
     assert (space["N_CIRCLES"].low, space["N_CIRCLES"].high) == (26, 26)
     assert space["INNER_COUNT"].high > space["INNER_COUNT"].low
+    # and `constants` never spends a proposal on it
+    import numpy as np
+
+    from archive import Program
+    from operators.base import Context
+    from operators.mutate_constants import MutateConstants
+
+    seed = Program(id="s", source=target.seed_source(), fidelity="default")
+    ctx = Context(seed_source=seed.source, ranges=dict(target.ranges))
+    op, rng = MutateConstants(), np.random.default_rng(0)
+    notes = [op.propose([seed], ctx, rng).description for _ in range(40)]
+    assert not any("N_CIRCLES" in n for n in notes)
