@@ -28,7 +28,7 @@ earns as fast as the pool keeps its weight's share, one that earns twice as fast
 twice that, and until some child earns a reward the shares are the weights. (An additive
 prior, pseudo-rewards in proportion to the weights, moved the shares toward equal runs
 whenever rewards were sparse: without a single reward in 100 children, ``tpe`` fell from its
-weight's 52% to ~37%; BENCHMARKS.md, eleventh session.) A child's reward is 1 when it became
+weight's 52% to ~36%; BENCHMARKS.md, eleventh session.) A child's reward is 1 when it became
 the new best, :data:`CELL_REWARD` when it took an empty cell or beat a cell's elite, 0
 otherwise, divided by the runs it cost (a re-measured child costs more).
 
