@@ -152,7 +152,7 @@ def operator_line(counts: dict[str, int]) -> str:
     Example:
         >>> operator_line({"evaluated": 25, "crash": 2, "new": 2, "improved": 5,
         ...                "duplicate": 22, "no_child": 5, "rejected_syntax": 1})
-        "25 evaluated (2 crash), 2 took an empty cell, 5 beat a cell's elite; not run: 22 duplicates, 5 no child, 1 rejected (syntax)"
+        "25 evaluated (2 crash), 2 took an empty cell, 5 beat a cell's elite; not run: 22 duplicates, 5 proposals that made no child, 1 rejected by the checks (syntax)"
     """
     c = dict(counts)
     n = c.pop("evaluated", 0)
@@ -169,13 +169,16 @@ def operator_line(counts: dict[str, int]) -> str:
         words = {"duplicate": f"duplicate{plural}", "error": f"operator error{plural}"}.get(
             key, key
         )
-        for prefix, base in (("no_child", "no child"), ("rejected", "rejected")):
+        for prefix, base in (
+            ("no_child", f"proposal{plural} that made no child"),
+            ("rejected", "rejected by the checks"),
+        ):
             if key.startswith(prefix):
                 kind = key.removeprefix(prefix).lstrip("_")
                 words = base + (f" ({kind})" if kind else "")
         missed.append(f"{c[key]} {words}")
     done = [d for d in done if d]
-    out = ", ".join(done) or "no child evaluated yet"
+    out = ", ".join(done) or "none evaluated"
     return out + (f"; not run: {', '.join(missed)}" if missed else "")
 
 

@@ -185,5 +185,6 @@ def test_the_closing_table_says_what_each_operators_children_did(monkeypatch):
         "not run: 4 duplicates"
     )
     assert rows["operator merge"] == (
-        "share 30%; no child evaluated yet; not run: 5 no child, 1 rejected (syntax)"
+        "share 30%; none evaluated; not run: 5 proposals that made no child, "
+        "1 rejected by the checks (syntax)"
     )
