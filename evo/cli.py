@@ -301,7 +301,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("re-measurement runs", remeasured_line(info["remeasured"]))
     best = info["best"]
     t.add_row(
-        f"best {info['metric']}",
+        f"best {info['metric']} ± std. error",
         "-"
         if best is None
         else f"{best['fitness']:.6g} ± {best['fitness_std'] or 0:.3g} ({best['id'][:12]})",

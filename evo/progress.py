@@ -125,7 +125,7 @@ def summary_table(summary: RunSummary) -> Table:
     t.add_row("noise floor (1 eval)", noise_line(summary))
     t.add_row("re-measurement runs", remeasured_line(summary.remeasured))
     t.add_row(
-        f"best {summary.metric}",
+        f"best {summary.metric} ± std. error",
         f"{_fmt(summary.best_fitness)} ± {_fmt(summary.best_std)}"
         f" ({(summary.best_id or '-')[:12]})",
     )
