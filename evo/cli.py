@@ -316,10 +316,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 f"{row['evaluations']} evaluations, {row['elites']} "
                 f"elites, best {'-' if b is None else format(b['fitness'], '.6g')}",
             )
-    t.add_row(
-        "LLM cost", f"${info['cost']:.4f}, {info['tokens']} tokens (failed proposals included)"
-    )
     llm = info.get("llm")
+    t.add_row(
+        "LLM cost",
+        f"${info['cost']:.4f}, {info['tokens']} tokens (failed proposals included)"
+        if llm or info["cost"] or info["tokens"]
+        else "none (no LLM proposal in this run)",
+    )
     if llm:
         t.add_row("LLM proposals", outcomes_line(llm))
         for outcome, reason in llm["last_reason"].items():

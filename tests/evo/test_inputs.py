@@ -111,7 +111,9 @@ def test_childrens_errors_and_artifacts_reach_status_report_and_prompts(
         for line in out.getvalue().splitlines()
     )
     assert cli_main(["status", str(run_dir)]) == 0
-    assert f"evaluator error: {MARKUP}" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"evaluator error: {MARKUP}" in shown
+    assert "none (no LLM proposal in this run)" in shown  # not "$0.0000 ... failed proposals"
     report = render_report(build_report(load_run(run_dir)))
     assert f"evaluator error: {MARKUP}" in report
     feedback = "\n".join(search.proposer._feedback(store, seed))
