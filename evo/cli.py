@@ -274,7 +274,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
-    from evo.progress import PlainTable
+    from evo.progress import PlainTable, add_failure_rows
 
     t = PlainTable(title=f"evo status: {args.run_dir}", show_header=False)
     t.add_column("what", style="bold")
@@ -283,8 +283,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("evaluations", str(info["evaluations"]))
     t.add_row("programs", str(info["programs"]))
     t.add_row("by status", ", ".join(f"{k} {v}" for k, v in sorted(info["by_status"].items())))
-    for status, reason, n in info["failure_reasons"][:5]:
-        t.add_row(f"  {status} x{n}", reason[:300] or "-")
+    add_failure_rows(t, info["failure_reasons"][:5])
     for kind, (n, example) in sorted(info["descriptor_notes"].items()):
         t.add_row(f"ok, descriptor {kind}", f"{n} (e.g. {example[:250]})")
     t.add_row("elites / coverage", f"{info['elites']} / {info['coverage']:.1%}")

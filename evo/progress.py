@@ -116,8 +116,7 @@ def summary_table(summary: RunSummary) -> Table:
         ", ".join(f"{k} {v}" for k, v in sorted(summary.by_status.items()))
         + " (evaluations count runs: a program measured k times counts k)",
     )
-    for status, reason, n in summary.failure_reasons:  # as evo status shows them
-        t.add_row(f"  {status} x{n}", reason[:300] or "-")
+    add_failure_rows(t, summary.failure_reasons)
     t.add_row("elites / coverage", f"{summary.elites} / {summary.coverage:.1%}")
     t.add_row("QD-score", f"{summary.qd_score:.6g}")
     t.add_row("fidelity", summary.fidelity)
@@ -157,29 +156,39 @@ def operator_line(counts: dict[str, int]) -> str:
     c = dict(counts)
     n = c.pop("evaluated", 0)
     failed = ", ".join(f"{c.pop(k)} {k}" for k in FAILED if c.get(k))
-    done = [f"{n} evaluated ({failed})" if n and failed else f"{n} evaluated" if n else failed]
+    if n:
+        done = [f"{n} evaluated" + (f" ({failed})" if failed else "")]
+    else:  # the seed and hand-written variants have no "evaluated" count
+        done = [failed] if failed else []
     for key, words in (("new", "took an empty cell"), ("improved", "beat a cell's elite")):
         if k := c.pop(key, 0):
             done.append(f"{k} {words}")
     for key in sorted(k for k in c if k.startswith("promoted_to_")):
         done.append(f"{c.pop(key)} promoted to {key.removeprefix('promoted_to_')}")
-    missed = []
-    for key in sorted(c):
-        plural = "" if c[key] == 1 else "s"
-        words = {"duplicate": f"duplicate{plural}", "error": f"operator error{plural}"}.get(
-            key, key
-        )
-        for prefix, base in (
-            ("no_child", f"proposal{plural} that made no child"),
-            ("rejected", "rejected by the checks"),
-        ):
-            if key.startswith(prefix):
-                kind = key.removeprefix(prefix).lstrip("_")
-                words = base + (f" ({kind})" if kind else "")
-        missed.append(f"{c[key]} {words}")
-    done = [d for d in done if d]
+    missed = [f"{c[key]} {_missed_words(key, c[key])}" for key in sorted(c)]
     out = ", ".join(done) or "none evaluated"
     return out + (f"; not run: {', '.join(missed)}" if missed else "")
+
+
+def _missed_words(key: str, n: int) -> str:
+    """What a counter of children that never ran is called, for ``n`` of them."""
+    plural = "" if n == 1 else "s"
+    for prefix, words in (
+        ("no_child", f"proposal{plural} that made no child"),
+        ("rejected", "rejected by the checks"),
+    ):
+        if key.startswith(prefix):
+            kind = key.removeprefix(prefix).lstrip("_")
+            return words + (f" ({kind})" if kind else "")
+    # an unknown key (a run dir written by another version) is shown as it is
+    return {"duplicate": f"duplicate{plural}", "error": f"operator error{plural}"}.get(key, key)
+
+
+def add_failure_rows(t: Table, reasons: list[tuple[str, str, int]]) -> None:
+    """One row per ``(status, reason, programs)`` of
+    :func:`archive.program.failure_reasons`: the closing table's and ``evo status``'s."""
+    for status, reason, n in reasons:
+        t.add_row(f"  {status} x{n}", reason[:300] or "-")
 
 
 def noise_line(summary: RunSummary) -> str:
